@@ -1,0 +1,122 @@
+"""The `specscope` command: thin typer commands that parse, call the core and render.
+
+Every known problem (SpecScopeError) becomes one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from specscope.core.errors import SpecScopeError
+
+app = typer.Typer(
+    help="specscope: watch, tune and measure speculative decoding.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+# Options shared by generate, chat and bench.
+Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile name or YAML path (default: qwen2.5-coder).")]
+Method = Annotated[Optional[str], typer.Option("--method", "-m", help="Drafting method: ar, draft, lookup, ... (see `specscope profiles`).")]
+DraftLen = Annotated[Optional[int], typer.Option("--draft-len", "-k", help="Draft tokens per step (0-32).")]
+MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", help="Stop after this many new tokens.")]
+Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", help="0 for greedy; > 0 samples.")]
+TopP = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass (0, 1].")]
+TopK = Annotated[Optional[int], typer.Option("--top-k", help="Sample among the k most likely tokens (0: off).")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed for sampling.")]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", help="float32, bfloat16 or float16 (default: the profile's).")]
+Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the profile's).")]
+Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", help="A VocabTrim artifact from `specscope trim`.")]
+VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", help="Drafter vocabulary size (needs --trimmed).")]
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="The prompt (use - to read it from stdin).")],
+    profile: Profile = None,
+    method: Method = None,
+    draft_len: DraftLen = None,
+    max_new_tokens: MaxNew = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    top_k: TopK = None,
+    seed: Seed = 0,
+    dtype: Dtype = None,
+    device: Device = None,
+    trimmed: Trimmed = None,
+    vocab_top_k: VocabTopK = None,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop after this string (repeatable).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
+    hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Send the prompt as is, without the chat template.")] = False,
+) -> None:
+    """Stream an answer, colouring accepted drafts, rejected drafts and the target's own tokens."""
+    from specscope.frontends.generate import run_generate
+
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    run_generate(prompt=prompt, profile=profile, method=method, draft_len=draft_len,
+                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                 seed=seed, dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
+                 stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw)
+
+
+@app.command()
+def chat(
+    profile: Profile = None,
+    method: Method = None,
+    draft_len: DraftLen = None,
+    max_new_tokens: MaxNew = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    seed: Seed = 0,
+    dtype: Dtype = None,
+    device: Device = None,
+    trimmed: Trimmed = None,
+    vocab_top_k: VocabTopK = None,
+) -> None:
+    """The interactive explorer (Textual TUI)."""
+    from specscope.tui.app import run_chat
+
+    run_chat(profile=profile, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
+             temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
+             trimmed=trimmed, vocab_top_k=vocab_top_k)
+
+
+@app.command()
+def profiles() -> None:
+    """List the profiles: name, target, drafter and a one-line description."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from specscope.profiles import list_profiles
+
+    table = Table("profile", "target", "drafter", "description", box=None)
+    for p in list_profiles():
+        table.add_row(p.name, p.target, p.drafter or "-", p.description)
+    Console().print(table)
+    from specscope.session import METHODS
+
+    print("\nmethods: " + ", ".join(f"{k} ({v})" for k, v in METHODS.items()))
+
+
+def main() -> None:
+    try:
+        app()
+    except SpecScopeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Settings the engine reads at every step boundary; a UI may change them mid-generation."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from specscope.core.errors import SpecScopeError
+from specscope.core.sampling import Shaping
+
+MAX_DRAFT_LEN = 32
+
+
+@dataclass
+class Controls:
+    method: str = "draft"  # a key of the engine's drafters
+    draft_len: int = 5
+    temperature: float = 0.0  # 0: greedy
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    vocab_top_k: int | None = None  # drafter vocabulary size, with a VocabTrim ranking loaded
+    max_new_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+
+    @property
+    def shaping(self) -> Shaping:
+        return Shaping(self.temperature, self.top_k, self.top_p)
+
+    def validate(self) -> None:
+        if not 0 <= self.draft_len <= MAX_DRAFT_LEN:
+            raise SpecScopeError(f"draft length must be between 0 and {MAX_DRAFT_LEN}, got {self.draft_len}")
+        if self.temperature < 0:
+            raise SpecScopeError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise SpecScopeError(f"top-p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise SpecScopeError(f"top-k must be >= 0, got {self.top_k}")
+        if self.max_new_tokens < 1:
+            raise SpecScopeError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
+        if self.vocab_top_k is not None and self.vocab_top_k < 1:
+            raise SpecScopeError(f"vocab top-k must be >= 1, got {self.vocab_top_k}")

@@ -1,0 +1,166 @@
+"""The speculative decoding loop: draft, verify in one target pass, emit, repeat.
+
+    for each step:
+        proposal = drafter.propose(ids, k)                 # chain (or tree) of draft tokens
+        p = target(ids[-1:] + proposal)                    # one forward pass, KV cache reused
+        n, token = verify(proposal, p, q)                  # greedy or rejection sampling
+        ids += proposal[:n] + [token]                      # caches roll back by common prefix
+
+The target's cache always covers every committed token but the last one, so each step feeds the
+last committed token plus the drafts. Plain decoding is the same loop with a drafter that proposes
+nothing, so baseline and speculative runs are measured by the same code.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import torch
+
+from specscope.core.controls import Controls
+from specscope.core.drafters.base import Drafter, Proposal
+from specscope.core.errors import SpecScopeError
+from specscope.core.events import Drafted, Event, Finished, Started, Verified
+from specscope.core.lm import CachedLM
+from specscope.core.sampling import probs_from_logits
+from specscope.core.stats import Stats
+from specscope.core.text import IncrementalText
+from specscope.core.verify import greedy_verify, speculative_sample
+
+
+class SpecDecoder:
+    def __init__(self, target: CachedLM, tokenizer, drafters: Mapping[str, Callable[[], Drafter]],
+                 eos_ids: set[int]) -> None:
+        self.target = target
+        self.tokenizer = tokenizer
+        self.factories = dict(drafters)
+        self.eos_ids = set(eos_ids)
+        self._drafters: dict[str, Drafter] = {}
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.factories)
+
+    def drafter(self, method: str) -> Drafter:
+        if method not in self.factories:
+            raise SpecScopeError(f"unknown method '{method}' (choose from {', '.join(self.factories)})")
+        if method not in self._drafters:
+            self._drafters[method] = self.factories[method]()
+        return self._drafters[method]
+
+    def param_ratio(self, drafter: Drafter) -> float:
+        return drafter.read_params() / self.target.read_params()
+
+    def check_prompt(self, prompt_ids: list[int]) -> None:
+        if not prompt_ids:
+            raise SpecScopeError("the prompt is empty")
+        if len(prompt_ids) >= self.target.max_positions:
+            raise SpecScopeError(
+                f"the prompt has {len(prompt_ids)} tokens; the target's context window is "
+                f"{self.target.max_positions}")
+
+    def run(self, prompt_ids: list[int], controls: Controls) -> Iterator[Event]:
+        """Generate from prompt_ids, yielding events. Reads `controls` at every step boundary.
+
+        Closing the generator early (a UI's stop) is safe; the caller folds the events it saw.
+        """
+        self.check_prompt(prompt_ids)
+        controls.validate()
+        drafter = self.drafter(controls.method)
+        stats = Stats(self.param_ratio(drafter))
+        t0 = time.perf_counter()
+        self.target.forward(prompt_ids[:-1], 0)  # prefill all but the last token
+        started = Started(len(prompt_ids), controls.method, time.perf_counter() - t0)
+        stats.add(started)
+        yield started
+
+        ids = list(prompt_ids)
+        text = IncrementalText(self.tokenizer, prompt_ids)
+        seed = controls.seed
+        generator = torch.Generator().manual_seed(seed)
+        stop_reason = "max_new_tokens"
+        step = 0
+        while len(ids) - len(prompt_ids) < controls.max_new_tokens:
+            controls.validate()
+            if controls.seed != seed:
+                seed = controls.seed
+                generator = torch.Generator().manual_seed(seed)
+            drafter = self.drafter(controls.method)
+            if hasattr(drafter, "set_vocab_top_k"):
+                drafter.set_vocab_top_k(controls.vocab_top_k)
+            stats.param_ratio = self.param_ratio(drafter)
+            shaping = controls.shaping
+            room = controls.max_new_tokens - (len(ids) - len(prompt_ids))
+            k = min(controls.draft_len, room - 1, self.target.max_positions - len(ids) - 1)
+
+            t = time.perf_counter()
+            proposal = drafter.propose(ids, k, shaping, generator) if k > 0 else Proposal()
+            draft_s = time.perf_counter() - t
+            drafted = Drafted(step, len(ids), controls.method, k, tuple(proposal.tokens),
+                              tuple(text.token_text(x) for x in proposal.tokens),
+                              tuple(proposal.q_token), tuple(proposal.parents), draft_s)
+            stats.add(drafted)
+            yield drafted
+
+            t = time.perf_counter()
+            draft = proposal.tokens
+            logits = self.target.logits(self.target.forward(ids + draft, len(draft) + 1))
+            if shaping.greedy:
+                verdict = greedy_verify(draft, logits.argmax(-1).tolist())
+                shown = torch.softmax(logits, -1)  # displayed p: the unshaped distribution
+            else:
+                p = probs_from_logits(logits, shaping)
+                verdict = speculative_sample(draft, p, proposal.q, generator)
+                shown = p
+            verify_s = time.perf_counter() - t
+            p_tokens = tuple(float(shown[i, x]) for i, x in enumerate(draft))
+
+            emitted = draft[: verdict.accepted] + [verdict.token]
+            emitted = emitted[:room]
+            for i, x in enumerate(emitted):
+                if x in self.eos_ids:
+                    emitted = emitted[: i + 1]
+                    stop_reason = "eos"
+                    break
+            pieces = [text.push(x) for x in emitted]
+            if controls.stop and stop_reason != "eos":
+                emitted, pieces, hit = _cut_at_stop(emitted, pieces, stats.text, controls.stop)
+                if hit:
+                    stop_reason = "stop_string"
+            ids.extend(emitted)
+            drafter.feedback(ids, proposal, verdict.accepted)
+            verified = Verified(
+                step=step,
+                p=p_tokens,
+                accepted=tuple(i < verdict.accepted for i in range(len(draft))),
+                n_accepted=min(verdict.accepted, len(emitted)),
+                first_rejected=verdict.accepted if verdict.accepted < len(draft) else None,
+                token=verdict.token,
+                token_text=text.token_text(verdict.token),
+                bonus=verdict.accepted == len(draft),
+                emitted=tuple(emitted),
+                pieces=tuple(pieces),
+                verify_s=verify_s,
+                draft_s=draft_s,
+            )
+            stats.add(verified)
+            yield verified
+            step += 1
+            if stop_reason in ("eos", "stop_string"):
+                break
+            if len(ids) >= self.target.max_positions:
+                stop_reason = "context_window"
+                break
+        yield Finished(stats.summary(stop_reason, time.perf_counter() - t0))
+
+
+def _cut_at_stop(emitted: list[int], pieces: list[str], before: str,
+                 stops: list[str]) -> tuple[list[int], list[str], bool]:
+    """Keep tokens up to the one that completes a stop string."""
+    text = before
+    for i, piece in enumerate(pieces):
+        text += piece
+        tail = text[-(max(map(len, stops)) + len(piece)):]
+        if any(s in tail for s in stops):
+            return emitted[: i + 1], pieces[: i + 1], True
+    return emitted, pieces, False

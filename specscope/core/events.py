@@ -1,0 +1,91 @@
+"""What the decoding loop yields: small frozen records of plain values (no tensors).
+
+A run yields `Started`, then per step a `Drafted` and a `Verified`, then `Finished`.
+Every front end (CLI, TUI, bench, JSON) is a consumer of this stream.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Started:
+    prompt_tokens: int
+    method: str
+    prefill_s: float
+    kind: str = "started"
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """The drafter's proposal for one step.
+
+    A chain is a tree whose every node's parent is the previous one: `parents[i]` is the index of
+    node i's parent in `tokens`, or -1 for children of the current context.
+    """
+
+    step: int
+    context_len: int  # committed tokens (prompt + generated) before this step
+    method: str
+    draft_len: int  # the length asked for this step
+    tokens: tuple[int, ...]
+    texts: tuple[str, ...]
+    q: tuple[float | None, ...]  # drafter probability of each proposed token
+    parents: tuple[int, ...]
+    draft_s: float
+    kind: str = "drafted"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The target's verdict on the step's proposal and what the step emits."""
+
+    step: int
+    p: tuple[float, ...]  # target probability of each proposed token (shaped like sampling)
+    accepted: tuple[bool, ...]  # per proposed node: on the accepted path?
+    n_accepted: int  # accepted draft tokens emitted this step
+    first_rejected: int | None  # index into the proposal of the first rejected node
+    token: int  # target-chosen token (correction or bonus)
+    token_text: str
+    bonus: bool  # True when every proposed token was accepted
+    emitted: tuple[int, ...]  # the tokens this step adds (accepted + target's), cut at EOS/max
+    pieces: tuple[str, ...]  # the text each emitted token adds
+    verify_s: float
+    draft_s: float
+    kind: str = "verified"
+
+
+@dataclass(frozen=True)
+class Summary:
+    token_ids: tuple[int, ...]
+    text: str
+    steps: int
+    drafted: int
+    accepted: int
+    tau: float
+    acceptance_rate: float
+    per_position: tuple[float, ...]  # acceptance rate of the i-th draft position
+    tokens_per_s: float
+    draft_s: float
+    verify_s: float
+    prefill_s: float
+    wall_s: float
+    mbsu: float
+    param_ratio: float
+    new_tokens: int
+    stop_reason: str  # "eos", "max_new_tokens", "stop_string", "interrupted"
+
+
+@dataclass(frozen=True)
+class Finished:
+    summary: Summary
+    kind: str = "finished"
+
+
+Event = Started | Drafted | Verified | Finished
+
+
+def event_to_dict(event: Event) -> dict:
+    if isinstance(event, Finished):
+        return {"kind": "finished", **asdict(event.summary)}
+    return asdict(event)

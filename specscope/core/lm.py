@@ -1,0 +1,88 @@
+"""A causal LM with its own KV cache, kept in step with a list of token ids.
+
+`forward(ids, n_last)` makes the cache cover `ids` and returns the final hidden states of the
+last `n_last` positions. The cache is synced by longest common prefix: anything past it (rejected
+drafts, an older conversation turn) is cropped away first, so callers never manage rollback.
+The LM head is applied separately (`logits`), so a drafter can use only some rows of it.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from transformers import DynamicCache
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class CachedLM:
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.config = model.config
+        self.base = model.base_model
+        self.head = model.get_output_embeddings()
+        self.embed = model.get_input_embeddings()
+        self.device = next(model.parameters()).device
+        self.ids: list[int] = []
+        self.cache = DynamicCache(config=self.config)
+        self.forward_passes = 0
+        # transformers >= 5.2x names the argument `cache`; older releases `past_key_values`.
+        params = inspect.signature(self.base.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+
+    @property
+    def vocab_size(self) -> int:
+        return self.head.weight.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.head.weight.shape[1]
+
+    @property
+    def max_positions(self) -> int:
+        return int(getattr(self.config, "max_position_embeddings", 1 << 30))
+
+    def read_params(self, head_rows: int | None = None) -> int:
+        """Weights read per decoding step: everything but the embedding lookup, with the LM head
+        counted for `head_rows` rows (the full head by default). Used for the ratio r in MBSU."""
+        skip = {id(self.embed.weight), id(self.head.weight)}
+        body = sum(p.numel() for p in self.model.parameters() if id(p) not in skip)
+        rows = self.vocab_size if head_rows is None else head_rows
+        return body + rows * self.hidden_size
+
+    def reset(self) -> None:
+        self.ids = []
+        self.cache = DynamicCache(config=self.config)
+
+    @torch.inference_mode()
+    def forward(self, ids: list[int], n_last: int = 1) -> torch.Tensor:
+        """Hidden states [n_last, hidden] for the last n_last positions of ids."""
+        keep = min(common_prefix(self.ids, ids), len(ids) - n_last)
+        if keep == 0:
+            self.reset()
+        elif keep < len(self.ids):
+            self.cache.crop(keep - len(self.ids))  # negative: drop that many tokens
+            self.ids = self.ids[:keep]
+        new = ids[keep:]
+        if not new:
+            return torch.empty(0, self.hidden_size, device=self.device)
+        out = self.base(input_ids=torch.tensor([new], device=self.device), use_cache=True,
+                        **{self._cache_kwarg: self.cache})
+        self.ids = list(ids)
+        self.forward_passes += 1
+        return out.last_hidden_state[0, len(new) - n_last:]
+
+    @torch.inference_mode()
+    def logits(self, hidden: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Float32 logits over the full vocabulary, or only over `rows` of the head."""
+        weight = self.head.weight if rows is None else self.head.weight[rows]
+        bias = self.head.bias
+        if bias is not None and rows is not None:
+            bias = bias[rows]
+        return torch.nn.functional.linear(hidden, weight, bias).float()

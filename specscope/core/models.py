@@ -1,0 +1,118 @@
+"""Load a target and a drafter from a source string.
+
+Sources:
+  embedded:NAME       the embedded GGUF pair (see embedded.py), converted once to safetensors
+  tiny-random:ROLE    tiny seeded models (ROLE: target or draft), no download
+  a local directory   any transformers causal LM saved with save_pretrained
+  anything else       a Hugging Face hub id
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from specscope.core.embedded import Progress, ensure_embedded
+from specscope.core.errors import SpecScopeError
+from specscope.core.lm import CachedLM
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise SpecScopeError(f"unknown dtype '{name}' (choose from {', '.join(DTYPES)})")
+    return DTYPES[name]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SpecScopeError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if name.startswith("mps") and not torch.backends.mps.is_available():
+        raise SpecScopeError(f"--device {name}: MPS is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SpecScopeError(f"unknown device '{name}' (use cpu, cuda or cuda:N)") from None
+
+
+def _local_dir(source: str, progress: Progress | None) -> str:
+    if source.startswith("embedded:"):
+        return str(ensure_embedded(source.split(":", 1)[1], progress))
+    return source
+
+
+def load_causal_lm(source: str, dtype: str = "float32", device: str = "cpu",
+                   progress: Progress | None = None, seed: int = 0) -> torch.nn.Module:
+    torch_dtype, torch_device = resolve_dtype(dtype), resolve_device(device)
+    if source.startswith("tiny-random:"):
+        from specscope.core.tiny import tiny_model
+
+        role = source.split(":", 1)[1]
+        if role not in ("target", "draft"):
+            raise SpecScopeError(f"unknown tiny-random model '{role}' (use target or draft)")
+        model = tiny_model(role, seed)
+    else:
+        from transformers import AutoModelForCausalLM
+
+        path = _local_dir(source, progress)
+        if progress:
+            progress(f"loading {source}", 0, None)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        except (OSError, ValueError) as e:
+            where = "directory" if os.path.isdir(path) else "Hugging Face hub id"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SpecScopeError(f"could not load model from {where} '{source}': {first}") from None
+    return model.to(device=torch_device, dtype=torch_dtype).eval()
+
+
+def load_tokenizer(source: str, progress: Progress | None = None):
+    if source.startswith("tiny-random:"):
+        from specscope.core.tiny import tiny_tokenizer
+
+        return tiny_tokenizer()
+    from transformers import AutoTokenizer
+
+    path = _local_dir(source, progress)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SpecScopeError(f"could not load the tokenizer of '{source}': {first}") from None
+
+
+def eos_ids(tokenizer, model: torch.nn.Module, extra: list[str] = ()) -> set[int]:
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    gen = getattr(model, "generation_config", None)
+    gen_eos = getattr(gen, "eos_token_id", None) if gen is not None else None
+    if isinstance(gen_eos, int):
+        ids.add(gen_eos)
+    elif gen_eos:
+        ids.update(int(x) for x in gen_eos)
+    vocab = tokenizer.get_vocab()
+    for token in extra:
+        if token not in vocab:
+            raise SpecScopeError(f"stop token '{token}' is not in the tokenizer's vocabulary")
+        ids.add(vocab[token])
+    return ids
+
+
+@dataclass
+class ModelPair:
+    target: CachedLM
+    drafter: CachedLM | None
+    tokenizer: object
+    eos_ids: set[int]
+
+
+def check_vocab_match(target: CachedLM, drafter: CachedLM, target_tok, draft_tok) -> None:
+    if len(target_tok) != len(draft_tok) or target_tok.get_vocab() != draft_tok.get_vocab():
+        raise SpecScopeError(
+            f"drafter and target vocabularies do not match ({len(draft_tok)} vs {len(target_tok)} "
+            "tokens): a draft model must share the target's tokenizer")
+    if drafter.vocab_size < len(target_tok) or target.vocab_size < len(target_tok):
+        raise SpecScopeError("a model's head is smaller than the tokenizer's vocabulary")

@@ -1,0 +1,109 @@
+"""Fold events into the metrics every front end shows.
+
+tau: tokens emitted per target forward pass (counting the target's own token; plain decoding
+scores 1.0). acceptance rate: accepted over drafted tokens. MBSU = tau / (k * r + 1), with k the
+mean number of drafted tokens per step and r the drafter/target parameter ratio.
+"""
+from __future__ import annotations
+
+import time
+
+from specscope.core.events import Drafted, Event, Started, Summary, Verified
+
+
+class Stats:
+    def __init__(self, param_ratio: float = 0.0) -> None:
+        self.param_ratio = param_ratio
+        self.t0 = time.perf_counter()
+        self.prompt_tokens = 0
+        self.prefill_s = 0.0
+        self.steps = 0
+        self.drafted = 0
+        self.accepted = 0
+        self.draft_s = 0.0
+        self.verify_s = 0.0
+        self.token_ids: list[int] = []
+        self.pieces: list[str] = []
+        self.pos_drafted: list[int] = []
+        self.pos_accepted: list[int] = []
+        self._depths: tuple[int, ...] = ()
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.prompt_tokens = event.prompt_tokens
+            self.prefill_s = event.prefill_s
+        elif isinstance(event, Drafted):
+            self._depths = _depths(event.parents)
+            self.drafted += len(event.tokens)
+        elif isinstance(event, Verified):
+            self.steps += 1
+            self.accepted += event.n_accepted
+            self.draft_s += event.draft_s
+            self.verify_s += event.verify_s
+            self.token_ids.extend(event.emitted)
+            self.pieces.extend(event.pieces)
+            max_depth = max(self._depths, default=-1) + 1
+            while len(self.pos_drafted) < max_depth:
+                self.pos_drafted.append(0)
+                self.pos_accepted.append(0)
+            for d in range(max_depth):
+                self.pos_drafted[d] += 1
+                self.pos_accepted[d] += d < event.n_accepted
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def wall_s(self) -> float:
+        return time.perf_counter() - self.t0
+
+    @property
+    def tau(self) -> float:
+        return len(self.token_ids) / self.steps if self.steps else 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def mean_draft_len(self) -> float:
+        return self.drafted / self.steps if self.steps else 0.0
+
+    @property
+    def mbsu(self) -> float:
+        return self.tau / (self.mean_draft_len * self.param_ratio + 1.0) if self.steps else 0.0
+
+    @property
+    def per_position(self) -> tuple[float, ...]:
+        return tuple(a / d if d else 0.0 for a, d in zip(self.pos_accepted, self.pos_drafted))
+
+    def summary(self, stop_reason: str, wall_s: float | None = None) -> Summary:
+        wall = self.wall_s if wall_s is None else wall_s
+        n = len(self.token_ids)
+        return Summary(
+            token_ids=tuple(self.token_ids),
+            text=self.text,
+            steps=self.steps,
+            drafted=self.drafted,
+            accepted=self.accepted,
+            tau=self.tau,
+            acceptance_rate=self.acceptance_rate,
+            per_position=self.per_position,
+            tokens_per_s=n / wall if wall > 0 else 0.0,
+            draft_s=self.draft_s,
+            verify_s=self.verify_s,
+            prefill_s=self.prefill_s,
+            wall_s=wall,
+            mbsu=self.mbsu,
+            param_ratio=self.param_ratio,
+            new_tokens=n,
+            stop_reason=stop_reason,
+        )
+
+
+def _depths(parents: tuple[int, ...]) -> tuple[int, ...]:
+    depths: list[int] = []
+    for parent in parents:
+        depths.append(0 if parent < 0 else depths[parent] + 1)
+    return tuple(depths)

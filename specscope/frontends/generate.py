@@ -1,0 +1,96 @@
+"""`specscope generate`: stream coloured tokens to the terminal, or JSON lines."""
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.text import Text
+
+from specscope.core.events import Drafted, Finished, Started, Verified, event_to_dict
+from specscope.core.stats import Stats
+from specscope.frontends.loading import open_session
+
+STYLES = {"accepted": "green", "rejected": "red strike dim", "target": "bold cyan", "plain": ""}
+
+
+def legend() -> Text:
+    t = Text("legend: ")
+    t.append("accepted draft", STYLES["accepted"]).append("  ")
+    t.append("rejected draft", STYLES["rejected"]).append("  ")
+    t.append("target's token", STYLES["target"])
+    return t
+
+
+def printable(s: str) -> str:
+    """Keep layout characters, show other control characters as escapes."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in s)
+
+
+def render_step(drafted: Drafted | None, verified: Verified, hide_rejected: bool) -> Text:
+    """The text one step adds: accepted drafts, rejected drafts (struck), the target's token."""
+    out = Text()
+    n = verified.n_accepted
+    for piece in verified.pieces[:n]:
+        out.append(printable(piece), STYLES["accepted"])
+    if not hide_rejected and drafted is not None and verified.first_rejected is not None:
+        rejected = "".join(drafted.texts[verified.first_rejected:])
+        out.append(printable(rejected), STYLES["rejected"])
+    had_draft = drafted is not None and len(drafted.tokens) > 0
+    for piece in verified.pieces[n:]:
+        out.append(printable(piece), STYLES["target"] if had_draft else STYLES["plain"])
+    return out
+
+
+def stats_line(s) -> str:
+    return (f"{s.new_tokens} tokens in {s.wall_s:.2f}s ({s.tokens_per_s:.2f} tok/s) | steps {s.steps} "
+            f"| tau {s.tau:.2f} | acceptance {s.acceptance_rate:.0%} ({s.accepted}/{s.drafted}) "
+            f"| draft {s.draft_s:.2f}s verify {s.verify_s:.2f}s prefill {s.prefill_s:.2f}s "
+            f"| MBSU {s.mbsu:.2f} | stop: {s.stop_reason}")
+
+
+def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, temperature, top_p,
+                 top_k, seed, dtype, device, trimmed, vocab_top_k, stop, json_out, hide_rejected,
+                 raw) -> None:
+    err = Console(stderr=True)
+    if not prompt.strip():
+        from specscope.core.errors import SpecScopeError
+
+        raise SpecScopeError("the prompt is empty")
+    session = open_session(profile, method, dtype, device, trimmed, vocab_top_k, err)
+    if raw:
+        session.profile.chat_template = False
+    controls = session.controls(method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
+                                temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+                                vocab_top_k=vocab_top_k, stop=stop or None)
+    ids = session.encode(prompt)
+    out = Console(highlight=False, soft_wrap=True)
+    if not json_out:
+        err.print(legend())
+    stats = Stats(session.decoder.param_ratio(session.decoder.drafter(controls.method)))
+    events = session.decoder.run(ids, controls)
+    drafted = None
+    summary = None
+    try:
+        for event in events:
+            stats.add(event)
+            if json_out:
+                print(json.dumps(event_to_dict(event)), flush=True)
+            if isinstance(event, Drafted):
+                drafted = event
+            elif isinstance(event, Verified) and not json_out:
+                out.print(render_step(drafted, event, hide_rejected), end="")
+            elif isinstance(event, Finished):
+                summary = event.summary
+    except KeyboardInterrupt:
+        events.close()
+        summary = stats.summary("interrupted")
+        if json_out:
+            print(json.dumps(event_to_dict(Finished(summary))), flush=True)
+        else:
+            out.print()
+            err.print(stats_line(summary))
+        raise SystemExit(130)
+    if not json_out:
+        out.print()
+        err.print(stats_line(summary))

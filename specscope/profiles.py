@@ -1,0 +1,105 @@
+"""Profiles: YAML files naming a target, a drafter and default settings.
+
+Looked up by name in the repository's `profiles/` folder and in ~/.config/specscope/profiles,
+or given as a path to a .yaml file.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from specscope.core.errors import SpecScopeError
+from specscope.core.models import DTYPES
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "profiles"
+DEFAULT_PROFILE = "qwen2.5-coder"
+
+
+def profile_dirs() -> list[Path]:
+    user = Path(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"))
+    return [BUILTIN_DIR, user / "specscope" / "profiles"]
+
+
+@dataclass
+class Profile:
+    name: str
+    target: str
+    drafter: str | None = None
+    description: str = ""
+    dtype: str = "bfloat16"
+    device: str = "cpu"
+    draft_len: int = 5
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    chat_template: bool = True
+    system_prompt: str | None = None
+    eos_tokens: list[str] = field(default_factory=list)
+    trimmed: str | None = None  # a VocabTrim artifact for the drafter
+    path: str = ""
+
+
+_TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description": str,
+          "dtype": str, "device": str, "draft_len": int, "temperature": (int, float),
+          "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,
+          "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None))}
+
+
+def _find(name_or_path: str) -> Path:
+    p = Path(name_or_path).expanduser()
+    if p.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        if not p.is_file():
+            raise SpecScopeError(f"profile file not found: {p}")
+        return p
+    for d in profile_dirs():
+        for suffix in (".yaml", ".yml"):
+            if (d / f"{name_or_path}{suffix}").is_file():
+                return d / f"{name_or_path}{suffix}"
+    known = ", ".join(p.name for p in list_profiles()) or "none"
+    raise SpecScopeError(f"unknown profile '{name_or_path}' (known: {known})")
+
+
+def parse_profile(path: Path) -> Profile:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SpecScopeError(f"{path}:{where} malformed YAML ({getattr(e, 'problem', e)})") from None
+    except OSError as e:
+        raise SpecScopeError(f"cannot read profile {path}: {e.strerror}") from None
+    if not isinstance(data, dict):
+        raise SpecScopeError(f"{path}: a profile must be a mapping of fields")
+    data.setdefault("name", path.stem)
+    known = {f.name for f in fields(Profile)} - {"path"}
+    for key, value in data.items():
+        if key not in known:
+            raise SpecScopeError(f"{path}: unknown field '{key}' (known: {', '.join(sorted(known))})")
+        if not isinstance(value, _TYPES[key]) or (isinstance(value, bool) and _TYPES[key] is int):
+            raise SpecScopeError(f"{path}: field '{key}' has the wrong type ({type(value).__name__})")
+    if "target" not in data:
+        raise SpecScopeError(f"{path}: missing field 'target'")
+    if data.get("dtype", "bfloat16") not in DTYPES:
+        raise SpecScopeError(f"{path}: field 'dtype' must be one of {', '.join(DTYPES)}")
+    if not all(isinstance(t, str) for t in data.get("eos_tokens", [])):
+        raise SpecScopeError(f"{path}: field 'eos_tokens' must be a list of strings")
+    return Profile(**data, path=str(path))
+
+
+def load_profile(name_or_path: str | None) -> Profile:
+    return parse_profile(_find(name_or_path or DEFAULT_PROFILE))
+
+
+def list_profiles() -> list[Profile]:
+    seen: dict[str, Profile] = {}
+    for d in profile_dirs():
+        for path in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
+            try:
+                prof = parse_profile(path)
+            except SpecScopeError:
+                continue
+            seen.setdefault(path.stem, prof)
+    return list(seen.values())

@@ -1,0 +1,28 @@
+"""Small builders for core tests: decoders over tiny seeded models with any vocabulary size."""
+from specscope.core.drafters.base import NoDrafter
+from specscope.core.drafters.model import ModelDrafter
+from specscope.core.engine import SpecDecoder
+from specscope.core.lm import CachedLM
+from specscope.core.tiny import tiny_model
+
+
+class IdTokenizer:
+    """A tokenizer stand-in for tiny vocabularies: token i is the text ' i'."""
+
+    def decode(self, ids, **_):
+        return "".join(f" {i}" for i in ids)
+
+
+def tiny_decoder(vocab_size=1024, seed=0, eos_ids=(), tokenizer=None, extra=None):
+    target = CachedLM(tiny_model("target", seed, vocab_size))
+    draft = CachedLM(tiny_model("draft", seed, vocab_size))
+    factories = {"ar": NoDrafter, "draft": lambda: ModelDrafter(draft, target.vocab_size)}
+    factories.update(extra(target, draft) if extra else {})
+    return SpecDecoder(target, tokenizer or IdTokenizer(), factories, set(eos_ids))
+
+
+def run(decoder, prompt, **controls):
+    from specscope.core.controls import Controls
+
+    events = list(decoder.run(prompt, Controls(**controls)))
+    return events, events[-1].summary
