@@ -4,6 +4,7 @@ Every known problem (SpecScopeError) becomes one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -35,12 +36,25 @@ Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", help="A VocabTrim 
 VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", help="Drafter vocabulary size (needs --trimmed).")]
 
 
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(2)
+def friendly_errors(command):
+    """Known problems become one line on stderr and exit code 2; Ctrl-C exits 130 quietly."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SpecScopeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper
 
 
 @app.command()
+@friendly_errors
 def generate(
     prompt: Annotated[str, typer.Argument(help="The prompt (use - to read it from stdin).")],
     profile: Profile = None,
@@ -72,6 +86,7 @@ def generate(
 
 
 @app.command()
+@friendly_errors
 def chat(
     profile: Profile = None,
     method: Method = None,
@@ -94,20 +109,23 @@ def chat(
 
 
 @app.command()
+@friendly_errors
 def profiles() -> None:
     """List the profiles: name, target, drafter and a one-line description."""
     from rich.console import Console
-    from rich.table import Table
 
-    from specscope.profiles import list_profiles
-
-    table = Table("profile", "target", "drafter", "description", box=None)
-    for p in list_profiles():
-        table.add_row(p.name, p.target, p.drafter or "-", p.description)
-    Console().print(table)
+    from specscope.profiles import DEFAULT_PROFILE, list_profiles
     from specscope.session import METHODS
 
-    print("\nmethods: " + ", ".join(f"{k} ({v})" for k, v in METHODS.items()))
+    console = Console(highlight=False)
+    for p in list_profiles():
+        default = " (default)" if p.name == DEFAULT_PROFILE else ""
+        console.print(f"[bold]{p.name}[/bold]{default}  {p.description}")
+        console.print(f"    target {p.target}  drafter {p.drafter or '-'}  {p.dtype} on {p.device}"
+                      f"  draft_len {p.draft_len}", style="dim")
+    console.print("\n[bold]methods[/bold]")
+    for name, text in METHODS.items():
+        console.print(f"  {name:8} {text}")
 
 
 def main() -> None:

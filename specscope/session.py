@@ -21,7 +21,7 @@ from specscope.profiles import Profile
 # Drafting methods: name -> one line for help texts.
 METHODS = {
     "ar": "plain autoregressive decoding, the baseline",
-    "draft": "a separate draft model proposes a chain (classic speculative decoding)",
+    "draft": "a small draft model proposes a chain (classic speculative decoding)",
 }
 
 
@@ -40,18 +40,23 @@ class Session:
                              self.profile.system_prompt)
 
     def controls(self, **overrides) -> Controls:
-        c = Controls(
-            method="draft" if "draft" in self.decoder.methods else "ar",
-            draft_len=self.profile.draft_len,
-            temperature=self.profile.temperature,
-            top_p=self.profile.top_p,
-            max_new_tokens=self.profile.max_new_tokens,
-        )
-        for key, value in overrides.items():
-            if value is not None:
-                setattr(c, key, value)
-        c.validate()
-        return c
+        return make_controls(self.profile, **overrides)
+
+
+def make_controls(profile: Profile, **overrides) -> Controls:
+    """Controls from a profile's defaults, with the given (non-None) overrides; validated."""
+    c = Controls(
+        method="draft" if profile.drafter else "ar",
+        draft_len=profile.draft_len,
+        temperature=profile.temperature,
+        top_p=profile.top_p,
+        max_new_tokens=profile.max_new_tokens,
+    )
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(c, key, value)
+    c.validate()
+    return c
 
 
 def encode_prompt(tokenizer, messages, chat_template: bool, system_prompt: str | None = None) -> list[int]:

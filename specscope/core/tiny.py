@@ -34,7 +34,7 @@ def tiny_tokenizer(vocab_size: int = 1024):
     return fast
 
 
-def tiny_config(role: str, vocab_size: int = 1024, layers: int | None = None):
+def tiny_config(role: str, vocab_size: int = 1024, layers: int | None = None, init: float = 0.5):
     from transformers import Qwen2Config
 
     return Qwen2Config(
@@ -49,23 +49,24 @@ def tiny_config(role: str, vocab_size: int = 1024, layers: int | None = None):
         eos_token_id=2,
         bos_token_id=0,
         pad_token_id=0,
-        initializer_range=0.5,  # peaky distributions, so greedy has clear winners
+        initializer_range=init,  # 0.5: peaky distributions, so greedy has clear winners
     )
 
 
-def tiny_model(role: str, seed: int = 0, vocab_size: int = 1024):
+def tiny_model(role: str, seed: int = 0, vocab_size: int = 1024, init: float = 0.5,
+               later_scale: float = LATER_LAYER_SCALE):
     """role: 'target' (4 layers) or 'draft' (1 layer, sharing the target's first layer)."""
     from transformers import Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    target = Qwen2ForCausalLM(tiny_config("target", vocab_size)).eval()
+    target = Qwen2ForCausalLM(tiny_config("target", vocab_size, init=init)).eval()
     with torch.no_grad():  # quiet later layers: the 1-layer drafter then agrees often, not always
         for layer in target.model.layers[1:]:
-            layer.self_attn.o_proj.weight.mul_(LATER_LAYER_SCALE)
-            layer.mlp.down_proj.weight.mul_(LATER_LAYER_SCALE)
+            layer.self_attn.o_proj.weight.mul_(later_scale)
+            layer.mlp.down_proj.weight.mul_(later_scale)
     if role == "target":
         return target
-    draft = Qwen2ForCausalLM(tiny_config("draft", vocab_size)).eval()
+    draft = Qwen2ForCausalLM(tiny_config("draft", vocab_size, init=init)).eval()
     own = draft.state_dict()
     shared = {k: v for k, v in target.state_dict().items() if k in own}
     draft.load_state_dict(shared)

@@ -10,6 +10,8 @@ from rich.text import Text
 from specscope.core.events import Drafted, Finished, Started, Verified, event_to_dict
 from specscope.core.stats import Stats
 from specscope.frontends.loading import open_session
+from specscope.profiles import load_profile
+from specscope.session import make_controls
 
 STYLES = {"accepted": "green", "rejected": "red strike dim", "target": "bold cyan", "plain": ""}
 
@@ -57,13 +59,15 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
         from specscope.core.errors import SpecScopeError
 
         raise SpecScopeError("the prompt is empty")
-    session = open_session(profile, method, dtype, device, trimmed, vocab_top_k, err)
+    prof = load_profile(profile)
     if raw:
-        session.profile.chat_template = False
-    controls = session.controls(method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
-                                temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                                vocab_top_k=vocab_top_k, stop=stop or None)
+        prof.chat_template = False
+    controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+                             vocab_top_k=vocab_top_k, stop=stop or None)
+    session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err)
     ids = session.encode(prompt)
+    session.decoder.check_prompt(ids)
     out = Console(highlight=False, soft_wrap=True)
     if not json_out:
         err.print(legend())

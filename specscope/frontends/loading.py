@@ -65,11 +65,12 @@ def loading_progress(console: Console):
         yield ProgressReporter(progress)
 
 
-def open_session(profile_name: str | None, method: str | None = None, dtype: str | None = None,
+def open_session(profile: Profile | str | None, method: str | None = None, dtype: str | None = None,
                  device: str | None = None, trimmed=None, vocab_top_k: int | None = None,
                  console: Console | None = None) -> Session:
     quiet_libraries()
-    profile = load_profile(profile_name)
+    if not isinstance(profile, Profile):
+        profile = load_profile(profile)
     check_options(profile, method, dtype, device, vocab_top_k, trimmed)
     console = console or Console(stderr=True)
     with loading_progress(console) as report:

@@ -13,9 +13,9 @@ class IdTokenizer:
         return "".join(f" {i}" for i in ids)
 
 
-def tiny_decoder(vocab_size=1024, seed=0, eos_ids=(), tokenizer=None, extra=None):
-    target = CachedLM(tiny_model("target", seed, vocab_size))
-    draft = CachedLM(tiny_model("draft", seed, vocab_size))
+def tiny_decoder(vocab_size=1024, seed=0, eos_ids=(), tokenizer=None, extra=None, **model_kw):
+    target = CachedLM(tiny_model("target", seed, vocab_size, **model_kw))
+    draft = CachedLM(tiny_model("draft", seed, vocab_size, **model_kw))
     factories = {"ar": NoDrafter, "draft": lambda: ModelDrafter(draft, target.vocab_size)}
     factories.update(extra(target, draft) if extra else {})
     return SpecDecoder(target, tokenizer or IdTokenizer(), factories, set(eos_ids))
