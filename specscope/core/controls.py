@@ -12,7 +12,8 @@ MAX_DRAFT_LEN = 32
 @dataclass
 class Controls:
     method: str = "draft"  # a key of the engine's drafters
-    draft_len: int = 5
+    draft_len: int = 5  # fixed length, or the starting/maximum length when adaptive
+    adaptive: bool = False  # `--draft-len auto`: the engine picks each step's length
     temperature: float = 0.0  # 0: greedy
     top_k: int = 0
     top_p: float = 1.0
