@@ -128,6 +128,16 @@ def profiles() -> None:
         console.print(f"  {name:8} {text}")
 
 
+def _register_commands() -> None:
+    """Commands that live in their own modules (they import the option aliases above)."""
+    from specscope.trim_command import trim
+
+    app.command()(trim)
+
+
+_register_commands()
+
+
 def main() -> None:
     try:
         app()

@@ -42,6 +42,18 @@ class Session:
     def controls(self, **overrides) -> Controls:
         return make_controls(self.profile, **overrides)
 
+    def check(self, controls: Controls, prompt_ids: list[int] | None = None) -> None:
+        """Refuse settings this session cannot run, before any output is shown."""
+        self.decoder.drafter(controls.method)
+        if controls.vocab_top_k is not None:
+            if self.vocab is None:
+                raise SpecScopeError("a drafter vocabulary size needs a trimmed head (--trimmed PATH)")
+            if not 1 <= controls.vocab_top_k <= len(self.vocab.ranking):
+                raise SpecScopeError(f"vocab top-k must be between 1 and {len(self.vocab.ranking)}, "
+                                     f"got {controls.vocab_top_k}")
+        if prompt_ids is not None:
+            self.decoder.check_prompt(prompt_ids)
+
 
 def make_controls(profile: Profile, **overrides) -> Controls:
     """Controls from a profile's defaults, with the given (non-None) overrides; validated."""
@@ -97,9 +109,9 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
             raise SpecScopeError("a trimmed head needs a profile with a drafter")
         from specscope.core.vocab import load_trimmed
 
-        vocab = load_trimmed(trimmed, profile, drafter_lm)
+        vocab = load_trimmed(trimmed, profile, drafter_lm, target, tokenizer)
     if drafter_lm is not None:
-        kept = None if vocab is None else vocab.kept_ids.to(drafter_lm.device)
-        factories["draft"] = lambda: ModelDrafter(drafter_lm, target.vocab_size, kept)
+        ranking, k = (None, None) if vocab is None else (vocab.ranking, vocab.k)
+        factories["draft"] = lambda: ModelDrafter(drafter_lm, target.vocab_size, ranking, k)
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
     return Session(profile, decoder, tokenizer, target, drafter_lm, vocab)

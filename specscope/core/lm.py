@@ -79,10 +79,9 @@ class CachedLM:
         return out.last_hidden_state[0, len(new) - n_last:]
 
     @torch.inference_mode()
-    def logits(self, hidden: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Float32 logits over the full vocabulary, or only over `rows` of the head."""
-        weight = self.head.weight if rows is None else self.head.weight[rows]
-        bias = self.head.bias
-        if bias is not None and rows is not None:
-            bias = bias[rows]
-        return torch.nn.functional.linear(hidden, weight, bias).float()
+    def logits(self, hidden: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Float32 logits over the full vocabulary, or over the rows of `weight` (a slice of the
+        head, e.g. VocabTrim's ranked rows)."""
+        if weight is None:
+            return torch.nn.functional.linear(hidden, self.head.weight, self.head.bias).float()
+        return torch.nn.functional.linear(hidden, weight).float()

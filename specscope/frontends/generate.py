@@ -67,7 +67,7 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
                              vocab_top_k=vocab_top_k, stop=stop or None)
     session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err)
     ids = session.encode(prompt)
-    session.decoder.check_prompt(ids)
+    session.check(controls, ids)
     out = Console(highlight=False, soft_wrap=True)
     if not json_out:
         err.print(legend())

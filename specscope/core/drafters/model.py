@@ -1,14 +1,16 @@
 """Classic speculative decoding: a small causal LM with the target's tokenizer drafts a chain.
 
 The drafter keeps its own KV cache (CachedLM syncs it to the committed ids, which rolls back
-rejected drafts). With a trimmed vocabulary (VocabTrim) the head matmul covers only the kept rows
-and ids are mapped back to the full vocabulary.
+rejected drafts). With a VocabTrim ranking the head matmul covers only the first K ranked rows
+(a contiguous slice of a ranked copy of the head, so changing K costs nothing) and ids are mapped
+back to the full vocabulary; q is zero outside the kept rows, which rejection sampling handles.
 """
 from __future__ import annotations
 
 import torch
 
 from specscope.core.drafters.base import Proposal
+from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM
 from specscope.core.sampling import Shaping, probs_from_logits, sample
 
@@ -16,35 +18,44 @@ from specscope.core.sampling import Shaping, probs_from_logits, sample
 class ModelDrafter:
     name = "draft"
 
-    def __init__(self, lm: CachedLM, target_vocab: int, kept_ids: torch.Tensor | None = None,
-                 vocab_top_k: int | None = None) -> None:
+    def __init__(self, lm: CachedLM, target_vocab: int, ranking: torch.Tensor | None = None,
+                 default_top_k: int | None = None) -> None:
         self.lm = lm
         self.target_vocab = target_vocab
-        self.kept_ids = kept_ids  # rank-ordered ids of a VocabTrim ranking, or None (full head)
-        self.vocab_top_k = vocab_top_k
+        self.ranking = ranking  # VocabTrim's full rank order of token ids, or None (full head)
+        self.default_top_k = default_top_k
+        self.vocab_top_k = default_top_k
+        self._ranked_head: torch.Tensor | None = None
 
     def set_vocab_top_k(self, k: int | None) -> None:
-        self.vocab_top_k = k
+        if k is not None and self.ranking is None:
+            raise SpecScopeError("a drafter vocabulary size needs a trimmed head (--trimmed PATH)")
+        if k is not None and not 1 <= k <= len(self.ranking):
+            raise SpecScopeError(f"vocab top-k must be between 1 and {len(self.ranking)}, got {k}")
+        self.vocab_top_k = k if k is not None else self.default_top_k
 
-    @property
-    def rows(self) -> torch.Tensor | None:
-        if self.kept_ids is None:
-            return None
-        k = self.vocab_top_k or len(self.kept_ids)
-        return self.kept_ids[: min(k, len(self.kept_ids))]
+    def _head(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(head rows to use, their token ids) for the current vocabulary size."""
+        if self.ranking is None or self.vocab_top_k is None:
+            return None, None
+        if self._ranked_head is None:
+            self.ranking = self.ranking.to(self.lm.device)
+            self._ranked_head = self.lm.head.weight.detach()[self.ranking].contiguous()
+        k = self.vocab_top_k
+        return self._ranked_head[:k], self.ranking[:k]
 
     def read_params(self) -> int:
-        rows = self.rows
-        return self.lm.read_params(None if rows is None else len(rows))
+        rows = None if self.ranking is None or self.vocab_top_k is None else self.vocab_top_k
+        return self.lm.read_params(rows)
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
-        rows = self.rows
+        weight, rows = self._head()
         ctx = list(ids)
         out = Proposal()
         qs = []
         for i in range(k):
-            logits = self.lm.logits(self.lm.forward(ctx, 1)[-1], rows)
+            logits = self.lm.logits(self.lm.forward(ctx, 1)[-1], weight)
             if shaping.greedy:
                 j = int(logits.argmax())
                 q_j = float(torch.softmax(logits, -1)[j])
@@ -63,14 +74,13 @@ class ModelDrafter:
         return out
 
     def _to_full_vocab(self, probs: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        if rows is None and probs.shape[-1] == self.target_vocab:
+            return probs
+        full = torch.zeros(self.target_vocab, dtype=probs.dtype, device=probs.device)
         if rows is None:
-            if probs.shape[-1] == self.target_vocab:
-                return probs
-            full = torch.zeros(self.target_vocab, dtype=probs.dtype, device=probs.device)
             n = min(self.target_vocab, probs.shape[-1])
             full[:n] = probs[:n]
             return full
-        full = torch.zeros(self.target_vocab, dtype=probs.dtype, device=probs.device)
         return full.index_copy_(0, rows, probs)
 
     def feedback(self, ids, proposal, n_accepted) -> None:

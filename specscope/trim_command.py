@@ -1,0 +1,101 @@
+"""`specscope trim`: calibrate, rank tokens, write a trimmed drafter head, report."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from specscope.cli import Dtype, Profile, friendly_errors
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+@friendly_errors
+def trim(
+    top_k: Annotated[int, typer.Option("--top-k", help="Keep this many drafter vocabulary rows.")],
+    profile: Profile = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Prompts per category (taken from the end of each category; bench takes from the start).")] = 4,
+    source: Annotated[str, typer.Option("--source", help="generate: count the target's answers; corpus: count the texts themselves.")] = "generate",
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Answer length per calibration prompt.")] = 64,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write the artifact (.safetensors).")] = None,
+    dtype: Dtype = None,
+) -> None:
+    """VocabTrim: shrink the drafter's LM head to the target's most frequent tokens."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from specscope.core.embedded import cache_dir
+    from specscope.core.errors import SpecScopeError
+    from specscope.core.vocab import build_trimmed
+    from specscope.frontends.loading import open_session
+    from specscope.profiles import load_profile
+    from specscope.prompts import load_prompts, per_category
+    from specscope.trim import count_corpus, count_generated
+
+    if top_k < 1:
+        raise SpecScopeError(f"--top-k must be a positive number of tokens, got {top_k}")
+    if source not in ("generate", "corpus"):
+        raise SpecScopeError(f"--source must be 'generate' or 'corpus', got '{source}'")
+    if limit is not None and limit < 1:
+        raise SpecScopeError(f"--limit must be >= 1, got {limit}")
+    prof = load_profile(profile)
+    if not prof.drafter:
+        raise SpecScopeError(f"profile '{prof.name}' has no drafter to trim")
+    chosen = per_category(load_prompts(prompts), limit, from_end=True)
+    out = Path(out or cache_dir() / "trimmed" / f"{prof.name}-top{top_k}.safetensors").expanduser()
+    if out.parent.exists() and not os.access(out.parent, os.W_OK):
+        raise SpecScopeError(f"cannot write to {out.parent}")
+    console = Console(stderr=True)
+    session = open_session(prof, dtype=dtype, console=console)
+    vocab_size = session.drafter_lm.vocab_size
+    if top_k > vocab_size:
+        raise SpecScopeError(f"--top-k {top_k} is larger than the drafter's vocabulary ({vocab_size})")
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[tokens]} tokens"), TimeRemainingColumn()]
+    t0 = time.perf_counter()
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"calibrating ({source})", total=len(chosen), tokens=0)
+
+        def on_prompt(done: int, tokens: int) -> None:
+            bar.update(task, completed=done, tokens=tokens)
+
+        if source == "generate":
+            counts = count_generated(session, chosen, max_new_tokens, on_prompt)
+        else:
+            counts = count_corpus(session.tokenizer, chosen, on_prompt)
+    calibration = {"source": source, "prompts": str(prompts or "default"), "n_prompts": len(chosen),
+                   "limit_per_category": limit, "max_new_tokens": max_new_tokens,
+                   "dtype": session.profile.dtype, "seconds": round(time.perf_counter() - t0, 1)}
+    vocab = build_trimmed(counts, top_k, session.drafter_lm, session.target, session.tokenizer,
+                          prof.name, prof.drafter, prof.target, calibration)
+    vocab.save(out)
+
+    lm = session.drafter_lm
+    hidden = lm.hidden_size
+    bytes_per = lm.head.weight.element_size()
+    target_read = session.target.read_params()
+    r_before = lm.read_params() / target_read
+    r_after = lm.read_params(top_k) / target_read
+    report = Console()
+    report.print(f"[bold]VocabTrim[/bold] K = {top_k} of {vocab_size} tokens")
+    report.print(f"  calibration: {len(chosen)} prompts, {sum(counts.values())} tokens "
+                 f"({len(counts)} distinct), source {source}")
+    report.print(f"  coverage: {vocab.meta['coverage']:.2%} of calibration tokens are in the kept set")
+    report.print(f"  drafter head: {vocab_size * hidden:,} -> {top_k * hidden:,} parameters "
+                 f"({_fmt_bytes(vocab_size * hidden * bytes_per)} -> {_fmt_bytes(top_k * hidden * bytes_per)}"
+                 f" in {session.profile.dtype})")
+    report.print(f"  drafter/target ratio r: {r_before:.3f} -> {r_after:.3f}")
+    report.print(f"  wrote {out}")
+    report.print(f"  use it: specscope generate \"...\" --trimmed {out}  (and --vocab-top-k K <= {vocab_size})")
