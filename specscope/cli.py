@@ -24,7 +24,7 @@ app = typer.Typer(
 # Options shared by generate, chat and bench.
 Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile name or YAML path (default: qwen2.5-coder).")]
 Method = Annotated[Optional[str], typer.Option("--method", "-m", help="Drafting method: ar, draft, lookup, ... (see `specscope profiles`).")]
-DraftLen = Annotated[Optional[int], typer.Option("--draft-len", "-k", help="Draft tokens per step (0-32).")]
+DraftLen = Annotated[Optional[str], typer.Option("--draft-len", "-k", help="Draft tokens per step (0-32), or auto (cost-aware), or auto:heuristic (+2/-1).")]
 MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", help="Stop after this many new tokens.")]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", help="0 for greedy; > 0 samples.")]
 TopP = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass (0, 1].")]
@@ -34,6 +34,21 @@ Dtype = Annotated[Optional[str], typer.Option("--dtype", help="float32, bfloat16
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the profile's).")]
 Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", help="A VocabTrim artifact from `specscope trim`.")]
 VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", help="Drafter vocabulary size (needs --trimmed).")]
+
+
+def parse_draft_len(value: str | None) -> tuple[int | None, bool | None, str | None]:
+    """'5' -> (5, False, None); 'auto' -> (None, True, 'cost'); 'auto:heuristic' -> (None, True, 'heuristic')."""
+    if value is None:
+        return None, None, None
+    value = value.strip().lower()
+    if value in ("auto", "auto:cost"):
+        return None, True, "cost"
+    if value == "auto:heuristic":
+        return None, True, "heuristic"
+    try:
+        return int(value), False, None
+    except ValueError:
+        raise SpecScopeError(f"--draft-len must be a number, auto or auto:heuristic, got '{value}'") from None
 
 
 def friendly_errors(command):
@@ -79,7 +94,9 @@ def generate(
 
     if prompt == "-":
         prompt = sys.stdin.read()
+    draft_len, adaptive, rule = parse_draft_len(draft_len)
     run_generate(prompt=prompt, profile=profile, method=method, draft_len=draft_len,
+                 adaptive=adaptive, adaptive_rule=rule,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                  seed=seed, dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
                  stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw)
@@ -103,6 +120,7 @@ def chat(
     """The interactive explorer (Textual TUI)."""
     from specscope.tui.app import run_chat
 
+    draft_len, _, _ = parse_draft_len(draft_len)
     run_chat(profile=profile, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
              temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
              trimmed=trimmed, vocab_top_k=vocab_top_k)

@@ -14,6 +14,7 @@ class Controls:
     method: str = "draft"  # a key of the engine's drafters
     draft_len: int = 5  # fixed length, or the starting/maximum length when adaptive
     adaptive: bool = False  # `--draft-len auto`: the engine picks each step's length
+    adaptive_rule: str = "cost"  # "cost" (expected tokens per second) or "heuristic" (+2 / -1)
     temperature: float = 0.0  # 0: greedy
     top_k: int = 0
     top_p: float = 1.0
@@ -37,5 +38,7 @@ class Controls:
             raise SpecScopeError(f"top-k must be >= 0, got {self.top_k}")
         if self.max_new_tokens < 1:
             raise SpecScopeError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
+        if self.adaptive_rule not in ("cost", "heuristic"):
+            raise SpecScopeError(f"adaptive rule must be cost or heuristic, got '{self.adaptive_rule}'")
         if self.vocab_top_k is not None and self.vocab_top_k < 1:
             raise SpecScopeError(f"vocab top-k must be >= 1, got {self.vocab_top_k}")

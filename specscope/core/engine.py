@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import torch
 
+from specscope.core.adaptive import AdaptiveLength
 from specscope.core.controls import Controls
 from specscope.core.drafters.base import Drafter, Proposal
 from specscope.core.errors import SpecScopeError
@@ -36,6 +37,8 @@ class SpecDecoder:
         self.factories = dict(drafters)
         self.eos_ids = set(eos_ids)
         self._drafters: dict[str, Drafter] = {}
+        # adaptive-length state per (method, rule): kept across runs, like a learned setting
+        self._policies: dict[tuple[str, str], AdaptiveLength] = {}
 
     @property
     def methods(self) -> list[str]:
@@ -47,6 +50,12 @@ class SpecDecoder:
         if method not in self._drafters:
             self._drafters[method] = self.factories[method]()
         return self._drafters[method]
+
+    def _policy(self, controls: Controls) -> AdaptiveLength:
+        key = (controls.method, controls.adaptive_rule)
+        if key not in self._policies:
+            self._policies[key] = AdaptiveLength(controls.draft_len or 4, controls.adaptive_rule)
+        return self._policies[key]
 
     def param_ratio(self, drafter: Drafter) -> float:
         return drafter.read_params() / self.target.read_params()
@@ -91,7 +100,11 @@ class SpecDecoder:
             stats.param_ratio = self.param_ratio(drafter)
             shaping = controls.shaping
             room = controls.max_new_tokens - (len(ids) - len(prompt_ids))
-            k = min(controls.draft_len, room - 1, self.target.max_positions - len(ids) - 1)
+            policy = self._policy(controls) if controls.adaptive else None
+            wanted = policy.next_length() if policy else controls.draft_len
+            if hasattr(drafter, "min_confidence"):  # drafters that can stop early when unsure
+                drafter.min_confidence = policy.min_confidence if policy else 0.0
+            k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
 
             t = time.perf_counter()
             proposal = drafter.propose(ids, k, shaping, generator) if k > 0 else Proposal()
@@ -129,6 +142,8 @@ class SpecDecoder:
                     stop_reason = "stop_string"
             ids.extend(emitted)
             drafter.feedback(ids, proposal, verdict.accepted)
+            if policy:
+                policy.observe(k, len(draft), verdict.accepted, draft_s, verify_s)
             verified = Verified(
                 step=step,
                 p=p_tokens,

@@ -53,7 +53,7 @@ def stats_line(s) -> str:
 
 def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, temperature, top_p,
                  top_k, seed, dtype, device, trimmed, vocab_top_k, stop, json_out, hide_rejected,
-                 raw) -> None:
+                 raw, adaptive=None, adaptive_rule=None) -> None:
     err = Console(stderr=True)
     if not prompt.strip():
         from specscope.core.errors import SpecScopeError
@@ -62,7 +62,8 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
     prof = load_profile(profile)
     if raw:
         prof.chat_template = False
-    controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
+    controls = make_controls(prof, method=method, draft_len=draft_len, adaptive=adaptive,
+                             adaptive_rule=adaptive_rule, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                              vocab_top_k=vocab_top_k, stop=stop or None)
     session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err)

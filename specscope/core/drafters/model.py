@@ -26,6 +26,9 @@ class ModelDrafter:
         self.default_top_k = default_top_k
         self.vocab_top_k = default_top_k
         self._ranked_head: torch.Tensor | None = None
+        # Stop drafting when the drafter's top probability falls below this (set per step by an
+        # adaptive policy; 0 = never). Decided before sampling, so q stays exact.
+        self.min_confidence = 0.0
 
     def set_vocab_top_k(self, k: int | None) -> None:
         if k is not None and self.ranking is None:
@@ -59,8 +62,12 @@ class ModelDrafter:
             if shaping.greedy:
                 j = int(logits.argmax())
                 q_j = float(torch.softmax(logits, -1)[j])
+                if i > 0 and q_j < self.min_confidence:
+                    break
             else:
                 probs = probs_from_logits(logits, shaping)
+                if i > 0 and float(probs.max()) < self.min_confidence:
+                    break
                 j = sample(probs, generator)
                 q_j = float(probs[j])
                 qs.append(self._to_full_vocab(probs, rows))

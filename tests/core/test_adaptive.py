@@ -1,0 +1,92 @@
+"""Adaptive draft length: the rules, and exactness with them on."""
+import pytest
+
+from specscope.core.adaptive import AdaptiveLength
+from specscope.core.controls import Controls
+from specscope.core.events import Drafted
+from specscope.core.sampling import Shaping
+from tests.core.helpers import run, tiny_decoder
+
+
+def feed(policy, steps, accept_rate, draft_s_per_token, verify_s):
+    import random
+
+    rng = random.Random(0)
+    for _ in range(steps):
+        k = policy.next_length()
+        accepted = 0
+        while accepted < k and rng.random() < accept_rate:
+            accepted += 1
+        policy.observe(k, k, accepted, k * draft_s_per_token, verify_s)
+
+
+def test_heuristic_adds_two_after_full_acceptance_and_drops_one_otherwise():
+    p = AdaptiveLength(start=4, rule="heuristic")
+    p.observe(4, 4, 4, 0.1, 0.1)
+    assert p.next_length() == 6
+    p.observe(6, 6, 2, 0.1, 0.1)
+    assert p.next_length() == 5
+    for _ in range(10):
+        p.observe(p.k, p.k, 0, 0.1, 0.1)
+    assert p.next_length() == 1
+
+
+def test_cost_rule_drafts_long_when_drafts_are_cheap_and_accepted():
+    p = AdaptiveLength(start=3, rule="cost")
+    feed(p, 40, accept_rate=1.0, draft_s_per_token=0.01, verify_s=0.2)
+    assert p.next_length() >= 8
+
+
+def test_cost_rule_falls_back_to_plain_decoding_when_no_length_pays():
+    p = AdaptiveLength(start=3, rule="cost")
+    feed(p, 40, accept_rate=0.0, draft_s_per_token=0.1, verify_s=0.2)
+    lengths = [p.next_length() for _ in range(16)]
+    assert lengths.count(0) >= 14  # plain steps, with an occasional probe
+    assert max(lengths) > 0  # the probe keeps estimates alive
+
+
+def test_cost_rule_prefers_shorter_drafts_when_drafting_is_costly():
+    cheap, costly = AdaptiveLength(rule="cost"), AdaptiveLength(rule="cost")
+    feed(cheap, 40, accept_rate=0.75, draft_s_per_token=0.01, verify_s=0.2)
+    feed(costly, 40, accept_rate=0.75, draft_s_per_token=0.09, verify_s=0.2)
+    assert 0 < costly.next_length() < cheap.next_length()
+
+
+def test_confidence_cutoff_stops_the_draft_early():
+    decoder = tiny_decoder()
+    drafter = decoder.drafter("draft")
+    drafter.min_confidence = 1.01  # nothing is that sure: only the first token is drafted
+    proposal = drafter.propose([5, 17, 230, 41], 6, Shaping(), None)
+    assert len(proposal.tokens) == 1
+    drafter.min_confidence = 0.0
+    assert len(drafter.propose([5, 17, 230, 41], 6, Shaping(), None).tokens) == 6
+
+
+@pytest.mark.parametrize("rule", ["cost", "heuristic"])
+def test_adaptive_greedy_equals_plain(rule):
+    decoder = tiny_decoder()
+    lengths = set()
+    for prompt in ([5, 17, 230, 41], [900, 3, 3, 3, 77, 12]):
+        _, plain = run(decoder, prompt, method="ar", max_new_tokens=50)
+        events, spec = run(decoder, prompt, method="draft", adaptive=True, adaptive_rule=rule,
+                           draft_len=3, max_new_tokens=50)
+        assert spec.token_ids == plain.token_ids
+        lengths |= {e.draft_len for e in events if isinstance(e, Drafted)}
+    assert len(lengths) > 1  # the length did change
+
+
+def test_adaptive_sampling_preserves_target_distribution():
+    from tests.core.test_distribution import VOCAB, chi2_critical, chi_square, exact_joint
+
+    import torch
+
+    decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5)
+    n = 1500
+    counts = torch.zeros(VOCAB, VOCAB)
+    for seed in range(n):
+        c = Controls(method="draft", adaptive=True, draft_len=3, temperature=1.0, seed=seed,
+                     max_new_tokens=2)
+        a, b = list(decoder.run([1, 4, 2], c))[-1].summary.token_ids
+        counts[a, b] += 1
+    stat, df = chi_square(counts, exact_joint(decoder, Shaping(1.0)) * n)
+    assert stat < chi2_critical(df)
