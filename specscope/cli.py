@@ -148,9 +148,11 @@ def profiles() -> None:
 
 def _register_commands() -> None:
     """Commands that live in their own modules (they import the option aliases above)."""
+    from specscope.bench.command import bench
     from specscope.trim_command import trim
 
     app.command()(trim)
+    app.command()(bench)
 
 
 _register_commands()

@@ -1,0 +1,1 @@
+"""`specscope bench`: Spec-Bench-style measurements of methods against plain decoding."""

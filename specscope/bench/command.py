@@ -1,0 +1,78 @@
+"""`specscope bench`: Spec-Bench-style speed comparison of methods against plain decoding.
+
+Thin: check every option before any model loads, run the interleaved plan behind a progress bar,
+write the files, print the table. Heavy imports (torch, transformers, matplotlib) stay inside
+the function so `specscope --help` stays fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from specscope.cli import (Device, Dtype, MaxNew, Profile, Seed, Temperature, TopP, Trimmed,
+                           friendly_errors)
+
+Methods = Annotated[Optional[list[str]], typer.Option(
+    "--methods", "-m", help="Methods to compare with the ar baseline, comma-separated or repeated "
+    "(default: every method the profile supports; see `specscope profiles`).")]
+DraftLens = Annotated[Optional[list[str]], typer.Option(
+    "--draft-len", "-k", help="Draft lengths (0-32) or 'auto' (adaptive), comma-separated or "
+    "repeated (default: the profile's).")]
+VocabSizes = Annotated[Optional[list[str]], typer.Option(
+    "--vocab-top-k", help="Drafter vocabulary sizes or 'full', comma-separated or repeated "
+    "(needs --trimmed).")]
+
+
+@friendly_errors
+def bench(
+    profile: Profile = None,
+    prompts: Annotated[Optional[Path], typer.Option(
+        "--prompts", help="Spec-Bench JSONL ('category' and 'turns'; the first turn is used). "
+        "Default: the shared Spec-Bench dev half, or $SPECSCOPE_BENCH_PROMPTS.")] = None,
+    categories: Annotated[Optional[str], typer.Option(
+        "--categories", help="Comma-separated categories of the prompt file, or mt_bench "
+        "(Spec-Bench's group of the eight MT-bench categories).")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", help="At most this many prompts per category.")] = None,
+    methods: Methods = None,
+    draft_len: DraftLens = None,
+    vocab_top_k: VocabSizes = None,
+    trimmed: Trimmed = None,
+    max_new_tokens: MaxNew = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    seed: Seed = 0,
+    dtype: Dtype = None,
+    device: Device = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per prompt and configuration.")] = 1,
+    reference: Annotated[Optional[str], typer.Option(
+        "--reference", help="'hf': add transformers' own generate rows (plain, assisted, "
+        "prompt lookup) on the same models.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("bench-results"),
+    warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="One short untimed run per configuration first.")] = True,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
+    compare: Annotated[Optional[tuple[Path, Path]], typer.Option(
+        "--compare", help="Print the differences between two result directories, run nothing.")] = None,
+) -> None:
+    """Measure speedup, tau, acceptance, tok/s and MBSU of methods against plain decoding on
+    Spec-Bench prompts; write results.json, results.csv, runs.jsonl and plots to --out."""
+    from rich.console import Console
+
+    if compare is not None:
+        from specscope.bench.compare import render_compare
+
+        console = Console(highlight=False)
+        if not console.is_terminal:
+            console.width = 200  # a pipe or a log file: room for the whole table
+        render_compare(compare[0], compare[1], console)
+        return
+    from specscope.bench.driver import Options, run_bench
+
+    run_bench(Options(
+        profile=profile, prompts=prompts, categories=categories, limit=limit, methods=methods,
+        draft_len=draft_len, vocab_top_k=vocab_top_k, trimmed=trimmed,
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+        dtype=dtype, device=device, repeats=repeats, reference=reference, out=out, warmup=warmup,
+        plots=plots))

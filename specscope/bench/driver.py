@@ -1,0 +1,231 @@
+"""One benchmark from options to files: validate, load, plan, run, write, print.
+
+Every option is checked before the models load (minutes for a real pair), and the output
+directory is probed then too, so a typo never costs a load and never leaves half a result.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import sys
+from collections import Counter
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from specscope.bench.files import atomic_write_text, check_output_dir, ensure_dir
+from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
+                                  parse_vocab_sizes)
+from specscope.bench.prompts import default_prompt_file, load_prompts
+from specscope.bench.report import render_table, runs_jsonl, write_results
+from specscope.bench.runner import Plan, Runner, controls_for, run_plan, warm_up
+from specscope.core.errors import SpecScopeError
+
+
+@dataclass
+class Options:
+    profile: str | None = None
+    prompts: Path | None = None
+    categories: str | None = None
+    limit: int | None = None
+    methods: list[str] | None = None
+    draft_len: list[str] | None = None
+    vocab_top_k: list[str] | None = None
+    trimmed: Path | None = None
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int = 0
+    dtype: str | None = None
+    device: str | None = None
+    repeats: int = 1
+    reference: str | None = None
+    out: Path = Path("bench-results")
+    warmup: bool = True
+    plots: bool = True
+
+
+def command_line(o: Options) -> str:
+    """The options as one `specscope bench` command a reader can paste."""
+    words = ["specscope", "bench"]
+    for f in fields(Options):
+        value = getattr(o, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in ("warmup", "plots"):
+            if not value:
+                words.append(f"--no-{f.name}")
+        elif isinstance(value, list):
+            words += [flag, ",".join(value)] if value else []
+        elif value is not None and not (f.name == "seed" and value == 0) \
+                and not (f.name == "repeats" and value == 1):
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+class ProgressWatcher:
+    """A rich progress bar over prompts x configurations, with the time left."""
+
+    def __init__(self, progress: Progress, description: str, total: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task(description, total=total)
+
+    def begin(self, description: str) -> None:
+        self.progress.update(self.task, description=description)
+
+    def end(self) -> None:
+        self.progress.advance(self.task)
+
+
+def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> dict:
+    import torch
+    import transformers
+
+    from specscope import __version__ as specscope_version
+
+    device = str(session.target.device)
+    gpu = torch.cuda.get_device_name(session.target.device) if device.startswith("cuda") else None
+    return {
+        "tool": "specscope bench",
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": command_line(o),
+        "argv": sys.argv,
+        "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs"
+                   + (f", {gpu}" if gpu else "") + ")",
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": gpu,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "specscope": specscope_version,
+        "profile": prof.name,
+        "target": prof.target,
+        "drafter": prof.drafter,
+        "trimmed": str(o.trimmed or prof.trimmed or "") or None,
+        "dtype": session.profile.dtype,
+        "device": device,
+        "settings": {"temperature": base.temperature, "top_p": base.top_p,
+                     "max_new_tokens": base.max_new_tokens,
+                     "profile_draft_len": prof.draft_len, "repeats": plan.repeats,
+                     "seed": plan.seed, "warmup": o.warmup},
+        "prompt_file": prompt_file,
+        "prompts": len(plan.prompts),
+        "categories": dict(Counter(p.category for p in plan.prompts)),
+        "configs": [c.name for c in plan.all_configs],
+        "baseline": BASELINE,
+    }
+
+
+def plan_controls(session, o: Options):
+    from specscope.session import make_controls
+
+    return make_controls(session.profile, max_new_tokens=o.max_new_tokens,
+                         temperature=o.temperature, top_p=o.top_p, seed=o.seed)
+
+
+def validate(o: Options):
+    """Everything that can be checked without models. Returns (profile, prompts, grid axes)."""
+    from specscope.frontends.loading import check_options, quiet_libraries
+    from specscope.profiles import load_profile
+    from specscope.session import METHODS, make_controls
+
+    if o.reference not in (None, "hf"):
+        raise SpecScopeError(f"unknown reference '{o.reference}' (the only one is 'hf')")
+    if o.repeats < 1:
+        raise SpecScopeError(f"--repeats must be >= 1, got {o.repeats}")
+    prof = load_profile(o.profile)
+    methods = parse_methods(o.methods, METHODS)
+    lens = parse_draft_lens(o.draft_len) or [prof.draft_len]
+    sizes = parse_vocab_sizes(o.vocab_top_k) or [None]
+    if any(v is not None for v in sizes) and not (o.trimmed or prof.trimmed):
+        raise SpecScopeError("--vocab-top-k needs a trimmed drafter head: pass --trimmed PATH "
+                             "(made by `specscope trim`)")
+    if o.trimmed is not None and not Path(o.trimmed).exists():
+        raise SpecScopeError(f"trimmed artifact not found: {o.trimmed}")
+    for m in methods or [None]:
+        check_options(prof, m, o.dtype, o.device)
+    base = make_controls(prof, max_new_tokens=o.max_new_tokens, temperature=o.temperature,
+                         top_p=o.top_p)
+    for k in lens:  # e.g. an unknown auto:RULE
+        controls_for(base, Config(BASELINE, k)).validate()
+    prompts = load_prompts(o.prompts, o.categories, o.limit)
+    check_output_dir(o.out)
+    quiet_libraries()
+    return prof, prompts, methods, lens, sizes
+
+
+def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console) -> Plan:
+    available = [m for m in session.decoder.methods if m != BASELINE]
+    if not methods:
+        methods = available
+    for m in methods:
+        if m not in session.decoder.methods:
+            raise SpecScopeError(f"method '{m}' is not available with profile "
+                                 f"'{session.profile.name}' (available: {', '.join(session.decoder.methods)})")
+
+    def trims_vocab(method: str) -> bool:
+        return hasattr(session.decoder.drafter(method), "set_vocab_top_k")
+
+    configs = build_grid(methods, lens, sizes, trims_vocab)
+    if any(v is not None for v in sizes) and not any(c.vocab_top_k is not None for c in configs):
+        err.print("note: no benchmarked method drafts with a vocabulary; --vocab-top-k ignored")
+    if o.reference == "hf":
+        configs += hf_grid(methods, lens, session.profile.draft_len, session.drafter_lm is not None)
+    kept, ids = [], []
+    for p in prompts:
+        x = session.encode(p.text)
+        if len(x) + 1 >= session.target.max_positions:
+            err.print(f"note: skipping prompt {p.id} ({p.category}): {len(x)} tokens do not fit "
+                      f"the context window of {session.target.max_positions}")
+            continue
+        kept.append(p)
+        ids.append(x)
+    if not kept:
+        raise SpecScopeError("no prompt fits the target's context window")
+    return Plan(kept, ids, configs, o.repeats, o.seed)
+
+
+def run_bench(o: Options) -> None:
+    from specscope.frontends.loading import open_session
+
+    err = Console(stderr=True)
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out.width = 160  # a pipe or a log file: room for the whole table
+    prof, prompts, methods, lens, sizes = validate(o)
+    session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err)
+    plan = build_plan(o, session, prompts, methods, lens, sizes, err)
+    base = plan_controls(session, o)
+    prompt_file = str(o.prompts) if o.prompts else str(default_prompt_file())
+    meta = make_meta(o, prof, session, plan, base, prompt_file)
+    runner = Runner(session, base)
+
+    def checkpoint(records: list[dict]) -> None:  # raw runs survive a crash mid-benchmark
+        atomic_write_text(ensure_dir(o.out) / "runs.jsonl", runs_jsonl(records))
+
+    columns = [SpinnerColumn(), TextColumn("{task.description:<40}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True) as progress:
+        if o.warmup:
+            warm_up(runner, plan, ProgressWatcher(progress, "warm-up", len(plan.all_configs)))
+        watch = ProgressWatcher(progress, "runs", plan.total_runs)
+        records, interrupted = run_plan(runner, plan, watch, checkpoint)
+    if not records:
+        raise KeyboardInterrupt
+    meta.update(runs=len(records), interrupted=interrupted)
+    ensure_dir(o.out)
+    rows = write_results(o.out, meta, records, plots=o.plots)
+    title = (f"specscope bench: {prof.name}, {meta['dtype']} on {meta['device']}, "
+             f"{len({r['prompt_id'] for r in records})} prompts, temperature {base.temperature}, "
+             f"max {base.max_new_tokens} new tokens; speedup over ar (Spec-Bench: mean tok/s ratio)")
+    out.print(render_table(rows, title))
+    err.print(f"wrote {o.out}/results.json, results.csv, runs.jsonl" + (", plots (*.png)" if o.plots else ""))
+    if interrupted:
+        err.print(f"interrupted: kept {len(records)} finished runs of {plan.total_runs}")
+        raise SystemExit(130)

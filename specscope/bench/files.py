@@ -1,0 +1,78 @@
+"""Atomic output: every file is written to a temporary name in the same folder, then renamed.
+
+A reader (or a Ctrl-C, or a crash) never sees a half-written file: it sees the old one or the new.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from specscope.core.errors import SpecScopeError
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call write(temp_path), then move the temporary file over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for sharing
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(path, write)
+
+
+def check_output_dir(out: Path) -> None:
+    """Fail before any model loads if `out` cannot be created and written; leave nothing behind."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SpecScopeError(f"output directory {out} exists and is not a directory")
+    created: list[Path] = []
+    try:
+        missing = [p for p in [out, *out.parents] if not p.exists()]
+        for p in reversed(missing):
+            p.mkdir()
+            created.append(p)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise SpecScopeError(f"cannot write to output directory {out}: {e.strerror or e}") from None
+    finally:
+        for p in reversed(created):
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+
+
+def ensure_dir(out: Path) -> Path:
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SpecScopeError(f"cannot create output directory {out}: {e.strerror or e}") from None
+    return out

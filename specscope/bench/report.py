@@ -1,0 +1,189 @@
+"""From per-run records to results: aggregation, the terminal table, results.json/csv, runs.jsonl.
+
+Definitions (per configuration, per category group, and `overall` over all prompts):
+  tokens_per_s     mean over prompts of the prompt's tok/s (its new tokens over its wall time,
+                   summed over repeats), as Spec-Bench computes it
+  speedup          tokens_per_s of the configuration / tokens_per_s of the baseline (`ar`) on the
+                   same prompts: a ratio of means, not a mean of per-prompt ratios
+  tau              new tokens / target forward passes (steps), pooled over runs; plain decoding 1.0
+  acceptance_rate  accepted / drafted draft tokens, pooled (None when nothing was drafted)
+  per_position     for each draft position i, how often the i-th draft token was accepted, pooled
+  mbsu             tau / (k * r + 1), k the pooled mean draft length, r drafter/target weights
+  identical_share  share of runs whose token ids equal the baseline's for the same prompt and repeat
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+
+from specscope.bench.files import atomic_write_text
+from specscope.bench.grid import BASELINE
+
+OVERALL = "overall"
+KEYS = ["config", "kind", "method", "draft_len", "vocab_top_k", "category", "speedup", "tau",
+        "acceptance_rate", "tokens_per_s", "baseline_tokens_per_s", "mbsu", "identical_share",
+        "mean_draft_len", "prompts", "runs", "new_tokens", "wall_s", "per_position",
+        "per_position_drafted"]
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _per_prompt_tps(records: list[dict]) -> dict[str, float]:
+    tokens: dict[str, int] = defaultdict(int)
+    wall: dict[str, float] = defaultdict(float)
+    for r in records:
+        tokens[r["prompt_id"]] += r["new_tokens"]
+        wall[r["prompt_id"]] += r["wall_s"]
+    return {p: tokens[p] / wall[p] if wall[p] > 0 else 0.0 for p in tokens}
+
+
+def summarize(records: list[dict], baseline: list[dict]) -> dict:
+    """Metrics of one configuration's runs against the baseline's runs (any superset of prompts)."""
+    base_ids = {(r["prompt_id"], r["repeat"]): r["token_ids"] for r in baseline}
+    base_prompts = {r["prompt_id"] for r in baseline}
+    records = [r for r in records if r["prompt_id"] in base_prompts]  # compare like with like
+    prompts = {r["prompt_id"] for r in records}
+    tps = _per_prompt_tps(records)
+    base_tps = _per_prompt_tps([r for r in baseline if r["prompt_id"] in prompts])
+    mean_tps, mean_base = _mean(list(tps.values())), _mean(list(base_tps.values()))
+    steps = sum(r["steps"] for r in records)
+    new = sum(r["new_tokens"] for r in records)
+    known = [r for r in records if r["drafted"] is not None]
+    drafted = sum(r["drafted"] for r in known)
+    accepted = sum(r["accepted"] for r in known)
+    tau = new / steps if steps else None
+    k = drafted / sum(r["steps"] for r in known) if known and steps else None
+    ratio = _mean([r["param_ratio"] for r in records])
+    pos_d: list[int] = []
+    pos_a: list[int] = []
+    for r in records:
+        for i, (d, a) in enumerate(zip(r["pos_drafted"], r["pos_accepted"])):
+            if i == len(pos_d):
+                pos_d.append(0)
+                pos_a.append(0)
+            pos_d[i] += d
+            pos_a[i] += a
+    pairs = [(r["token_ids"], base_ids[(r["prompt_id"], r["repeat"])]) for r in records
+             if (r["prompt_id"], r["repeat"]) in base_ids]
+    return {
+        "speedup": mean_tps / mean_base if mean_tps is not None and mean_base else None,
+        "tau": tau,
+        "acceptance_rate": accepted / drafted if drafted else None,
+        "tokens_per_s": mean_tps,
+        "baseline_tokens_per_s": mean_base,
+        "mbsu": tau / (k * ratio + 1.0) if tau is not None and k is not None and ratio is not None
+        else None,
+        "identical_share": _mean([float(list(a) == list(b)) for a, b in pairs]),
+        "mean_draft_len": k,
+        "prompts": len(prompts),
+        "runs": len(records),
+        "new_tokens": new,
+        "wall_s": sum(r["wall_s"] for r in records),
+        "per_position": [a / d for a, d in zip(pos_a, pos_d)],
+        "per_position_drafted": pos_d,  # how many steps had an i-th draft token
+    }
+
+
+def aggregate(records: list[dict], baseline: str = BASELINE) -> list[dict]:
+    """One row per (configuration, category group), then one `overall` row per configuration."""
+    base = [r for r in records if r["config"] == baseline]
+    configs = list(dict.fromkeys(r["config"] for r in records))
+    groups = list(dict.fromkeys(r["group"] for r in records))
+    rows = []
+    for config in configs:
+        runs = [r for r in records if r["config"] == config]
+        first = runs[0]
+        ident = {k: first[k] for k in ("config", "kind", "method", "draft_len", "vocab_top_k")}
+        for group in groups + [OVERALL]:
+            sel = runs if group == OVERALL else [r for r in runs if r["group"] == group]
+            base_sel = base if group == OVERALL else [r for r in base if r["group"] == group]
+            if sel and base_sel:
+                rows.append({**ident, "category": group, **summarize(sel, base_sel)})
+    return rows
+
+
+# -- terminal ------------------------------------------------------------------------------------
+
+def _fmt(value, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def render_table(rows: list[dict], title: str = ""):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("configuration", no_wrap=True)
+    table.add_column("category", no_wrap=True)
+    for name in ("speedup", "tau", "accept", "tok/s", "MBSU", "identical", "prompts"):
+        table.add_column(name, justify="right")
+    last = None
+    for r in rows:
+        first = r["config"] != last
+        if first and last is not None:
+            table.add_section()
+        last = r["config"]
+        table.add_row(r["config"] if first else "", r["category"], _fmt(r["speedup"], ".2f", "x"),
+                      _fmt(r["tau"], ".2f"), _fmt(r["acceptance_rate"], ".0%"),
+                      _fmt(r["tokens_per_s"], ".1f"), _fmt(r["mbsu"], ".2f"),
+                      _fmt(r["identical_share"], ".0%"), str(r["prompts"]),
+                      style="bold" if r["category"] == OVERALL else None)
+    return table
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+def results_json(meta: dict, rows: list[dict]) -> str:
+    return json.dumps({"meta": meta, "results": rows}, indent=2) + "\n"
+
+
+def results_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=KEYS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**{k: "" if r.get(k) is None else r.get(k) for k in KEYS},
+                         "per_position": ";".join(f"{x:.4f}" for x in r["per_position"]),
+                         "per_position_drafted": ";".join(map(str, r["per_position_drafted"]))})
+    return buf.getvalue()
+
+
+def runs_jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def read_results(directory) -> dict:
+    from pathlib import Path
+
+    from specscope.core.errors import SpecScopeError
+
+    path = Path(directory) / "results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecScopeError(f"no results.json in {directory}") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise SpecScopeError(f"cannot read {path}: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise SpecScopeError(f"{path} is not a specscope bench result")
+    return data
+
+
+def write_results(out, meta: dict, records: list[dict], plots: bool = True) -> list[dict]:
+    """runs.jsonl, results.json, results.csv and the plots, each written atomically."""
+    from pathlib import Path
+
+    out = Path(out)
+    rows = aggregate(records)
+    atomic_write_text(out / "runs.jsonl", runs_jsonl(records))
+    atomic_write_text(out / "results.json", results_json(meta, rows))
+    atomic_write_text(out / "results.csv", results_csv(rows))
+    if plots and rows:
+        from specscope.bench.plots import write_plots
+
+        write_plots(out, rows, meta)
+    return rows

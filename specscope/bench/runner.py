@@ -1,0 +1,190 @@
+"""Interleaved timed runs: for each prompt, the baseline, then every configuration.
+
+Running the baseline and the configurations back to back on each prompt (rather than one whole
+pass per configuration) makes slow drift of the machine (thermal throttling, other load) hit all
+of them alike. Every run starts from empty KV caches, so no run inherits another's prefill, and
+all runs are timed by the same clock around the whole generation (prefill included).
+
+Each finished run becomes one plain record (a dict; see `record`), which is all the reports use.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import torch
+
+from specscope.bench.grid import BASELINE, Config, is_auto
+from specscope.bench.prompts import BenchPrompt
+from specscope.core.controls import Controls
+from specscope.core.events import Finished
+from specscope.core.stats import Stats
+
+WARMUP_TOKENS = 8
+
+
+@dataclass
+class Measured:
+    """What one generation produced, before it is tagged with its prompt and configuration."""
+
+    token_ids: list[int]
+    wall_s: float
+    steps: int
+    drafted: int | None  # None where the drafting is not observable (some hf rows)
+    accepted: int | None
+    pos_drafted: list[int]
+    pos_accepted: list[int]
+    param_ratio: float
+    stop_reason: str
+    prefill_s: float | None = None
+    draft_s: float | None = None
+    verify_s: float | None = None
+
+
+def sync(device) -> None:
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def reset_caches(session, method: str | None = None) -> None:
+    session.target.reset()
+    if session.drafter_lm is not None:
+        session.drafter_lm.reset()
+    if method is not None:
+        drafter = session.decoder.drafter(method)
+        if hasattr(drafter, "reset"):
+            drafter.reset()
+
+
+def controls_for(base: Controls, config: Config, max_new_tokens: int | None = None) -> Controls:
+    c = replace(base, method=config.method, vocab_top_k=config.vocab_top_k)
+    if is_auto(config.draft_len):
+        c.adaptive = True  # starts from the profile's draft length; the engine adapts it
+        rule = config.draft_len.partition(":")[2]
+        if rule:  # auto:heuristic etc.; Controls.validate names the rules it knows
+            c.adaptive_rule = rule
+    elif config.draft_len is not None:
+        c.draft_len = config.draft_len
+        c.adaptive = False
+    if max_new_tokens is not None:
+        c.max_new_tokens = max_new_tokens
+    return c
+
+
+def run_ours(session, ids: list[int], controls: Controls) -> Measured:
+    """One generation through specscope's loop, folded from its events."""
+    reset_caches(session, controls.method)
+    stats = Stats()
+    summary = None
+    t0 = time.perf_counter()
+    for event in session.decoder.run(ids, controls):
+        stats.add(event)
+        if isinstance(event, Finished):
+            summary = event.summary
+    sync(session.target.device)
+    wall = time.perf_counter() - t0
+    return Measured(list(summary.token_ids), wall, summary.steps, summary.drafted, summary.accepted,
+                    list(stats.pos_drafted), list(stats.pos_accepted), summary.param_ratio,
+                    summary.stop_reason, summary.prefill_s, summary.draft_s, summary.verify_s)
+
+
+class Runner:
+    """Runs any configuration (ours or transformers') on token ids with shared base controls."""
+
+    def __init__(self, session, base: Controls) -> None:
+        self.session = session
+        self.base = base
+
+    def measure(self, config: Config, ids: list[int], seed: int,
+                max_new_tokens: int | None = None) -> Measured:
+        controls = controls_for(self.base, config, max_new_tokens)
+        controls.seed = seed
+        if config.kind == "hf":
+            from specscope.bench.hf import run_hf
+
+            return run_hf(self.session, ids, config, controls)
+        return run_ours(self.session, ids, controls)
+
+
+def record(config: Config, prompt: BenchPrompt, repeat: int, seed: int, prompt_tokens: int,
+           m: Measured) -> dict:
+    n = len(m.token_ids)
+    return {
+        **config.as_dict(),
+        "prompt_id": prompt.id, "category": prompt.category, "group": prompt.group,
+        "repeat": repeat, "seed": seed, "prompt_tokens": prompt_tokens,
+        "new_tokens": n, "wall_s": m.wall_s, "tokens_per_s": n / m.wall_s if m.wall_s > 0 else 0.0,
+        "steps": m.steps, "drafted": m.drafted, "accepted": m.accepted,
+        "pos_drafted": m.pos_drafted, "pos_accepted": m.pos_accepted,
+        "param_ratio": m.param_ratio, "stop_reason": m.stop_reason,
+        "prefill_s": m.prefill_s, "draft_s": m.draft_s, "verify_s": m.verify_s,
+        "token_ids": m.token_ids,
+    }
+
+
+@dataclass
+class Plan:
+    prompts: list[BenchPrompt]
+    prompt_ids: list[list[int]]  # encoded prompts, same order
+    configs: list[Config]  # the grid and the hf rows; the baseline is added in front
+    repeats: int = 1
+    seed: int = 0
+
+    @property
+    def all_configs(self) -> list[Config]:
+        return [Config(BASELINE)] + [c for c in self.configs if c != Config(BASELINE)]
+
+    @property
+    def total_runs(self) -> int:
+        return len(self.prompts) * self.repeats * len(self.all_configs)
+
+
+class Watcher(Protocol):
+    """Hears about every run: before it starts (what it is) and after it ends."""
+
+    def begin(self, description: str) -> None: ...
+
+    def end(self) -> None: ...
+
+
+class Silent:
+    def begin(self, description: str) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+def warm_up(runner: Runner, plan: Plan, watch: Watcher = Silent()) -> None:
+    """One short untimed generation per configuration: first-call costs (allocations, lazy
+    initialisation, kernel selection) stay out of the timed runs."""
+    ids = plan.prompt_ids[0]
+    for config in plan.all_configs:
+        watch.begin(f"warm-up  {config.name}")
+        runner.measure(config, ids, plan.seed, WARMUP_TOKENS)
+        watch.end()
+
+
+def run_plan(runner: Runner, plan: Plan, watch: Watcher = Silent(),
+             on_prompt_done: Callable[[list[dict]], None] | None = None) -> tuple[list[dict], bool]:
+    """All timed runs, interleaved per prompt. Returns (records, interrupted).
+
+    Ctrl-C stops at once; the run in progress is dropped and every finished one is kept.
+    """
+    records: list[dict] = []
+    try:
+        for i, (prompt, ids) in enumerate(zip(plan.prompts, plan.prompt_ids)):
+            seed = plan.seed + i  # the same seed for every configuration of a prompt
+            for repeat in range(plan.repeats):
+                for config in plan.all_configs:
+                    watch.begin(f"{prompt.category} #{prompt.id}  {config.name}")
+                    m = runner.measure(config, ids, seed)
+                    records.append(record(config, prompt, repeat, seed, len(ids), m))
+                    watch.end()
+            if on_prompt_done:
+                on_prompt_done(records)
+    except KeyboardInterrupt:
+        return records, True
+    return records, False
