@@ -1,0 +1,1 @@
+"""`specscope chat`: the Textual explorer. Build it with `specscope.tui.app.make_app`."""

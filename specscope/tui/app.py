@@ -1,0 +1,385 @@
+"""`specscope chat`: the Textual explorer of speculative decoding.
+
+`make_app` builds the app for both the CLI and the tests: it validates every option first (a
+SpecScopeError before anything starts), then either takes a loaded session (tests) or loads the
+profile's models behind a progress screen. Generation runs in a thread worker that posts batches
+of engine events as messages; the widgets append them; keys change the shared `Controls`, which
+the engine reads at its next step boundary.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, Input
+from textual.worker import get_current_worker
+
+from specscope.core.controls import Controls
+from specscope.core.errors import SpecScopeError
+from specscope.core.events import Drafted, Summary, Verified
+from specscope.core.stats import Stats
+from specscope.frontends.loading import check_options, quiet_libraries
+from specscope.profiles import Profile, load_profile
+from specscope.session import load_session, make_controls
+from specscope.tui import keys
+from specscope.tui.generation import ENGINE_LOCK, Gate, drive
+from specscope.tui.messages import EngineEvents, RunEnded, StepSelected
+from specscope.tui.screens.help import HelpScreen
+from specscope.tui.screens.loading import Loader, LoadingScreen
+from specscope.tui.widgets.controls_panel import NO_VOCAB, ControlsPanel
+from specscope.tui.widgets.conversation import Conversation
+from specscope.tui.widgets.draft_panel import DraftPanel
+from specscope.tui.widgets.legend import Legend
+from specscope.tui.widgets.stats_panel import Baseline, StatsPanel
+
+
+class SpecScopeApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "specscope"
+    BINDINGS = keys.BINDINGS
+
+    def __init__(self, profile: Profile, controls: Controls, loader: Loader | None = None,
+                 session=None, snapshot: bool = False) -> None:
+        super().__init__()
+        self.profile = profile
+        self.controls = controls  # shared with the engine: read at every step boundary
+        self.loader = loader
+        self.session = session
+        self.snapshot = snapshot  # hide clock readings (tok/s, seconds) for snapshot tests
+        self.gate = Gate()
+        self.messages: list[dict[str, str]] = []  # the conversation, for the chat template
+        self.run_id = 0
+        self.running: str | None = None  # "answer" or "baseline" while a worker generates
+        self.answer = None  # the AnswerView being generated
+        self.last_prompt_ids: list[int] | None = None
+        self.last_summary: Summary | None = None
+        self.after_run = None  # what to do once a stopped run has ended (regenerate, clear)
+        self._drafted: Drafted | None = None  # waits for its Verified (maybe in the next batch)
+        self._baseline_stats = Stats()
+        self.sub_title = profile.name
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Legend(id="legend")
+                yield Conversation(id="conversation")
+                yield Input(placeholder="Type a prompt and press Enter  (Esc: control keys · ?: help)",
+                            id="prompt")
+            with Vertical(id="right"):
+                yield DraftPanel(show_timings=not self.snapshot, id="draft")
+                yield StatsPanel(show_timings=not self.snapshot, id="stats")
+                yield ControlsPanel(self.controls, id="controls")
+        yield Footer()
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.query_one(Conversation)
+
+    @property
+    def stats_panel(self) -> StatsPanel:
+        return self.query_one(StatsPanel)
+
+    @property
+    def controls_panel(self) -> ControlsPanel:
+        return self.query_one(ControlsPanel)
+
+    @property
+    def draft_panel(self) -> DraftPanel:
+        return self.query_one(DraftPanel)
+
+    def on_mount(self) -> None:
+        prompt = self.query_one("#prompt", Input)
+        prompt.cursor_blink = not self.snapshot
+        prompt.focus()
+        if self.session is not None:
+            self.session_ready(self.session)
+        else:
+            self.controls_panel.state = "loading"
+            title = f"Loading profile '{self.profile.name}': {self.profile.target}" + (
+                f" + {self.profile.drafter}" if self.profile.drafter else "")
+            self.push_screen(LoadingScreen(self.loader, title), callback=self.session_ready)
+
+    def session_ready(self, session) -> None:
+        self.session = session
+        vocab = session.vocab  # a TrimmedVocab: any size up to its full ranking can be chosen
+        self.controls_panel.set_session(session.decoder.methods,
+                                        None if vocab is None else len(vocab.ranking),
+                                        None if vocab is None else vocab.k)
+        self.controls_panel.state = "idle"
+        self.query_one("#prompt", Input).focus()
+
+    # Sending prompts and running the engine.
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        if self.session is None:
+            self.notify("The models are still loading.", severity="warning")
+            return
+        if self.running:
+            self.notify("An answer is being generated: s stops it.", severity="warning")
+            return
+        event.input.value = ""
+        self.messages.append({"role": "user", "content": text})
+        self.conversation.add_user(text)
+        self.conversation.focus()  # letter keys now act as controls
+        self.start_answer()
+
+    def start_answer(self) -> None:
+        try:
+            ids = self.session.encode(self.messages)
+            self.session.decoder.check_prompt(ids)
+            drafter = self.session.decoder.drafter(self.controls.method)
+        except SpecScopeError as e:
+            self.messages.pop()
+            self.show_error(str(e))
+            return
+        self.last_prompt_ids = ids
+        self.answer = self.conversation.add_answer()
+        self.stats_panel.reset(self.controls.method, self.session.decoder.param_ratio(drafter))
+        self.begin(ids, self.controls, "answer", self.gate)
+
+    def begin(self, ids: list[int], controls: Controls, kind: str, gate: Gate) -> None:
+        self.run_id += 1
+        self.running = kind
+        self._drafted = None
+        self.controls_panel.state = ("measuring baseline" if kind == "baseline"
+                                     else "paused" if gate.paused else "generating")
+        self.generate(self.run_id, ids, controls, gate)
+
+    @work(thread=True, group="generate", exit_on_error=False)
+    def generate(self, run_id: int, ids: list[int], controls: Controls, gate: Gate) -> None:
+        worker = get_current_worker()
+
+        def emit(batch, active_s: float) -> None:
+            self.post_message(EngineEvents(run_id, batch, active_s))
+
+        with ENGINE_LOCK:  # a stopped run may still be finishing its step
+            try:
+                summary, active_s = drive(self.session.decoder.run(ids, controls), gate, emit,
+                                          lambda: worker.is_cancelled)
+            except Exception as e:  # a generation failure is shown in the UI, not raised
+                message = str(e) if isinstance(e, SpecScopeError) else f"{type(e).__name__}: {e}"
+                self.post_message(RunEnded(run_id, None, 0.0, message))
+            else:
+                self.post_message(RunEnded(run_id, summary, active_s))
+
+    def on_engine_events(self, message: EngineEvents) -> None:
+        if message.run_id != self.run_id:
+            return
+        if self.running == "baseline":
+            for event in message.events:
+                self._baseline_stats.add(event)
+            return
+        stats = self.stats_panel
+        steps = []
+        for event in message.events:
+            stats.stats.add(event)
+            if isinstance(event, Drafted):
+                self._drafted = event
+                stats.draft_len = event.draft_len
+                if event.method != stats.method:  # method changed mid-run
+                    stats.method = event.method
+                    decoder = self.session.decoder
+                    stats.stats.param_ratio = decoder.param_ratio(decoder.drafter(event.method))
+            elif isinstance(event, Verified):
+                steps.append((self._drafted, event))
+        if steps:
+            self.answer.add_steps(steps)
+            if self.conversation.selection is None:
+                self.draft_panel.show(*steps[-1], note="(latest)")
+        stats.active_s = message.active_s
+        stats.refresh_view()
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        if message.run_id != self.run_id:
+            return
+        kind, self.running = self.running, None
+        self.controls_panel.state = "paused" if self.gate.paused else "idle"
+        if message.error:
+            self.show_error(message.error)
+        if kind == "baseline":
+            s = message.summary
+            if s is not None and message.active_s > 0:
+                self.stats_panel.baseline = Baseline(s.new_tokens / message.active_s, s.new_tokens)
+                self.stats_panel.refresh_view()
+        elif kind == "answer":
+            self.last_summary = message.summary
+            if message.error:
+                self.answer.set_note("[failed]", "bold red")
+            elif message.summary is None:
+                self.answer.set_note("[stopped]")
+                self.stats_panel.note = " · stopped"
+            self.messages.append({"role": "assistant", "content": self.answer.text})
+            self.stats_panel.active_s = message.active_s or self.stats_panel.active_s
+            if message.summary is not None:
+                self.stats_panel.note = f" · {message.summary.stop_reason}"
+            self.stats_panel.refresh_view()
+        if self.after_run is not None:
+            then, self.after_run = self.after_run, None
+            self.call_next(then)
+
+    def show_error(self, error: str) -> None:
+        self.conversation.add_error(error)
+        self.notify(error, title="error", severity="error")
+
+    def on_step_selected(self, message: StepSelected) -> None:
+        if message.verified is not None:
+            self.draft_panel.show(message.drafted, message.verified,
+                                  note="(selected · [ ] move · l live)")
+        elif self.conversation.answers and self.conversation.answers[-1].steps:
+            self.draft_panel.show(*self.conversation.answers[-1].steps[-1], note="(latest)")
+
+    # Actions (keys.py lists the keys).
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_focus_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_leave_prompt(self) -> None:
+        self.conversation.focus()
+
+    def action_pause(self) -> None:
+        if self.gate.paused:
+            self.gate.resume()
+            self.controls_panel.state = "generating" if self.running else "idle"
+        else:
+            self.gate.pause()
+            self.controls_panel.state = "paused"
+
+    def action_step(self) -> None:
+        self.gate.step()
+        self.controls_panel.state = "paused"
+        if not self.running:
+            self.notify("Teaching mode: send a prompt, then n runs one draft-verify step.")
+
+    def action_stop(self) -> None:
+        if self.running:
+            self.workers.cancel_group(self, "generate")
+            self.gate.wake()
+            self.controls_panel.state = "stopping"
+
+    def after_stopping(self, then) -> None:
+        """Run `then` now, or once the running answer has stopped."""
+        if self.running:
+            self.after_run = then
+            self.action_stop()
+        else:
+            self.call_next(then)
+
+    def action_regenerate(self) -> None:
+        if self.session is not None:
+            self.after_stopping(self.regenerate)
+
+    async def regenerate(self) -> None:
+        if self.messages and self.messages[-1]["role"] == "assistant":
+            self.messages.pop()
+            await self.conversation.remove_last_answer()
+        if not self.messages:
+            self.notify("Nothing to regenerate: send a prompt first.")
+            return
+        if self.controls.temperature > 0:  # a new sample rather than the same one
+            self.controls.seed += 1
+            self.controls_panel.refresh()
+        self.start_answer()
+
+    def action_clear(self) -> None:
+        self.after_stopping(self.clear)
+
+    async def clear(self) -> None:
+        self.messages = []
+        self.last_prompt_ids = None
+        await self.conversation.clear()
+        self.draft_panel.clear()
+        self.stats_panel.baseline = None
+        self.stats_panel.reset("", 0.0)
+
+    def action_draft_len(self, delta: int) -> None:
+        self.controls_panel.draft_len += delta
+
+    def action_adaptive(self) -> None:
+        self.controls_panel.cycle_adaptive()
+
+    def action_temperature(self, delta: float) -> None:
+        self.controls_panel.temperature += delta
+
+    def action_top_p(self, delta: float) -> None:
+        self.controls_panel.top_p += delta
+
+    def action_greedy(self) -> None:
+        self.controls_panel.toggle_greedy()
+
+    def action_method(self) -> None:
+        self.controls_panel.next_method()
+
+    def action_vocab(self, direction: int) -> None:
+        if not self.controls_panel.scale_vocab(direction):
+            self.notify(f"Drafter vocabulary: {NO_VOCAB}", severity="warning")
+
+    def action_hide_rejected(self) -> None:
+        hide = not self.conversation.hide_rejected
+        self.conversation.set_hide_rejected(hide)
+        self.query_one(Legend).set_hide_rejected(hide)
+
+    def action_select_step(self, delta: int) -> None:
+        self.conversation.move(delta)
+
+    def action_live_step(self) -> None:
+        self.conversation.select(None)
+
+    def action_baseline(self) -> None:
+        if self.session is None or self.running:
+            self.notify("Wait for the answer to finish (s stops it).", severity="warning")
+            return
+        if self.last_prompt_ids is None:
+            self.notify("Send a prompt first: the baseline reruns it with plain decoding.")
+            return
+        tokens = len(self.stats_panel.stats.token_ids) or self.controls.max_new_tokens
+        controls = replace(self.controls, method="ar", max_new_tokens=tokens, stop=[])
+        self._baseline_stats = Stats()
+        self.notify(f"Measuring plain decoding (ar) on the last prompt, {tokens} tokens…")
+        self.begin(self.last_prompt_ids, controls, "baseline", Gate())
+
+    async def action_quit(self) -> None:
+        self.workers.cancel_group(self, "generate")
+        self.gate.wake()
+        self.exit()
+
+
+def make_app(profile: Profile | str | None = None, *, session=None, method: str | None = None,
+             draft_len: int | None = None, max_new_tokens: int | None = None,
+             temperature: float | None = None, top_p: float | None = None, seed: int = 0,
+             dtype: str | None = None, device: str | None = None, trimmed: str | Path | None = None,
+             vocab_top_k: int | None = None, adaptive: bool | None = None,
+             adaptive_rule: str | None = None, snapshot: bool = False) -> SpecScopeApp:
+    """Validate the options (raising SpecScopeError), then build the app.
+
+    With `session` (a loaded specscope Session, as tests pass) nothing loads; otherwise the app
+    loads the profile's models in a worker thread behind a progress screen.
+    """
+    if session is not None:
+        prof = session.profile
+    else:
+        prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    check_options(prof, method, dtype, device, vocab_top_k, trimmed)
+    controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p, seed=seed, vocab_top_k=vocab_top_k,
+                             adaptive=adaptive, adaptive_rule=adaptive_rule)
+    loader = None
+    if session is None:
+        def loader(progress):
+            quiet_libraries()
+            return load_session(prof, dtype, device, str(trimmed) if trimmed else None, progress)
+    return SpecScopeApp(prof, controls, loader, session, snapshot)
+
+
+def run_chat(**options) -> None:
+    """The `specscope chat` command: bad options fail here, before the terminal switches over."""
+    make_app(options.pop("profile", None), **options).run()

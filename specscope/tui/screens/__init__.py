@@ -1,0 +1,1 @@
+"""Screens pushed over the explorer: loading progress, help."""

@@ -1,0 +1,142 @@
+"""The live controls: reactive settings that write through to the engine's `Controls`.
+
+Each setting is a reactive attribute: `validate_*` clamps it, `watch_*` hands the new value to
+the shared Controls object, which the engine reads when its next step begins. Nothing restarts.
+"""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from specscope.core.controls import MAX_DRAFT_LEN, Controls
+
+MAX_TEMPERATURE = 2.0
+ADAPTIVE_RULES = ("cost", "heuristic")  # Controls.adaptive_rule: expected tok/s, or +2 / -1
+NO_VOCAB = "full: no trimmed vocabulary loaded (--trimmed)"
+
+
+class ControlsPanel(Widget):
+    draft_len = reactive(5)
+    adaptive = reactive(False)
+    adaptive_rule = reactive("cost")
+    temperature = reactive(0.0)
+    top_p = reactive(1.0)
+    method = reactive("draft")
+    vocab_top_k: reactive[int | None] = reactive(None)
+    state = reactive("idle")
+
+    def __init__(self, controls: Controls, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "controls"
+        self.controls = controls
+        self.methods = [controls.method]
+        self.vocab_size: int | None = None  # rows of the trimmed ranking; None: no trimmed head
+        self.vocab_default: int | None = None  # the size the drafter uses when none is chosen
+        self.last_temperature = controls.temperature or 0.7  # what sampling mode returns to
+        for name in ("draft_len", "adaptive", "temperature", "top_p", "method", "vocab_top_k"):
+            self.set_reactive(getattr(ControlsPanel, name), getattr(controls, name))
+        # How the engine picks adaptive lengths, where it offers a choice.
+        self.rules = ADAPTIVE_RULES if hasattr(controls, "adaptive_rule") else ()
+        if self.rules:
+            self.set_reactive(ControlsPanel.adaptive_rule, controls.adaptive_rule)
+
+    def set_session(self, methods: list[str], vocab_size: int | None,
+                    vocab_default: int | None = None) -> None:
+        """The loaded session's methods and trimmed vocabulary (rows, default size), if any."""
+        self.methods = list(methods)
+        self.vocab_size = vocab_size
+        self.vocab_default = vocab_default or vocab_size
+        self.refresh()
+
+    # Clamps (validate_) and write-through to the engine (watch_).
+
+    def validate_draft_len(self, value: int) -> int:
+        return max(0, min(MAX_DRAFT_LEN, value))
+
+    def validate_temperature(self, value: float) -> float:
+        return round(max(0.0, min(MAX_TEMPERATURE, value)), 2)
+
+    def validate_top_p(self, value: float) -> float:
+        return round(max(0.05, min(1.0, value)), 2)
+
+    def validate_vocab_top_k(self, value: int | None) -> int | None:
+        if value is None or self.vocab_size is None:
+            return None
+        return max(1, min(self.vocab_size, value))
+
+    def watch_draft_len(self, value: int) -> None:
+        self.controls.draft_len = value
+
+    def watch_adaptive(self, value: bool) -> None:
+        self.controls.adaptive = value
+
+    def watch_adaptive_rule(self, value: str) -> None:
+        if self.rules:
+            self.controls.adaptive_rule = value
+
+    def watch_temperature(self, value: float) -> None:
+        self.controls.temperature = value
+        if value > 0:
+            self.last_temperature = value
+
+    def watch_top_p(self, value: float) -> None:
+        self.controls.top_p = value
+
+    def watch_method(self, value: str) -> None:
+        self.controls.method = value
+
+    def watch_vocab_top_k(self, value: int | None) -> None:
+        self.controls.vocab_top_k = value
+
+    # Actions the app's keys call.
+
+    def cycle_adaptive(self) -> None:
+        """off -> on with each rule the engine offers, in turn -> off."""
+        if not self.adaptive:
+            if self.rules:
+                self.adaptive_rule = self.rules[0]
+            self.adaptive = True
+        elif self.rules and self.adaptive_rule != self.rules[-1]:
+            self.adaptive_rule = self.rules[self.rules.index(self.adaptive_rule) + 1]
+        else:
+            self.adaptive = False
+
+    def next_method(self) -> None:
+        i = self.methods.index(self.method) if self.method in self.methods else -1
+        self.method = self.methods[(i + 1) % len(self.methods)]
+
+    def toggle_greedy(self) -> None:
+        self.temperature = self.last_temperature if self.temperature == 0 else 0.0
+
+    def scale_vocab(self, direction: int) -> bool:
+        """Halve or double the drafter vocabulary; False when there is no trimmed head."""
+        if self.vocab_size is None:
+            return False
+        current = self.vocab_top_k or self.vocab_default or self.vocab_size
+        self.vocab_top_k = current * 2 if direction > 0 else max(1, current // 2)
+        return True
+
+    # Display.
+
+    def render(self) -> Table:
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        state = {"generating": "green", "paused": "yellow", "error": "red"}.get(self.state, "")
+        grid.add_row("", "state", Text(self.state, f"bold {state}"))
+        unused = " (ar drafts nothing)" if self.method == "ar" else ""
+        grid.add_row("m", "method", f"{self.method}{unused}  [{' '.join(self.methods)}]")
+        grid.add_row("+/-", "draft length", f"{self.draft_len}{unused}")
+        rule = f", {self.adaptive_rule} rule" if self.rules else ""
+        grid.add_row("a", "adaptive k", f"on{rule} (engine picks each k)" if self.adaptive else "off")
+        vocab = NO_VOCAB if self.vocab_size is None else (
+            f"{self.vocab_top_k or self.vocab_default} of {self.vocab_size} rows")
+        grid.add_row("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None else ""))
+        mode = "greedy" if self.temperature == 0 else "sampling"
+        grid.add_row("g", "mode", f"{mode}  (seed {self.controls.seed})")
+        grid.add_row("t/T", "temperature", f"{self.temperature:.2f}")
+        grid.add_row("p/P", "top-p", f"{self.top_p:.2f}")
+        return grid

@@ -1,0 +1,118 @@
+"""The draft panel: one step's proposal with q and p per node, the verdict and the target's token.
+
+A chain (parents [-1, 0, 1, ...]) reads best as a table, one row per position. Any other shape
+is drawn as a tree from `Drafted.parents` (parents[i]: index of node i's parent, -1 for the
+context). The accepted path is green, the first rejection red and marked, nodes past it dim, and
+the target's own token (correction or bonus) closes the step in the target's colour.
+"""
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from specscope.core.events import Drafted, Verified
+from specscope.frontends.generate import STYLES, printable
+
+
+def token_label(text: str) -> str:
+    """A token's text on one line, quoted, with whitespace and control characters visible."""
+    return "'" + printable(text).replace("\n", "\\n").replace("\t", "\\t") + "'"
+
+
+def prob(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def is_chain(parents: tuple[int, ...]) -> bool:
+    return all(parent == i - 1 for i, parent in enumerate(parents))
+
+
+def verdict(i: int, verified: Verified) -> tuple[str, str]:
+    """(label, style) of proposal node i."""
+    if verified.accepted[i]:
+        return "✓ accepted", STYLES["accepted"]
+    if i == verified.first_rejected:
+        return "✗ first rejection", "bold red"
+    return "· not taken", "dim"
+
+
+def target_line(verified: Verified) -> Text:
+    kind = "bonus" if verified.bonus else "correction"
+    text = Text("→ ")
+    text.append(token_label(verified.token_text), STYLES["target"])
+    text.append(f"  target's {kind}" if verified.accepted or verified.first_rejected is not None
+                else "  target's token (nothing drafted)", "dim")
+    return text
+
+
+def chain_table(drafted: Drafted, verified: Verified) -> Table:
+    table = Table(box=None, pad_edge=False, expand=False, header_style="bold")
+    for name, justify in (("#", "right"), ("token", "left"), ("q", "right"), ("p", "right"),
+                          ("verdict", "left")):
+        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis",
+                         max_width=24 if name == "token" else None)
+    for i, text in enumerate(drafted.texts):
+        label, style = verdict(i, verified)
+        table.add_row(str(i + 1), Text(token_label(text), style), prob(drafted.q[i]),
+                      prob(verified.p[i]), Text(label, style))
+    return table
+
+
+def draft_tree(drafted: Drafted, verified: Verified) -> Tree:
+    tree = Tree(Text(f"context ({drafted.context_len} tokens)", "bold"), guide_style="dim")
+    nodes: list[Tree] = []
+    for i, (text, parent) in enumerate(zip(drafted.texts, drafted.parents)):
+        label, style = verdict(i, verified)
+        line = Text(token_label(text), style)
+        line.append(f"  q {prob(drafted.q[i])}  p {prob(verified.p[i])}  ", "default")
+        line.append(label, style)
+        under = tree if parent < 0 else nodes[parent]
+        nodes.append(under.add(line, guide_style=STYLES["accepted"] if verified.accepted[i] else "dim"))
+    accepted = [i for i, ok in enumerate(verified.accepted) if ok]
+    last = nodes[accepted[-1]] if accepted else tree
+    last.add(target_line(verified))
+    return tree
+
+
+def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
+              show_timings: bool = True) -> RenderableType:
+    head = Text(f"step {verified.step + 1}", "bold")
+    if drafted is not None:
+        head.append(f" · {drafted.method} · k {drafted.draft_len} asked, {len(drafted.tokens)} drafted")
+    if note:
+        head.append(f"  {note}", "dim")
+    summary = Text(f"accepted {verified.n_accepted}/{len(verified.accepted)}, "
+                   f"emitted {len(verified.emitted)}")
+    if show_timings:
+        summary.append(f" · draft {verified.draft_s * 1e3:.1f} ms · verify {verified.verify_s * 1e3:.1f} ms")
+    if drafted is None or not drafted.tokens:
+        return Group(head, summary, Text(), target_line(verified))
+    if is_chain(drafted.parents):
+        return Group(head, summary, Text(), chain_table(drafted, verified), target_line(verified))
+    return Group(head, summary, Text(), draft_tree(drafted, verified))
+
+
+class DraftPanel(VerticalScroll):
+    """Shows one step; `show_timings=False` keeps snapshots free of clock readings."""
+
+    def __init__(self, show_timings: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.show_timings = show_timings
+        self.border_title = "draft"
+        self.step: tuple[Drafted | None, Verified] | None = None
+
+    def compose(self):
+        yield Static(Text("No step yet: send a prompt.", "dim"), id="draft-body")
+
+    def show(self, drafted: Drafted | None, verified: Verified, note: str = "") -> None:
+        self.step = (drafted, verified)
+        self.query_one("#draft-body", Static).update(
+            step_view(drafted, verified, note, self.show_timings))
+
+    def clear(self) -> None:
+        self.step = None
+        self.query_one("#draft-body", Static).update(Text("No step yet: send a prompt.", "dim"))

@@ -1,0 +1,114 @@
+"""The stats panel: the current run's metrics, refreshed at every batch of steps.
+
+tau, acceptance, per-position acceptance (bars), tokens/s, the draft/verify time split, MBSU and
+the speedup over plain decoding: measured when a baseline run exists (key b: method ar, same
+prompt, same engine), otherwise estimated as tau * t_verify / (t_draft + t_verify), i.e.
+assuming one plain decoding step costs about one verify pass. The label says which.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from specscope.core.stats import Stats
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+MAX_POSITIONS = 12
+HIDDEN = "— (timings hidden)"
+
+
+def bar(fraction: float, width: int) -> str:
+    """A horizontal bar of `width` cells filled to `fraction`, in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (BLOCKS[part] if part else "")).ljust(width)
+
+
+@dataclass
+class Baseline:
+    tokens_per_s: float
+    new_tokens: int
+
+
+class StatsPanel(Static):
+    def __init__(self, show_timings: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.show_timings = show_timings
+        self.border_title = "stats"
+        self.stats = Stats()
+        self.method = ""
+        self.active_s = 0.0
+        self.draft_len: int | None = None  # the length the engine chose for the latest step
+        self.note = ""
+        self.baseline: Baseline | None = None
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    def reset(self, method: str, param_ratio: float) -> None:
+        self.stats = Stats(param_ratio)
+        self.method = method
+        self.active_s = 0.0
+        self.draft_len = None
+        self.note = ""
+        self.refresh_view()
+
+    @property
+    def tokens_per_s(self) -> float:
+        return len(self.stats.token_ids) / self.active_s if self.active_s > 0 else 0.0
+
+    def speedup(self) -> tuple[str, str]:
+        s = self.stats
+        if not s.steps:
+            return "–", ""
+        if self.baseline and self.active_s > 0:
+            x = self.tokens_per_s / self.baseline.tokens_per_s
+            return (f"{x:.2f}×", f"measured vs ar: {self.baseline.tokens_per_s:.1f} tok/s, "
+                    f"{self.baseline.new_tokens} tokens")
+        total = s.draft_s + s.verify_s
+        x = s.tau * s.verify_s / total if total > 0 else 0.0
+        return f"≈{x:.2f}×", "estimated: plain step ≈ verify pass (b measures)"
+
+    def refresh_view(self) -> None:
+        s = self.stats
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        k = "–" if self.draft_len is None else str(self.draft_len)
+        grid.add_row("run", f"{self.method or '–'} · {len(s.token_ids)} tokens · {s.steps} steps"
+                     f" · k {k}{self.note}")
+        grid.add_row("tau", f"{s.tau:.2f} tokens per target pass")
+        grid.add_row("acceptance", f"{s.acceptance_rate:.0%} ({s.accepted}/{s.drafted} drafted)")
+        grid.add_row("MBSU", f"{s.mbsu:.2f}  (r = {s.param_ratio:.3f})")
+        if self.show_timings:
+            grid.add_row("tok/s", f"{self.tokens_per_s:.1f}  ({self.active_s:.2f} s generating, "
+                         "pauses excluded)")
+            total = s.draft_s + s.verify_s
+            share = s.draft_s / total if total > 0 else 0.0
+            cells = round(share * 12)
+            split = Text(f"draft {share:.0%} ")
+            split.append("█" * cells, "magenta").append("█" * (12 - cells), "blue")
+            split.append(f" verify {1 - share:.0%} · {s.draft_s:.2f}/{s.verify_s:.2f} s")
+            grid.add_row("time", split)
+            value, label = self.speedup()
+            grid.add_row("speedup", Text(value, "bold").append(f"  {label}", "dim"))
+        else:
+            for name in ("tok/s", "time", "speedup"):
+                grid.add_row(name, Text(HIDDEN, "dim"))
+        self.update(Group(grid, Text("acceptance by draft position", "bold"), self.positions()))
+
+    def positions(self) -> Table:
+        rates = self.stats.per_position
+        table = Table.grid(padding=(0, 1))
+        if not rates:
+            table.add_row(Text("no drafts yet", "dim"))
+            return table
+        for i, rate in enumerate(rates[:MAX_POSITIONS]):
+            table.add_row(f"{i + 1:>2}", Text(bar(rate, 20), "green"), f"{rate:>4.0%}")
+        if len(rates) > MAX_POSITIONS:
+            table.add_row("", Text(f"… {len(rates) - MAX_POSITIONS} more positions", "dim"), "")
+        return table
