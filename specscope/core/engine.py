@@ -3,8 +3,8 @@
     for each step:
         proposal = drafter.propose(ids, k)                 # chain (or tree) of draft tokens
         p = target(ids[-1:] + proposal)                    # one forward pass, KV cache reused
-        n, token = verify(proposal, p, q)                  # greedy or rejection sampling
-        ids += proposal[:n] + [token]                      # caches roll back by common prefix
+        path, token = verify(proposal, p, q)               # greedy or rejection sampling
+        ids += proposal[path] + [token]                    # caches roll back by common prefix
 
 The target's cache always covers every committed token but the last one, so each step feeds the
 last committed token plus the drafts. Plain decoding is the same loop with a drafter that proposes
@@ -26,7 +26,8 @@ from specscope.core.lm import CachedLM
 from specscope.core.sampling import probs_from_logits
 from specscope.core.stats import Stats
 from specscope.core.text import IncrementalText
-from specscope.core.verify import greedy_verify, speculative_sample
+from specscope.core.tree import children, is_chain
+from specscope.core.verify import Verdict, chain, greedy_verify_tree, sample_verify_tree
 
 
 class SpecDecoder:
@@ -50,6 +51,24 @@ class SpecDecoder:
         if method not in self._drafters:
             self._drafters[method] = self.factories[method]()
         return self._drafters[method]
+
+    def _verify(self, ids, draft, parents, q, shaping, generator) -> tuple[Verdict, tuple[float, ...]]:
+        """One target pass over the last committed token + the draft (chain or tree)."""
+        tree = not is_chain(parents)
+        if tree:
+            hidden = self.target.forward_tree(ids, draft, parents)
+        else:
+            hidden = self.target.forward(ids + draft, len(draft) + 1)
+        logits = self.target.logits(hidden)
+        if shaping.greedy:
+            verdict = greedy_verify_tree(draft, parents, logits.argmax(-1).tolist())
+            shown = torch.softmax(logits, -1)  # displayed p: the unshaped distribution
+        else:
+            shown = probs_from_logits(logits, shaping)
+            verdict = sample_verify_tree(draft, parents, shown, q, generator)
+        if tree:
+            self.target.keep_path(ids, draft, verdict.path)
+        return verdict, tuple(float(shown[par + 1, x]) for x, par in zip(draft, parents))
 
     def _policy(self, controls: Controls) -> AdaptiveLength:
         key = (controls.method, controls.adaptive_rule)
@@ -116,19 +135,11 @@ class SpecDecoder:
             yield drafted
 
             t = time.perf_counter()
-            draft = proposal.tokens
-            logits = self.target.logits(self.target.forward(ids + draft, len(draft) + 1))
-            if shaping.greedy:
-                verdict = greedy_verify(draft, logits.argmax(-1).tolist())
-                shown = torch.softmax(logits, -1)  # displayed p: the unshaped distribution
-            else:
-                p = probs_from_logits(logits, shaping)
-                verdict = speculative_sample(draft, p, proposal.q, generator)
-                shown = p
+            draft, parents = proposal.tokens, proposal.parents or chain(len(proposal.tokens))
+            verdict, p_tokens = self._verify(ids, draft, parents, proposal.q, shaping, generator)
             verify_s = time.perf_counter() - t
-            p_tokens = tuple(float(shown[i, x]) for i, x in enumerate(draft))
 
-            emitted = draft[: verdict.accepted] + [verdict.token]
+            emitted = [draft[i] for i in verdict.path] + [verdict.token]
             emitted = emitted[:room]
             for i, x in enumerate(emitted):
                 if x in self.eos_ids:
@@ -144,15 +155,16 @@ class SpecDecoder:
             drafter.feedback(ids, proposal, verdict.accepted)
             if policy:
                 policy.observe(k, len(draft), verdict.accepted, draft_s, verify_s)
+            tried = children(parents)[verdict.path[-1] if verdict.path else -1]
             verified = Verified(
                 step=step,
                 p=p_tokens,
-                accepted=tuple(i < verdict.accepted for i in range(len(draft))),
+                accepted=tuple(i in verdict.path for i in range(len(draft))),
                 n_accepted=min(verdict.accepted, len(emitted)),
-                first_rejected=verdict.accepted if verdict.accepted < len(draft) else None,
+                first_rejected=tried[0] if tried else None,
                 token=verdict.token,
                 token_text=text.token_text(verdict.token),
-                bonus=verdict.accepted == len(draft),
+                bonus=not tried,
                 emitted=tuple(emitted),
                 pieces=tuple(pieces),
                 verify_s=verify_s,

@@ -79,6 +79,35 @@ class CachedLM:
         return out.last_hidden_state[0, len(new) - n_last:]
 
     @torch.inference_mode()
+    def forward_tree(self, ids: list[int], tokens: list[int], parents: list[int]) -> torch.Tensor:
+        """Hidden states [n+1, hidden] for ids[-1] (the root) and every tree node, in one pass
+        with a tree attention mask. Call keep_path afterwards to drop the unaccepted nodes."""
+        from specscope.core.tree import tree_attention, tree_positions
+
+        self.forward(ids[:-1], 0)
+        cached = len(ids) - 1
+        dtype = next(self.model.parameters()).dtype
+        out = self.base(
+            input_ids=torch.tensor([ids[-1:] + tokens], device=self.device),
+            attention_mask=tree_attention(parents, cached, dtype, self.device),
+            position_ids=tree_positions(parents, cached, self.device),
+            use_cache=True,
+            **{self._cache_kwarg: self.cache},
+        )
+        self.forward_passes += 1
+        self.ids = list(ids) + [-1] * len(tokens)  # tree slots: not a sequence until keep_path
+        return out.last_hidden_state[0]
+
+    def keep_path(self, ids: list[int], tokens: list[int], path: tuple[int, ...]) -> None:
+        """After forward_tree: keep the context, the root and the accepted nodes only."""
+        keep = torch.tensor(list(range(len(ids))) + [len(ids) + i for i in path], device=self.device)
+        for layer in getattr(self.cache, "layers", []):
+            if getattr(layer, "keys", None) is not None:
+                layer.keys = layer.keys.index_select(-2, keep)
+                layer.values = layer.values.index_select(-2, keep)
+        self.ids = list(ids) + [tokens[i] for i in path]
+
+    @torch.inference_mode()
     def logits(self, hidden: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Float32 logits over the full vocabulary, or over the rows of `weight` (a slice of the
         head, e.g. VocabTrim's ranked rows)."""

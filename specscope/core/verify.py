@@ -1,11 +1,13 @@
-"""Verification of a drafted chain as pure functions (Leviathan et al. 2023; Chen et al. 2023).
+"""Verification of a draft (a chain, or a tree) as pure functions.
 
-Inputs for a chain of k draft tokens x_1..x_k:
-  p: [k+1, V] target probabilities; row i is the target's distribution for the position of x_{i+1}
-     (row k is the bonus position after the whole chain).
-  q: [k, V] drafter probabilities the drafts were sampled from, or None for drafters that have no
-     distribution (lookup), which count as one-hot q.
-Returns how many drafts are accepted and the token the target chooses next (correction or bonus).
+Notation: p is the target's distribution, q the drafter's. For a proposal of n nodes:
+  p: [n+1, V]  row 0 is the target's distribution after the committed context (the root's next
+               token), row i+1 the distribution after node i.
+  q: [n, V]    row i is the drafter's distribution node i was sampled from, or None when the
+               nodes are deterministic (lookup, greedy top-k), which counts as one-hot q.
+A chain is the tree parents = [-1, 0, 1, ...] (Leviathan et al. 2023; Chen et al. 2023). For trees,
+the children of a node are tried one by one with the residual updated after each rejection
+(multi-candidate rejection sampling, as in SpecInfer), which keeps the target's distribution.
 """
 from __future__ import annotations
 
@@ -14,37 +16,66 @@ from dataclasses import dataclass
 import torch
 
 from specscope.core.sampling import residual, sample
+from specscope.core.tree import children
 
 
 @dataclass(frozen=True)
 class Verdict:
-    accepted: int  # length of the accepted prefix
+    path: tuple[int, ...]  # accepted node indices, root to leaf
     token: int  # the target-chosen token: correction at the first rejection, else bonus
+
+    @property
+    def accepted(self) -> int:
+        return len(self.path)
+
+
+def chain(n: int) -> list[int]:
+    return list(range(-1, n - 1))
+
+
+def greedy_verify_tree(tokens: list[int], parents: list[int], target_argmax: list[int]) -> Verdict:
+    """Follow the child that equals the target's argmax while there is one."""
+    kids = children(parents)
+    node, path = -1, []
+    while True:
+        want = target_argmax[node + 1]
+        nxt = next((c for c in kids[node] if tokens[c] == want), None)
+        if nxt is None:
+            return Verdict(tuple(path), want)
+        path.append(nxt)
+        node = nxt
+
+
+def sample_verify_tree(tokens: list[int], parents: list[int], p: torch.Tensor,
+                       q: torch.Tensor | None, generator: torch.Generator | None) -> Verdict:
+    """Accept child x with probability min(1, p(x)/q(x)); after a rejection p <- norm(max(0, p-q))
+    and the next child is tried; when none is accepted, sample from what is left of p."""
+    kids = children(parents)
+    node, path = -1, []
+    while True:
+        p_row = p[node + 1]
+        for c in kids[node]:
+            x = tokens[c]
+            q_row = q[c] if q is not None else torch.nn.functional.one_hot(
+                torch.tensor(x), p.shape[-1]).to(p.dtype)
+            q_x = float(q_row[x])
+            u = float(torch.rand((), generator=generator))
+            if q_x > 0 and u < min(1.0, float(p_row[x]) / q_x):
+                path.append(c)
+                node = c
+                break
+            p_row = residual(p_row, q_row)
+        else:
+            return Verdict(tuple(path), sample(p_row, generator))
 
 
 def greedy_verify(draft: list[int], target_argmax: list[int]) -> Verdict:
-    """Accept while the draft equals the target's argmax; the target's argmax follows."""
-    n = 0
-    while n < len(draft) and draft[n] == target_argmax[n]:
-        n += 1
-    return Verdict(n, target_argmax[n])
+    """Chain: accept while the draft equals the target's argmax; the target's argmax follows."""
+    return greedy_verify_tree(draft, chain(len(draft)), target_argmax)
 
 
-def speculative_sample(
-    draft: list[int],
-    p: torch.Tensor,
-    q: torch.Tensor | None,
-    generator: torch.Generator | None,
-) -> Verdict:
-    """Accept x_i with probability min(1, p(x_i)/q(x_i)); on rejection resample from
-    normalize(max(0, p - q)); after k acceptances sample the bonus token from p."""
-    for i, x in enumerate(draft):
-        p_x = float(p[i, x])
-        q_row = q[i] if q is not None else torch.nn.functional.one_hot(
-            torch.tensor(x), p.shape[-1]).to(p.dtype)
-        q_x = float(q_row[x])
-        u = float(torch.rand((), generator=generator))
-        if q_x > 0 and u < min(1.0, p_x / q_x):
-            continue
-        return Verdict(i, sample(residual(p[i], q_row), generator))
-    return Verdict(len(draft), sample(p[len(draft)], generator))
+def speculative_sample(draft: list[int], p: torch.Tensor, q: torch.Tensor | None,
+                       generator: torch.Generator | None) -> Verdict:
+    """Chain: accept x_i with probability min(1, p(x_i)/q(x_i)); on rejection resample from
+    normalize(max(0, p - q)); after all k accepted, the bonus token comes from p."""
+    return sample_verify_tree(draft, chain(len(draft)), p, q, generator)

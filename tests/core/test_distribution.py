@@ -85,15 +85,15 @@ def test_sampling_with_temperature_and_top_p():
 def test_a_verifier_that_mixes_up_p_and_q_is_caught(monkeypatch):
     """Sanity check of the test itself: swapping p and q in the acceptance rule must fail."""
     import specscope.core.engine as engine
-    from specscope.core.verify import speculative_sample
+    from specscope.core.verify import sample_verify_tree
 
-    def broken(draft, p, q, generator):
+    def broken(draft, parents, p, q, generator):
         k = len(draft)
         if q is None:
-            return speculative_sample(draft, p, q, generator)
-        return speculative_sample(draft, torch.cat([q, p[k:]]), p[:k], generator)
+            return sample_verify_tree(draft, parents, p, q, generator)
+        return sample_verify_tree(draft, parents, torch.cat([q, p[k:]]), p[:k], generator)
 
-    monkeypatch.setattr(engine, "speculative_sample", broken)
+    monkeypatch.setattr(engine, "sample_verify_tree", broken)
     decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5)
     expected = exact_joint(decoder, Shaping(1.0)) * 1500
     stat, df = chi_square(sample_joint(decoder, "draft", 1500, 3), expected)
