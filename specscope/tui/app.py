@@ -39,6 +39,7 @@ from specscope.tui.widgets.stats_panel import Baseline, StatsPanel
 class SpecScopeApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "specscope"
+    AUTO_FOCUS = "#prompt"
     BINDINGS = keys.BINDINGS
 
     def __init__(self, profile: Profile, controls: Controls, loader: Loader | None = None,

@@ -32,7 +32,8 @@ async def settle(pilot):
 
 async def send(pilot, text=PROMPT):
     """Type a prompt into the prompt box and press Enter."""
-    await pilot.click("#prompt")
+    await pilot.pause()  # let the first layout land before touching anything
+    pilot.app.query_one("#prompt").focus()
     await pilot.press(*text)
     await pilot.press("enter")
 
@@ -50,4 +51,4 @@ def rendered_lines(widget):
 
 
 def rendered_text(widget) -> str:
-    return "\n".join("".join(seg.text for seg in line) for line in rendered_lines(widget))
+    return "\n".join("".join(seg.text for seg in line).rstrip() for line in rendered_lines(widget))

@@ -19,12 +19,13 @@ EXTRA = [  # keys that belong to widgets rather than to the app
     ("up/down, pgup/pgdn", "Scroll the focused pane"),
 ]
 
-READING = """\
+READING = " ".join("""
 Each step the drafter proposes tokens and the target checks them all in one pass: it keeps the
 longest acceptable prefix and adds one token of its own (a correction after a rejection, or a
 bonus after a full accept). The draft panel shows one step: every proposed token with the
 drafter's probability q and the target's p. Stats: tau = tokens per target pass; MBSU = tau /
-(k r + 1) with r the drafter/target weight ratio; speedup is measured once you press b."""
+(k r + 1) with r the drafter/target weight ratio; speedup is measured once you press b.
+""".split())
 
 
 def key_names(binding: Binding) -> str:
