@@ -204,3 +204,32 @@ def test_help_stays_light():
             "print(','.join(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _has(feature):
+    from specscope.core.controls import Controls
+    from specscope.session import METHODS
+
+    return {"adaptive_rule": hasattr(Controls(), "adaptive_rule"), "lookup": "lookup" in METHODS}[feature]
+
+
+@pytest.mark.skipif(not _has("adaptive_rule"), reason="adaptive rules not in Controls yet")
+def test_auto_rules_pass_through_and_unknown_rules_fail_early(tmp_path):
+    out = tmp_path / "out"
+    assert_clean_error(bench("-k", "auto:telepathy", "--out", str(out)), "telepathy")
+    assert not out.exists()
+    r = bench("--categories", "qa", "--limit", "1", "-n", "8", "-m", "draft", "-k", "auto:heuristic",
+              "--no-plots", "--no-warmup", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "draft k=auto:heuristic" in r.stdout
+
+
+@pytest.mark.skipif(not _has("lookup"), reason="no lookup method yet")
+def test_lookup_brings_hf_prompt_lookup(tmp_path):
+    r = bench("--categories", "summarization", "--limit", "1", "-n", "10", "-m", "lookup", "-k", "3",
+              "--reference", "hf", "--no-plots", "--out", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    by = {x["config"]: x for x in rows if x["category"] == "overall"}
+    assert set(by) == {"ar", "lookup k=3", "hf-plain", "hf-prompt-lookup k=3"}
+    assert by["hf-prompt-lookup k=3"]["identical_share"] == 1.0
