@@ -199,6 +199,8 @@ def run_bench(o: Options) -> None:
     if not out.is_terminal:
         out.width = 160  # a pipe or a log file: room for the whole table
     prof, prompts, methods, lens, sizes = validate(o)
+    if (Path(o.out) / "results.json").exists():
+        err.print(f"note: {o.out} holds an earlier result; its files will be replaced")
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err)
     plan = build_plan(o, session, prompts, methods, lens, sizes, err)
     base = plan_controls(session, o)
