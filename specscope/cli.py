@@ -149,9 +149,11 @@ def profiles() -> None:
 def _register_commands() -> None:
     """Commands that live in their own modules (they import the option aliases above)."""
     from specscope.bench.command import bench
+    from specscope.layerskip_command import layerskip_search
     from specscope.trim_command import trim
 
     app.command()(trim)
+    app.command("layerskip-search")(layerskip_search)
     app.command()(bench)
 
 

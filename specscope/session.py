@@ -10,10 +10,14 @@ import torch
 
 from specscope.core.controls import Controls
 from specscope.core.drafters.base import NoDrafter
+from specscope.core.drafters.layerskip import LayerSkipDrafter
+from specscope.core.drafters.lookup import LookupDrafter
 from specscope.core.drafters.model import ModelDrafter
+from specscope.core.drafters.pool import PoolDrafter
 from specscope.core.embedded import Progress
 from specscope.core.engine import SpecDecoder
 from specscope.core.errors import SpecScopeError
+from specscope.core.layerskip_search import best_known_skip
 from specscope.core.lm import CachedLM
 from specscope.core.models import check_vocab_match, eos_ids, load_causal_lm, load_tokenizer
 from specscope.profiles import Profile
@@ -22,6 +26,9 @@ from specscope.profiles import Profile
 METHODS = {
     "ar": "plain autoregressive decoding, the baseline",
     "draft": "a small draft model proposes a chain (classic speculative decoding)",
+    "lookup": "prompt lookup: copy what followed the last n-gram earlier in the text (no model)",
+    "pool": "Ouroboros: the draft model, extended by whole phrases from a pool of verified text",
+    "layerskip": "Draft & Verify: the target drafts for itself with some layers skipped",
 }
 
 
@@ -113,5 +120,8 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     if drafter_lm is not None:
         ranking, k = (None, None) if vocab is None else (vocab.ranking, vocab.k)
         factories["draft"] = lambda: ModelDrafter(drafter_lm, target.vocab_size, ranking, k)
+        factories["pool"] = lambda: PoolDrafter(ModelDrafter(drafter_lm, target.vocab_size, ranking, k))
+    factories["lookup"] = LookupDrafter
+    factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
     return Session(profile, decoder, tokenizer, target, drafter_lm, vocab)

@@ -36,7 +36,7 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
     if method is not None:
         if method not in METHODS:
             raise SpecScopeError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
-        if method != "ar" and method in ("draft",) and not profile.drafter:
+        if method in ("draft", "pool") and not profile.drafter:
             raise SpecScopeError(f"method '{method}' needs a drafter; profile '{profile.name}' has none")
     if vocab_top_k is not None and not (trimmed or profile.trimmed):
         raise SpecScopeError("--vocab-top-k needs a frequency ranking: pass --trimmed PATH "

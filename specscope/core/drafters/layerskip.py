@@ -1,0 +1,170 @@
+"""Draft & Verify (Zhang et al. 2023): the target drafts for itself with some layers skipped.
+
+`SkipLM` runs the target's embeddings, its kept decoder layers, final norm and head, with a KV
+cache of its own (the target's CachedLM cache is untouched). Skipped layers never write to that
+cache, so its layer 0 may stay empty: positions are passed explicitly and the causal mask is built
+here instead of being derived from the cache's length. Works for the Llama/Qwen2 family
+(model.model.{embed_tokens, layers, norm, rotary_emb}). The draft is only a proposal, so any
+approximation here (e.g. sliding windows are ignored) cannot change the verified output.
+
+Drafting stops early when the draft's top probability falls below a threshold gamma, adapted
+after every step from the acceptance seen (the paper's rule): the smoothed acceptance rate below
+the target alpha raises gamma (draft less, more carefully), above it lowers gamma.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from specscope.core.drafters.base import Proposal
+from specscope.core.errors import SpecScopeError
+from specscope.core.lm import CachedLM, common_prefix
+from specscope.core.sampling import Shaping, probs_from_logits, sample
+
+
+def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    base = model.base_model
+    if not all(hasattr(base, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
+        raise SpecScopeError(f"layer skipping needs a Llama/Qwen2-style model, not {type(model).__name__}")
+    return base.layers
+
+
+def default_skip(n_layers: int) -> list[int]:
+    """Every other layer of the middle half: for 28 layers, 7, 9, ..., 19 (7 of 28 skipped)."""
+    lo, hi = n_layers // 4, n_layers - n_layers // 4
+    skip = list(range(lo, hi, 2))
+    return skip or ([n_layers // 2] if n_layers > 2 else [])
+
+
+class SkipLM:
+    """The target with `skip` layers left out, its own KV cache synced to ids by common prefix."""
+
+    def __init__(self, model: torch.nn.Module, skip: list[int]) -> None:
+        self.model = model
+        self.base = model.base_model
+        n = len(decoder_layers(model))
+        if any(not 0 <= i < n for i in skip):
+            raise ValueError(f"skip layers must lie in 0..{n - 1}, got {sorted(skip)}")
+        self.skip = sorted(set(skip))
+        self.kept = [i for i in range(n) if i not in self.skip]
+        self.device = next(model.parameters()).device
+        self.ids: list[int] = []
+        self.cache = DynamicCache()  # full layers, created lazily; skipped ones stay empty
+        params = inspect.signature(self.base.layers[0].forward).parameters
+        self._cache_kwarg = next((a for a in ("cache", "past_key_values", "past_key_value")
+                                  if a in params), "cache")
+
+    def read_params(self) -> int:
+        """Weights read per drafted token: kept layers, final norm and the full head."""
+        head = self.model.get_output_embeddings().weight
+        layers = sum(p.numel() for i in self.kept for p in self.base.layers[i].parameters())
+        return layers + sum(p.numel() for p in self.base.norm.parameters()) + head.numel()
+
+    def reset(self) -> None:
+        self.ids = []
+        self.cache = DynamicCache()
+
+    @torch.inference_mode()
+    def forward(self, ids: list[int], n_last: int = 1) -> torch.Tensor:
+        """Final hidden states [n_last, hidden] of the last n_last positions (CachedLM's contract)."""
+        keep = min(common_prefix(self.ids, ids), len(ids) - n_last)
+        if keep == 0:
+            self.reset()
+        elif keep < len(self.ids):
+            self.cache.crop(keep - len(self.ids))
+            self.ids = self.ids[:keep]
+        new = ids[keep:]
+        h = self.base.embed_tokens(torch.tensor([new], device=self.device))
+        positions = torch.arange(keep, len(ids), device=self.device).unsqueeze(0)
+        rope = self.base.rotary_emb(h, positions)
+        mask = _causal_mask(keep, len(new), h.dtype, h.device)
+        for i in self.kept:
+            h = self.base.layers[i](h, attention_mask=mask, position_ids=positions,
+                                    position_embeddings=rope, use_cache=True,
+                                    **{self._cache_kwarg: self.cache})
+            h = h[0] if isinstance(h, tuple) else h
+        self.ids = list(ids)
+        return self.base.norm(h)[0, len(new) - n_last:]
+
+
+def _causal_mask(past: int, q: int, dtype: torch.dtype, device) -> torch.Tensor | None:
+    """Additive [1, 1, q, past + q] mask (query j sees keys up to past + j); None for one query."""
+    if q <= 1:
+        return None
+    rows = torch.arange(q, device=device)[:, None] + past
+    cols = torch.arange(past + q, device=device)[None, :]
+    mask = torch.zeros(q, past + q, dtype=dtype, device=device)
+    return mask.masked_fill(cols > rows, torch.finfo(dtype).min)[None, None]
+
+
+@dataclass
+class ExitRule:
+    """Adaptive draft exiting: stop when the draft's top probability < gamma."""
+
+    gamma: float = 0.6  # starting threshold
+    alpha: float = 0.8  # acceptance rate we aim for
+    epsilon: float = 0.01  # step of one adjustment
+    beta1: float = 0.5  # smoothing of the acceptance rate
+    beta2: float = 0.9  # smoothing of gamma
+    low: float = 0.05  # gamma stays within [low, high]
+    high: float = 0.95
+    acceptance: float = 0.8  # smoothed acceptance rate seen so far
+
+    def update(self, drafted: int, accepted: int) -> None:
+        if drafted == 0:
+            return
+        self.acceptance = self.beta1 * self.acceptance + (1 - self.beta1) * accepted / drafted
+        step = self.epsilon if self.acceptance <= self.alpha else -self.epsilon
+        gamma = self.beta2 * self.gamma + (1 - self.beta2) * (self.gamma + step)
+        self.gamma = min(self.high, max(self.low, gamma))
+
+
+class LayerSkipDrafter:
+    name = "layerskip"
+
+    def __init__(self, target: CachedLM, skip: list[int], rule: ExitRule | None = None,
+                 adaptive: bool = True) -> None:
+        self.target = target
+        self.lm = SkipLM(target.model, skip)
+        self.rule = rule or ExitRule()
+        self.adaptive = adaptive  # False: always draft k tokens (tests, searches)
+
+    @property
+    def skip(self) -> list[int]:
+        return self.lm.skip
+
+    def stats(self) -> dict[str, float]:
+        """gamma (the current exit threshold), smoothed acceptance, layers skipped of all."""
+        n = len(self.lm.skip) + len(self.lm.kept)
+        return {"gamma": self.rule.gamma, "acceptance": self.rule.acceptance,
+                "skipped_layers": len(self.lm.skip), "layers": n}
+
+    def read_params(self) -> int:
+        return self.lm.read_params()
+
+    def propose(self, ids: list[int], k: int, shaping: Shaping,
+                generator: torch.Generator | None) -> Proposal:
+        out = Proposal()
+        qs = []
+        for i in range(k):
+            logits = self.target.logits(self.lm.forward(ids + out.tokens, 1)[-1])
+            probs = torch.softmax(logits, -1) if shaping.greedy else probs_from_logits(logits, shaping)
+            top = float(probs.max())
+            if self.adaptive and i > 0 and top < self.rule.gamma:
+                break  # the first token is always proposed: its forward pass is already paid
+            token = int(logits.argmax()) if shaping.greedy else sample(probs, generator)
+            out.tokens.append(token)
+            out.parents.append(i - 1)
+            out.q_token.append(float(probs[token]))
+            if not shaping.greedy:
+                qs.append(probs)
+        if qs:
+            out.q = torch.stack(qs)
+        return out
+
+    def feedback(self, ids, proposal, n_accepted) -> None:
+        if self.adaptive:
+            self.rule.update(len(proposal.tokens), n_accepted)
