@@ -8,13 +8,14 @@ the engine reads at its next step boundary.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 from textual.worker import get_current_worker
 
 from specscope.core.controls import Controls
@@ -27,11 +28,13 @@ from specscope.session import load_session, make_controls
 from specscope.tui import keys
 from specscope.tui.generation import ENGINE_LOCK, Gate, drive
 from specscope.tui.messages import EngineEvents, RunEnded, StepSelected
+from specscope.tui.pacing import Pacer
 from specscope.tui.screens.help import HelpScreen
 from specscope.tui.screens.loading import Loader, LoadingScreen
 from specscope.tui.widgets.controls_panel import NO_VOCAB, ControlsPanel
 from specscope.tui.widgets.conversation import Conversation
 from specscope.tui.widgets.draft_panel import DraftPanel
+from specscope.tui.widgets.key_bar import KeyBar
 from specscope.tui.widgets.legend import Legend
 from specscope.tui.widgets.stats_panel import Baseline, StatsPanel
 
@@ -59,6 +62,10 @@ class SpecScopeApp(App[None]):
         self.last_summary: Summary | None = None
         self.after_run = None  # what to do once a stopped run has ended (regenerate, clear)
         self._drafted: Drafted | None = None  # waits for its Verified (maybe in the next batch)
+        self._pending: list[tuple[Drafted | None, Verified]] = []  # folded, not yet drawn
+        self.pacer = Pacer()
+        self._redraw_timer = None
+        self._stopping = False
         self._baseline_stats = Stats()
         self.sub_title = profile.name
 
@@ -74,7 +81,7 @@ class SpecScopeApp(App[None]):
                 yield DraftPanel(show_timings=not self.snapshot, id="draft")
                 yield StatsPanel(show_timings=not self.snapshot, id="stats")
                 yield ControlsPanel(self.controls, id="controls")
-        yield Footer()
+        yield KeyBar()
 
     @property
     def conversation(self) -> Conversation:
@@ -149,9 +156,19 @@ class SpecScopeApp(App[None]):
         self.run_id += 1
         self.running = kind
         self._drafted = None
+        self._pending = []
+        self._stopping = False
         self.controls_panel.state = ("measuring baseline" if kind == "baseline"
                                      else "paused" if gate.paused else "generating")
-        self.generate(self.run_id, ids, controls, gate)
+        # Start the engine once the screen has settled (new turn mounted, focus moved): that
+        # one-off redraw would otherwise compete with the engine's first steps.
+        self.call_after_refresh(self.call_after_refresh, self.launch, self.run_id, ids, controls, gate)
+
+    def launch(self, run_id: int, ids: list[int], controls: Controls, gate: Gate) -> None:
+        if self._stopping or run_id != self.run_id:  # stopped before it started
+            self.post_message(RunEnded(run_id, None, 0.0))
+        else:
+            self.generate(run_id, ids, controls, gate)
 
     @work(thread=True, group="generate", exit_on_error=False)
     def generate(self, run_id: int, ids: list[int], controls: Controls, gate: Gate) -> None:
@@ -171,6 +188,7 @@ class SpecScopeApp(App[None]):
                 self.post_message(RunEnded(run_id, summary, active_s))
 
     def on_engine_events(self, message: EngineEvents) -> None:
+        """Fold the batch in (cheap); redraw now when parked, else when the pacer allows."""
         if message.run_id != self.run_id:
             return
         if self.running == "baseline":
@@ -178,7 +196,6 @@ class SpecScopeApp(App[None]):
                 self._baseline_stats.add(event)
             return
         stats = self.stats_panel
-        steps = []
         for event in message.events:
             stats.stats.add(event)
             if isinstance(event, Drafted):
@@ -189,13 +206,27 @@ class SpecScopeApp(App[None]):
                     decoder = self.session.decoder
                     stats.stats.param_ratio = decoder.param_ratio(decoder.drafter(event.method))
             elif isinstance(event, Verified):
-                steps.append((self._drafted, event))
+                self._pending.append((self._drafted, event))
+        stats.active_s = message.active_s
+        if self.gate.paused:
+            self.redraw()
+        elif self._redraw_timer is None:
+            # A plain asyncio timer: Textual's skips a deadline that passed while the loop was busy.
+            self._redraw_timer = asyncio.get_running_loop().call_later(self.pacer.delay(), self.redraw)
+
+    def redraw(self) -> None:
+        """Hand the pending steps to the answer and refresh the panels, then learn the cost."""
+        if self._redraw_timer is not None:
+            self._redraw_timer.cancel()
+            self._redraw_timer = None
+        token = self.pacer.begin()
+        steps, self._pending = self._pending, []
         if steps:
             self.answer.add_steps(steps)
             if self.conversation.selection is None:
                 self.draft_panel.show(*steps[-1], note="(latest)")
-        stats.active_s = message.active_s
-        stats.refresh_view()
+        self.stats_panel.refresh_view()
+        self.call_after_refresh(self.pacer.end, token)
 
     def on_run_ended(self, message: RunEnded) -> None:
         if message.run_id != self.run_id:
@@ -210,6 +241,7 @@ class SpecScopeApp(App[None]):
                 self.stats_panel.baseline = Baseline(s.new_tokens / message.active_s, s.new_tokens)
                 self.stats_panel.refresh_view()
         elif kind == "answer":
+            self.redraw()
             self.last_summary = message.summary
             if message.error:
                 self.answer.set_note("[failed]", "bold red")
@@ -263,6 +295,7 @@ class SpecScopeApp(App[None]):
 
     def action_stop(self) -> None:
         if self.running:
+            self._stopping = True
             self.workers.cancel_group(self, "generate")
             self.gate.wake()
             self.controls_panel.state = "stopping"

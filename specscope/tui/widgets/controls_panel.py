@@ -5,7 +5,6 @@ the shared Controls object, which the engine reads when its next step begins. No
 """
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -14,7 +13,7 @@ from specscope.core.controls import MAX_DRAFT_LEN, Controls
 
 MAX_TEMPERATURE = 2.0
 ADAPTIVE_RULES = ("cost", "heuristic")  # Controls.adaptive_rule: expected tok/s, or +2 / -1
-NO_VOCAB = "full: no trimmed vocabulary loaded (--trimmed)"
+NO_VOCAB = "full (no trimmed vocabulary: --trimmed)"
 
 
 class ControlsPanel(Widget):
@@ -120,23 +119,26 @@ class ControlsPanel(Widget):
 
     # Display.
 
-    def render(self) -> Table:
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(style="dim", no_wrap=True)
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
+    def render(self) -> Text:
+        """One line a setting: its key, its name, its value (cheap: plain Text, fixed lines)."""
         state = {"generating": "green", "paused": "yellow", "error": "red"}.get(self.state, "")
-        grid.add_row("", "state", Text(self.state, f"bold {state}"))
         unused = " (ar drafts nothing)" if self.method == "ar" else ""
-        grid.add_row("m", "method", f"{self.method}{unused}  [{' '.join(self.methods)}]")
-        grid.add_row("+/-", "draft length", f"{self.draft_len}{unused}")
         rule = f", {self.adaptive_rule} rule" if self.rules else ""
-        grid.add_row("a", "adaptive k", f"on{rule} (engine picks each k)" if self.adaptive else "off")
         vocab = NO_VOCAB if self.vocab_size is None else (
             f"{self.vocab_top_k or self.vocab_default} of {self.vocab_size} rows")
-        grid.add_row("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None else ""))
         mode = "greedy" if self.temperature == 0 else "sampling"
-        grid.add_row("g", "mode", f"{mode}  (seed {self.controls.seed})")
-        grid.add_row("t/T", "temperature", f"{self.temperature:.2f}")
-        grid.add_row("p/P", "top-p", f"{self.top_p:.2f}")
-        return grid
+        rows = [
+            ("", "state", Text(self.state, f"bold {state}")),
+            ("m", "method", f"{self.method}{unused}  [{' '.join(self.methods)}]"),
+            ("+/-", "draft length", f"{self.draft_len}{unused}"),
+            ("a", "adaptive k", f"on{rule} (engine picks each k)" if self.adaptive else "off"),
+            ("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None else "")),
+            ("g", "mode", f"{mode}  (seed {self.controls.seed})"),
+            ("t/T", "temperature", f"{self.temperature:.2f}"),
+            ("p/P", "top-p", f"{self.top_p:.2f}"),
+        ]
+        out = Text(no_wrap=True, overflow="ellipsis")
+        for i, (key, name, value) in enumerate(rows):
+            out.append("\n" if i else "").append(f"{key:<4}", "dim").append(f"{name:<14}", "bold")
+            out.append_text(Text(value) if isinstance(value, str) else value)
+        return out

@@ -1,21 +1,25 @@
 """The draft panel: one step's proposal with q and p per node, the verdict and the target's token.
 
-A chain (parents [-1, 0, 1, ...]) reads best as a table, one row per position. Any other shape
+A chain (parents [-1, 0, 1, ...]) reads best as rows, one per position. Any other shape
 is drawn as a tree from `Drafted.parents` (parents[i]: index of node i's parent, -1 for the
 context). The accepted path is green, the first rejection red and marked, nodes past it dim, and
 the target's own token (correction or bonus) closes the step in the target's colour.
 """
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.widget import Widget
 
 from specscope.core.events import Drafted, Verified
 from specscope.frontends.generate import STYLES, printable
+
+
+TOKEN_CELLS = 24  # widest token column in a chain
+EMPTY = Text("No step yet: send a prompt.", "dim")
 
 
 def token_label(text: str) -> str:
@@ -49,17 +53,19 @@ def target_line(verified: Verified) -> Text:
     return text
 
 
-def chain_table(drafted: Drafted, verified: Verified) -> Table:
-    table = Table(box=None, pad_edge=False, expand=False, header_style="bold")
-    for name, justify in (("#", "right"), ("token", "left"), ("q", "right"), ("p", "right"),
-                          ("verdict", "left")):
-        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis",
-                         max_width=24 if name == "token" else None)
-    for i, text in enumerate(drafted.texts):
-        label, style = verdict(i, verified)
-        table.add_row(str(i + 1), Text(token_label(text), style), prob(drafted.q[i]),
-                      prob(verified.p[i]), Text(label, style))
-    return table
+def chain_lines(drafted: Drafted, verified: Verified) -> list[Text]:
+    """A chain as fixed-width rows: position, token, q, p, verdict."""
+    labels = [token_label(t) for t in drafted.texts]
+    width = min(TOKEN_CELLS, max(5, *(cell_len(x) for x in labels)))
+    lines = [Text(f"{'#':>2}  {set_cell_size('token', width)}  {'q':>4}  {'p':>4}  verdict", "bold")]
+    for i, label in enumerate(labels):
+        text, style = verdict(i, verified)
+        if cell_len(label) > width:
+            label = set_cell_size(label, width - 1) + "…"
+        line = Text(f"{i + 1:>2}  ").append(set_cell_size(label, width), style)
+        line.append(f"  {prob(drafted.q[i]):>4}  {prob(verified.p[i]):>4}  ").append(text, style)
+        lines.append(line)
+    return lines
 
 
 def draft_tree(drafted: Drafted, verified: Verified) -> Tree:
@@ -80,6 +86,7 @@ def draft_tree(drafted: Drafted, verified: Verified) -> Tree:
 
 def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
               show_timings: bool = True) -> RenderableType:
+    """The step as Text (a chain: cheap to draw) or as a rich Group holding a Tree."""
     head = Text(f"step {verified.step + 1}", "bold")
     if drafted is not None:
         head.append(f" · {drafted.method} · k {drafted.draft_len} asked, {len(drafted.tokens)} drafted")
@@ -89,11 +96,30 @@ def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
                    f"emitted {len(verified.emitted)}")
     if show_timings:
         summary.append(f" · draft {verified.draft_s * 1e3:.1f} ms · verify {verified.verify_s * 1e3:.1f} ms")
-    if drafted is None or not drafted.tokens:
-        return Group(head, summary, Text(), target_line(verified))
-    if is_chain(drafted.parents):
-        return Group(head, summary, Text(), chain_table(drafted, verified), target_line(verified))
-    return Group(head, summary, Text(), draft_tree(drafted, verified))
+    if drafted is not None and drafted.tokens and not is_chain(drafted.parents):
+        return Group(head, summary, Text(), draft_tree(drafted, verified))
+    body = chain_lines(drafted, verified) if drafted is not None and drafted.tokens else []
+    return Text("\n").join([head, summary, Text(), *body, target_line(verified)])
+
+
+class Body(Widget):
+    """Holds the step's renderable; relayouts only when a Text's line count changes."""
+
+    DEFAULT_CSS = "Body { height: auto; }"
+
+    def __init__(self, renderable: RenderableType, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.renderable = renderable
+        self.line_count = -1
+
+    def set(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+        lines = renderable.plain.count("\n") + 1 if isinstance(renderable, Text) else None
+        self.refresh(layout=lines is None or lines != self.line_count)
+        self.line_count = -1 if lines is None else lines
+
+    def render(self) -> RenderableType:
+        return self.renderable
 
 
 class DraftPanel(VerticalScroll):
@@ -106,13 +132,12 @@ class DraftPanel(VerticalScroll):
         self.step: tuple[Drafted | None, Verified] | None = None
 
     def compose(self):
-        yield Static(Text("No step yet: send a prompt.", "dim"), id="draft-body")
+        yield Body(EMPTY, id="draft-body")
 
     def show(self, drafted: Drafted | None, verified: Verified, note: str = "") -> None:
         self.step = (drafted, verified)
-        self.query_one("#draft-body", Static).update(
-            step_view(drafted, verified, note, self.show_timings))
+        self.query_one(Body).set(step_view(drafted, verified, note, self.show_timings))
 
     def clear(self) -> None:
         self.step = None
-        self.query_one("#draft-body", Static).update(Text("No step yet: send a prompt.", "dim"))
+        self.query_one(Body).set(EMPTY)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from specscope.core.stats import Stats
 
@@ -34,7 +32,7 @@ class Baseline:
     new_tokens: int
 
 
-class StatsPanel(Static):
+class StatsPanel(Widget):
     def __init__(self, show_timings: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.show_timings = show_timings
@@ -45,6 +43,8 @@ class StatsPanel(Static):
         self.draft_len: int | None = None  # the length the engine chose for the latest step
         self.note = ""
         self.baseline: Baseline | None = None
+        self.text = Text()
+        self._line_count = 0
 
     def on_mount(self) -> None:
         self.refresh_view()
@@ -74,41 +74,47 @@ class StatsPanel(Static):
         return f"≈{x:.2f}×", "estimated: plain step ≈ verify pass (b measures)"
 
     def refresh_view(self) -> None:
+        """Redraw; a layout pass (costly: the whole screen) only when the line count changes."""
+        lines = self.lines()
+        self.text = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+        self.refresh(layout=len(lines) != self._line_count)
+        self._line_count = len(lines)
+
+    def render(self) -> Text:
+        return self.text
+
+    def lines(self) -> list[Text]:
         s = self.stats
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
         k = "–" if self.draft_len is None else str(self.draft_len)
-        grid.add_row("run", f"{self.method or '–'} · {len(s.token_ids)} tokens · {s.steps} steps"
-                     f" · k {k}{self.note}")
-        grid.add_row("tau", f"{s.tau:.2f} tokens per target pass")
-        grid.add_row("acceptance", f"{s.acceptance_rate:.0%} ({s.accepted}/{s.drafted} drafted)")
-        grid.add_row("MBSU", f"{s.mbsu:.2f}  (r = {s.param_ratio:.3f})")
+        out = [row("run", f"{self.method or '–'} · {len(s.token_ids)} tokens · {s.steps} steps"
+                          f" · k {k}{self.note}"),
+               row("tau", f"{s.tau:.2f} tokens per target pass"),
+               row("acceptance", f"{s.acceptance_rate:.0%} ({s.accepted}/{s.drafted} drafted)"),
+               row("MBSU", f"{s.mbsu:.2f}  (r = {s.param_ratio:.3f})")]
         if self.show_timings:
-            grid.add_row("tok/s", f"{self.tokens_per_s:.1f}  ({self.active_s:.2f} s generating, "
-                         "pauses excluded)")
+            out.append(row("tok/s", f"{self.tokens_per_s:.1f}  ({self.active_s:.2f} s generating, "
+                                    "pauses excluded)"))
             total = s.draft_s + s.verify_s
             share = s.draft_s / total if total > 0 else 0.0
             cells = round(share * 12)
             split = Text(f"draft {share:.0%} ")
             split.append("█" * cells, "magenta").append("█" * (12 - cells), "blue")
             split.append(f" verify {1 - share:.0%} · {s.draft_s:.2f}/{s.verify_s:.2f} s")
-            grid.add_row("time", split)
+            out.append(row("time", split))
             value, label = self.speedup()
-            grid.add_row("speedup", Text(value, "bold").append(f"  {label}", "dim"))
+            out.append(row("speedup", Text(value, "bold").append(f"  {label}", "dim")))
         else:
-            for name in ("tok/s", "time", "speedup"):
-                grid.add_row(name, Text(HIDDEN, "dim"))
-        self.update(Group(grid, Text("acceptance by draft position", "bold"), self.positions()))
-
-    def positions(self) -> Table:
-        rates = self.stats.per_position
-        table = Table.grid(padding=(0, 1))
+            out += [row(name, Text(HIDDEN, "dim")) for name in ("tok/s", "time", "speedup")]
+        out.append(Text("acceptance by draft position", "bold"))
+        rates = s.per_position
         if not rates:
-            table.add_row(Text("no drafts yet", "dim"))
-            return table
+            out.append(Text("no drafts yet", "dim"))
         for i, rate in enumerate(rates[:MAX_POSITIONS]):
-            table.add_row(f"{i + 1:>2}", Text(bar(rate, 20), "green"), f"{rate:>4.0%}")
+            out.append(Text(f"{i + 1:>2} ").append(bar(rate, 20), "green").append(f" {rate:>4.0%}"))
         if len(rates) > MAX_POSITIONS:
-            table.add_row("", Text(f"… {len(rates) - MAX_POSITIONS} more positions", "dim"), "")
-        return table
+            out.append(Text(f"   … {len(rates) - MAX_POSITIONS} more positions", "dim"))
+        return out
+
+
+def row(label: str, value: str | Text) -> Text:
+    return Text(f"{label:<11}", "bold").append_text(Text(value) if isinstance(value, str) else value)
