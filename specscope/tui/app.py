@@ -9,6 +9,7 @@ the engine reads at its next step boundary.
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,12 +27,12 @@ from specscope.frontends.loading import check_options, quiet_libraries
 from specscope.profiles import Profile, load_profile
 from specscope.session import load_session, make_controls
 from specscope.tui import keys
+from specscope.tui.actions import SettingActions
 from specscope.tui.generation import ENGINE_LOCK, Gate, drive
 from specscope.tui.messages import EngineEvents, RunEnded, StepSelected
 from specscope.tui.pacing import Pacer
-from specscope.tui.screens.help import HelpScreen
 from specscope.tui.screens.loading import Loader, LoadingScreen
-from specscope.tui.widgets.controls_panel import NO_VOCAB, ControlsPanel
+from specscope.tui.widgets.controls_panel import ControlsPanel
 from specscope.tui.widgets.conversation import Conversation
 from specscope.tui.widgets.draft_panel import DraftPanel
 from specscope.tui.widgets.key_bar import KeyBar
@@ -39,7 +40,7 @@ from specscope.tui.widgets.legend import Legend
 from specscope.tui.widgets.stats_panel import Baseline, StatsPanel
 
 
-class SpecScopeApp(App[None]):
+class SpecScopeApp(SettingActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "specscope"
     AUTO_FOCUS = "#prompt"
@@ -113,6 +114,8 @@ class SpecScopeApp(App[None]):
 
     def session_ready(self, session) -> None:
         self.session = session
+        if self.loader is not None:  # this process is ours: see freeze_heap
+            freeze_heap()
         vocab = session.vocab  # a TrimmedVocab: any size up to its full ranking can be chosen
         self.controls_panel.set_session(session.decoder.methods,
                                         None if vocab is None else len(vocab.ranking),
@@ -268,16 +271,7 @@ class SpecScopeApp(App[None]):
         elif self.conversation.answers and self.conversation.answers[-1].steps:
             self.draft_panel.show(*self.conversation.answers[-1].steps[-1], note="(latest)")
 
-    # Actions (keys.py lists the keys).
-
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen())
-
-    def action_focus_prompt(self) -> None:
-        self.query_one("#prompt", Input).focus()
-
-    def action_leave_prompt(self) -> None:
-        self.conversation.focus()
+    # Actions on runs (actions.py has those on settings and the view; keys.py lists the keys).
 
     def action_pause(self) -> None:
         if self.gate.paused:
@@ -335,39 +329,6 @@ class SpecScopeApp(App[None]):
         self.stats_panel.baseline = None
         self.stats_panel.reset("", 0.0)
 
-    def action_draft_len(self, delta: int) -> None:
-        self.controls_panel.draft_len += delta
-
-    def action_adaptive(self) -> None:
-        self.controls_panel.cycle_adaptive()
-
-    def action_temperature(self, delta: float) -> None:
-        self.controls_panel.temperature += delta
-
-    def action_top_p(self, delta: float) -> None:
-        self.controls_panel.top_p += delta
-
-    def action_greedy(self) -> None:
-        self.controls_panel.toggle_greedy()
-
-    def action_method(self) -> None:
-        self.controls_panel.next_method()
-
-    def action_vocab(self, direction: int) -> None:
-        if not self.controls_panel.scale_vocab(direction):
-            self.notify(f"Drafter vocabulary: {NO_VOCAB}", severity="warning")
-
-    def action_hide_rejected(self) -> None:
-        hide = not self.conversation.hide_rejected
-        self.conversation.set_hide_rejected(hide)
-        self.query_one(Legend).set_hide_rejected(hide)
-
-    def action_select_step(self, delta: int) -> None:
-        self.conversation.move(delta)
-
-    def action_live_step(self) -> None:
-        self.conversation.select(None)
-
     def action_baseline(self) -> None:
         if self.session is None or self.running:
             self.notify("Wait for the answer to finish (s stops it).", severity="warning")
@@ -385,6 +346,17 @@ class SpecScopeApp(App[None]):
         self.workers.cancel_group(self, "generate")
         self.gate.wake()
         self.exit()
+
+
+def freeze_heap() -> None:
+    """Exempt what exists now (models, tokenizer, widgets) from garbage collection.
+
+    A full collection walks every object; with torch and transformers loaded that is a pause of
+    ~0.2 s, and the UI thread, which allocates the most, is where it lands: mid-answer. Frozen,
+    those pauses shrink to the few objects made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def make_app(profile: Profile | str | None = None, *, session=None, method: str | None = None,

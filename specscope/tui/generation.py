@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 from specscope.core.events import Event, Finished, Started, Summary, Verified
 
-BATCH_S = 0.05  # events of this long travel to the UI in one message (about 20 updates a second)
+BATCH_S = 0.1  # events of this long travel to the UI in one message (10 a second at most)
 
 # One engine run at a time per process: a new run (regenerate, baseline) waits until a stopped one
 # has left the models, since the KV caches are shared.

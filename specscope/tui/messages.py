@@ -1,7 +1,7 @@
 """Textual messages that carry engine events and loading progress from worker threads to the UI.
 
 Workers call `App.post_message` (thread-safe). Engine events travel in batches: a worker groups
-the events of ~50 ms into one message, so a fast engine (hundreds of steps a second) costs the UI
+the events of ~0.1 s into one message, so a fast engine (hundreds of steps a second) costs the UI
 a few updates a second instead of one per token, and the widgets append whole batches at once.
 """
 from __future__ import annotations

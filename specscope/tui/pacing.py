@@ -14,6 +14,7 @@ import time
 BUDGET = 0.03  # share of wall time the UI may spend redrawing during a run
 MIN_INTERVAL = 0.05  # never faster than 20 redraws a second
 MAX_INTERVAL = 1.0  # never slower than one a second, however costly
+FIRST_GUESS = 0.006  # a redraw's cost before one was measured (a small answer, 160x48 cells)
 
 
 class Pacer:
@@ -22,7 +23,7 @@ class Pacer:
         self.budget = budget
         self.min_interval = min_interval
         self.max_interval = max_interval
-        self.cost = 0.0  # CPU seconds of a redraw (smoothed)
+        self.cost = FIRST_GUESS  # CPU seconds of a redraw (smoothed), learned from the first one
         self.last = float("-inf")  # when the last redraw began
 
     @property
@@ -40,5 +41,4 @@ class Pacer:
 
     def end(self, token: float) -> None:
         """The redraw (and the screen update it caused) is done: learn its cost."""
-        cost = time.thread_time() - token
-        self.cost = cost if self.cost == 0.0 else 0.5 * self.cost + 0.5 * cost
+        self.cost = 0.5 * self.cost + 0.5 * (time.thread_time() - token)
