@@ -14,6 +14,7 @@ from specscope.core.drafters.layerskip import LayerSkipDrafter
 from specscope.core.drafters.lookup import LookupDrafter
 from specscope.core.drafters.model import ModelDrafter
 from specscope.core.drafters.pool import PoolDrafter
+from specscope.core.drafters.tree import TreeDrafter
 from specscope.core.embedded import Progress
 from specscope.core.engine import SpecDecoder
 from specscope.core.errors import SpecScopeError
@@ -26,10 +27,12 @@ from specscope.profiles import Profile
 METHODS = {
     "ar": "plain autoregressive decoding, the baseline",
     "draft": "a small draft model proposes a chain (classic speculative decoding)",
+    "tree": "the draft model, with alternatives where it is unsure, verified as one tree",
     "lookup": "prompt lookup: copy what followed the last n-gram earlier in the text (no model)",
     "pool": "Ouroboros: the draft model, extended by whole phrases from a pool of verified text",
     "layerskip": "Draft & Verify: the target drafts for itself with some layers skipped",
 }
+NEEDS_DRAFTER = {"draft", "tree", "pool"}
 
 
 @dataclass
@@ -120,6 +123,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     if drafter_lm is not None:
         ranking, k = (None, None) if vocab is None else (vocab.ranking, vocab.k)
         factories["draft"] = lambda: ModelDrafter(drafter_lm, target.vocab_size, ranking, k)
+        factories["tree"] = lambda: TreeDrafter(ModelDrafter(drafter_lm, target.vocab_size, ranking, k))
         factories["pool"] = lambda: PoolDrafter(ModelDrafter(drafter_lm, target.vocab_size, ranking, k))
     factories["lookup"] = LookupDrafter
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))

@@ -13,7 +13,7 @@ from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
 from specscope.core.models import resolve_device, resolve_dtype
 from specscope.profiles import Profile, load_profile
-from specscope.session import METHODS, Session, load_session
+from specscope.session import METHODS, NEEDS_DRAFTER, Session, load_session
 
 
 def quiet_libraries() -> None:
@@ -36,7 +36,7 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
     if method is not None:
         if method not in METHODS:
             raise SpecScopeError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
-        if method in ("draft", "pool") and not profile.drafter:
+        if method in NEEDS_DRAFTER and not profile.drafter:
             raise SpecScopeError(f"method '{method}' needs a drafter; profile '{profile.name}' has none")
     if vocab_top_k is not None and not (trimmed or profile.trimmed):
         raise SpecScopeError("--vocab-top-k needs a frequency ranking: pass --trimmed PATH "
