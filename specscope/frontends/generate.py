@@ -9,6 +9,7 @@ from rich.text import Text
 
 from specscope.core.events import Drafted, Finished, Started, Verified, event_to_dict
 from specscope.core.stats import Stats
+from specscope.core.tree import children
 from specscope.frontends.loading import open_session
 from specscope.profiles import load_profile
 from specscope.session import make_controls
@@ -29,6 +30,15 @@ def printable(s: str) -> str:
     return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in s)
 
 
+def rejected_branch(parents, first: int) -> list[int]:
+    """The rejected node and its first-child descendants: the guess the target refused."""
+    kids = children(parents)
+    branch = [first]
+    while kids.get(branch[-1]):
+        branch.append(kids[branch[-1]][0])
+    return branch
+
+
 def render_step(drafted: Drafted | None, verified: Verified, hide_rejected: bool) -> Text:
     """The text one step adds: accepted drafts, rejected drafts (struck), the target's token."""
     out = Text()
@@ -36,7 +46,7 @@ def render_step(drafted: Drafted | None, verified: Verified, hide_rejected: bool
     for piece in verified.pieces[:n]:
         out.append(printable(piece), STYLES["accepted"])
     if not hide_rejected and drafted is not None and verified.first_rejected is not None:
-        rejected = "".join(drafted.texts[verified.first_rejected:])
+        rejected = "".join(drafted.texts[i] for i in rejected_branch(drafted.parents, verified.first_rejected))
         out.append(printable(rejected), STYLES["rejected"])
     had_draft = drafted is not None and len(drafted.tokens) > 0
     for piece in verified.pieces[n:]:
