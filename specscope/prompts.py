@@ -1,63 +1,122 @@
-"""Prompt files: Spec-Bench JSONL (`category`, `turns`) or plain text, one prompt a line."""
+"""Prompt files for bench, trim and layerskip-search.
+
+Spec-Bench form: JSONL with `category` and `turns` (the first turn is used); any other file is
+plain text, one prompt a line (category `text`). Spec-Bench reports its eight MT-bench categories
+as one group, `mt_bench`; `--categories` accepts that name too, and reports group categories the
+same way (runs keep the file's own category).
+"""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from specscope.core.errors import SpecScopeError
 
-# Spec-Bench groups its eight MT-bench categories under one name.
 MT_BENCH = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
-SHARED_PROMPTS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "spec_bench_dev.jsonl"
+MT_BENCH_GROUP = "mt_bench"
+# The development half of Spec-Bench, in the shared/ folder beside the project's checkout;
+# SPECSCOPE_BENCH_PROMPTS overrides.
+DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "spec_bench_dev.jsonl"
 
 
 @dataclass(frozen=True)
 class Prompt:
     id: str
-    category: str
-    text: str
+    category: str  # as in the file
+    text: str  # the first turn
+
+    @property
+    def group(self) -> str:
+        return group_of(self.category)
+
+
+def group_of(category: str) -> str:
+    return MT_BENCH_GROUP if category in MT_BENCH else category
 
 
 def default_prompt_file() -> Path:
-    if SHARED_PROMPTS.is_file():
-        return SHARED_PROMPTS
-    raise SpecScopeError("no default prompt file here: pass --prompts FILE "
-                         "(Spec-Bench JSONL, or text with one prompt a line)")
-
-
-def load_prompts(path: str | Path | None) -> list[Prompt]:
-    path = Path(path).expanduser() if path else default_prompt_file()
+    env = os.environ.get("SPECSCOPE_BENCH_PROMPTS")
+    path = Path(env) if env else DEFAULT_PROMPTS
     if not path.is_file():
-        raise SpecScopeError(f"prompt file not found: {path}")
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    prompts: list[Prompt] = []
-    if path.suffix in (".jsonl", ".json"):
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                turns = row["turns"]
-                text = turns[0] if isinstance(turns, list) else str(turns)
-            except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-                raise SpecScopeError(f"{path}:{n}: expected a JSON object with 'turns'") from None
-            prompts.append(Prompt(str(row.get("question_id", n)), str(row.get("category", "all")), text))
-    else:
-        prompts = [Prompt(str(n), "all", line) for n, line in enumerate(lines, 1) if line.strip()]
+        raise SpecScopeError(f"no prompt file: the default {path} does not exist; pass --prompts FILE "
+                             "(Spec-Bench JSONL: one object a line with 'category' and 'turns')")
+    return path
+
+
+def read_prompts(path: Path) -> list[Prompt]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise SpecScopeError(f"prompt file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecScopeError(f"cannot read prompt file {path}: {getattr(e, 'strerror', None) or e}") from None
+    if Path(path).suffix not in (".jsonl", ".json"):
+        prompts = [Prompt(str(n), "text", line) for n, line in enumerate(lines, 1) if line.strip()]
+        if not prompts:
+            raise SpecScopeError(f"no prompts in {path}")
+        return prompts
+    prompts = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SpecScopeError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or "category" not in row or "turns" not in row:
+            raise SpecScopeError(f"{path}:{n}: each line needs 'category' and 'turns' (Spec-Bench form)")
+        turns = row["turns"]
+        if isinstance(turns, str):
+            turns = [turns]
+        if not turns or not isinstance(turns[0], str) or not turns[0].strip():
+            raise SpecScopeError(f"{path}:{n}: 'turns' must hold a non-empty first turn")
+        prompts.append(Prompt(str(row.get("question_id", n)), str(row["category"]), turns[0]))
     if not prompts:
-        raise SpecScopeError(f"{path}: no prompts in the file")
+        raise SpecScopeError(f"no prompts in {path}")
     return prompts
 
 
-def per_category(prompts: list[Prompt], limit: int | None, from_end: bool = False) -> list[Prompt]:
-    """At most `limit` prompts per category, from the start (or the end) of each category."""
-    if limit is None:
-        return prompts
-    groups: dict[str, list[Prompt]] = {}
-    for p in prompts:
-        groups.setdefault(p.category, []).append(p)
-    chosen = set()
-    for group in groups.values():
-        chosen.update(id(p) for p in (group[-limit:] if from_end else group[:limit]))
-    return [p for p in prompts if id(p) in chosen]
+def parse_categories(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [c.strip() for c in value.split(",") if c.strip()]
+    if not names:
+        raise SpecScopeError("--categories is empty")
+    return names
+
+
+def select_prompts(prompts: list[Prompt], categories: list[str] | None, limit: int | None,
+                   source: Path | str = "the prompt file", from_end: bool = False) -> list[Prompt]:
+    """Keep the wanted categories (file order), at most `limit` prompts per file category, taken
+    from the start of each category (or from its end: trim calibrates there, bench measures at
+    the start, so the two stay apart)."""
+    if limit is not None and limit < 1:
+        raise SpecScopeError(f"--limit must be >= 1, got {limit}")
+    present = list(dict.fromkeys(p.category for p in prompts))
+    wanted = set(present)
+    if categories is not None:
+        wanted = set()
+        for name in categories:
+            if name == MT_BENCH_GROUP and any(c in MT_BENCH for c in present):
+                wanted.update(c for c in present if c in MT_BENCH)
+            elif name in present:
+                wanted.add(name)
+            else:
+                known = present + ([MT_BENCH_GROUP] if any(c in MT_BENCH for c in present) else [])
+                raise SpecScopeError(f"unknown category '{name}' ({source} has: {', '.join(known)})")
+    taken: dict[str, int] = {}
+    out = []
+    for p in (reversed(prompts) if from_end else prompts):
+        if p.category not in wanted or (limit is not None and taken.get(p.category, 0) >= limit):
+            continue
+        taken[p.category] = taken.get(p.category, 0) + 1
+        out.append(p)
+    return out[::-1] if from_end else out
+
+
+def load_prompts(path: Path | None = None, categories: str | None = None, limit: int | None = None,
+                 from_end: bool = False) -> list[Prompt]:
+    path = Path(path).expanduser() if path is not None else default_prompt_file()
+    return select_prompts(read_prompts(path), parse_categories(categories), limit, path, from_end)

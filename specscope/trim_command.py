@@ -40,7 +40,7 @@ def trim(
     from specscope.core.vocab import build_trimmed
     from specscope.frontends.loading import open_session
     from specscope.profiles import load_profile
-    from specscope.prompts import load_prompts, per_category
+    from specscope.prompts import load_prompts
     from specscope.trim import count_corpus, count_generated
 
     if top_k < 1:
@@ -52,7 +52,7 @@ def trim(
     prof = load_profile(profile)
     if not prof.drafter:
         raise SpecScopeError(f"profile '{prof.name}' has no drafter to trim")
-    chosen = per_category(load_prompts(prompts), limit, from_end=True)
+    chosen = load_prompts(prompts, None, limit, from_end=True)
     out = Path(out or cache_dir() / "trimmed" / f"{prof.name}-top{top_k}.safetensors").expanduser()
     if out.parent.exists() and not os.access(out.parent, os.W_OK):
         raise SpecScopeError(f"cannot write to {out.parent}")

@@ -21,7 +21,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from specscope.bench.files import atomic_write_text, check_output_dir, ensure_dir
 from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
                                   parse_vocab_sizes)
-from specscope.bench.prompts import default_prompt_file, load_prompts
+from specscope.prompts import default_prompt_file, load_prompts
 from specscope.bench.report import render_table, runs_jsonl, write_results
 from specscope.bench.runner import Plan, Runner, controls_for, run_plan, warm_up
 from specscope.core.errors import SpecScopeError

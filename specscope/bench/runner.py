@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 
 from specscope.bench.grid import BASELINE, Config, is_auto
-from specscope.bench.prompts import BenchPrompt
+from specscope.prompts import Prompt
 from specscope.core.controls import Controls
 from specscope.core.events import Finished
 from specscope.core.stats import Stats
@@ -119,7 +119,7 @@ class Runner:
         return run_ours(self.session, ids, controls)
 
 
-def record(config: Config, prompt: BenchPrompt, repeat: int, seed: int, prompt_tokens: int,
+def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens: int,
            m: Measured) -> dict:
     n = len(m.token_ids)
     return {
@@ -137,7 +137,7 @@ def record(config: Config, prompt: BenchPrompt, repeat: int, seed: int, prompt_t
 
 @dataclass
 class Plan:
-    prompts: list[BenchPrompt]
+    prompts: list[Prompt]
     prompt_ids: list[list[int]]  # encoded prompts, same order
     configs: list[Config]  # the grid and the hf rows; the baseline is added in front
     repeats: int = 1

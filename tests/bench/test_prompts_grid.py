@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from specscope.bench import prompts as P
+from specscope import prompts as P
 from specscope.bench.grid import (Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
                                   parse_vocab_sizes)
 from specscope.bench.runner import Measured, Plan, run_plan, warm_up
@@ -91,7 +91,7 @@ class FakeRunner:
 
 
 def plan(repeats=1):
-    prompts = [P.BenchPrompt("1", "qa", "x"), P.BenchPrompt("2", "rag", "y")]
+    prompts = [P.Prompt("1", "qa", "x"), P.Prompt("2", "rag", "y")]
     return Plan(prompts, [[10], [20]], [Config("draft", 2), Config("hf-plain", kind="hf")], repeats)
 
 
