@@ -267,7 +267,7 @@ class SpecScopeApp(SettingActions, App[None]):
     def on_step_selected(self, message: StepSelected) -> None:
         if message.verified is not None:
             self.draft_panel.show(message.drafted, message.verified,
-                                  note="(selected · [ ] move · l live)")
+                                  note="(selected; l: live)")
         elif self.conversation.answers and self.conversation.answers[-1].steps:
             self.draft_panel.show(*self.conversation.answers[-1].steps[-1], note="(latest)")
 

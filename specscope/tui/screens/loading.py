@@ -24,7 +24,9 @@ Loader = Callable[[Callable[[str, float, float | None], None]], object]
 class LoadingScreen(Screen):
     """Dismissed with the loaded session."""
 
-    BINDINGS = [Binding("r", "retry", "retry"), Binding("q,ctrl+q", "app.quit", "quit")]
+    # Keys typed while loading (a prompt, say) must not quit: q acts only once loading failed.
+    BINDINGS = [Binding("r", "retry", "retry"), Binding("q", "quit_failed", "quit"),
+                Binding("ctrl+q", "app.quit", "quit", show=False)]
 
     def __init__(self, loader: Loader, title: str) -> None:
         super().__init__()
@@ -72,6 +74,10 @@ class LoadingScreen(Screen):
         self.failed = True
         self.query_one("#load-error", Static).update(
             Text(f"error: {message.error}\n\nr: try again    q: quit", "bold red"))
+
+    def action_quit_failed(self) -> None:
+        if self.failed:
+            self.app.exit()
 
     def action_retry(self) -> None:
         if self.failed:
