@@ -1,8 +1,10 @@
 """The explorer's behaviour through Pilot, on the tiny-random session (greedy, deterministic)."""
+import pytest
+
 from specscope.core.events import Finished
 from specscope.session import make_controls
 from specscope.tui.screens.help import HelpScreen
-from specscope.tui.widgets.draft_panel import DraftPanel
+from specscope.tui.widgets.draft_panel import Body, DraftPanel, is_chain
 
 from tui_helpers import PROMPT, SIZE, parked, rendered_text, run, send, settle
 
@@ -208,5 +210,25 @@ def test_vocab_control_says_when_no_trimmed_vocabulary_is_loaded(make, tiny_sess
             await pilot.pause()
             assert app.controls.vocab_top_k is None
             assert any("no trimmed vocabulary" in n for n in notes)
+
+    run(body())
+
+
+def test_a_tree_drafters_steps_are_drawn_as_trees(make, tiny_session):
+    if "tree" not in tiny_session.decoder.methods:
+        pytest.skip("no tree drafter in this session")
+
+    async def body():
+        app = make(max_new_tokens=40, method="tree")
+        async with app.run_test(size=SIZE) as pilot:
+            await send(pilot)
+            await settle(pilot)
+            steps = app.conversation.answers[0].steps
+            branching = [i for i, (d, _) in enumerate(steps) if not is_chain(d.parents)]
+            assert branching, "the tiny drafter is unsure often: some step should branch"
+            app.conversation.select((0, branching[0]))
+            await pilot.pause()
+            text = rendered_text(app.query_one(DraftPanel).query_one(Body))
+            assert "context (" in text and "├──" in text and "target's" in text
 
     run(body())

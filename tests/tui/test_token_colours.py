@@ -6,7 +6,7 @@ engine's events say it is.
 """
 from collections import defaultdict
 
-from specscope.frontends.generate import printable
+from specscope.frontends.generate import printable, rejected_branch
 
 from tui_helpers import SIZE, rendered_lines, run, send, settle
 
@@ -45,7 +45,8 @@ def expected(steps) -> dict[str, str]:
         n = verified.n_accepted
         out["accepted"] += "".join(verified.pieces[:n])
         if verified.first_rejected is not None:
-            out["rejected"] += "".join(drafted.texts[verified.first_rejected:])
+            branch = rejected_branch(drafted.parents, verified.first_rejected)
+            out["rejected"] += "".join(drafted.texts[i] for i in branch)
         out["target"] += "".join(verified.pieces[n:])
     return {k: printable(v) for k, v in out.items()}
 
