@@ -66,6 +66,14 @@ def test_eos_inside_a_layerskip_draft():
     assert covered
 
 
+def test_default_skip_sets():
+    assert default_skip(28) == [8, 10, 12, 14, 16, 18]
+    assert default_skip(4) == [2] and default_skip(2) == []
+    for n in range(3, 81):
+        skip = default_skip(n)
+        assert skip and all(0 < i < n - 1 for i in skip)
+
+
 def test_exit_threshold_follows_acceptance():
     rule = ExitRule(gamma=0.5)
     for _ in range(50):
@@ -131,7 +139,7 @@ def test_search_returns_a_valid_reproducible_skip_set():
 def test_search_results_are_cached_per_model(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path))
     model = deep_model()
-    assert load_result(model) is None and best_known_skip(model) == default_skip(8) == [2, 4]
+    assert load_result(model) is None and best_known_skip(model) == default_skip(8) == [3]
     calib = calibrate(model, [[5, 17, 23, 41]], new_tokens=8)
     result = search(model, calib, seed=0, budget=4)
     path = save_result(model, result)
@@ -142,4 +150,4 @@ def test_search_results_are_cached_per_model(tmp_path, monkeypatch):
     assert fingerprint(model.to(torch.bfloat16)) == fingerprint(model.float())  # dtype-free name
     assert fingerprint(deep_model(seed=1)) != fingerprint(model)
     path.write_text("{not json")
-    assert best_known_skip(model) == [2, 4]  # a broken cache falls back to the default
+    assert best_known_skip(model) == [3]  # a broken cache falls back to the default

@@ -5,11 +5,14 @@ Match the last n committed tokens against earlier ids (prompt + text so far), lo
 earlier occurrence. Proposals are deterministic, so q is one-hot (None) and the output stays
 exact under both greedy verification and rejection sampling.
 
-Defaults: n from 3 down to 2. transformers' prompt lookup tries 2..1 and the original
-prompt-lookup-decoding 3..1; we drop 1-grams because a single-token match (a space, a newline,
-a bracket) is mostly noise, and every proposed token widens the target's verification pass,
-which is not free on a CPU. The most recent occurrence wins over the first one: code and chats
-repeat locally (a variable name just defined, the line above), so recent text predicts better.
+Defaults: n from 3 down to 1, as the original prompt-lookup-decoding (transformers tries 2..1).
+Longer n-grams win when they match, and 1-grams keep proposing where nothing longer matches:
+measured on Qwen2.5-Coder-1.5B in bfloat16 on this CPU (one thread), a 9-token verification pass
+costs about 1.25 target passes of one token, so the extra, often wrong, 1-gram proposals are
+nearly free, and on a Spec-Bench summarisation prompt they raised tau from 3.4 (3..2) to 4.4
+(48 tokens, 9.3 -> 12 tokens/s); on a coding prompt both gave the same tau. The most recent
+occurrence wins over the first one: code and chats repeat locally (a name just defined, the
+line above), so recent text predicts better.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from specscope.core.drafters.base import Proposal
 from specscope.core.sampling import Shaping
 
 
-def find_continuation(ids: list[int], k: int, max_ngram: int = 3, min_ngram: int = 2) -> list[int]:
+def find_continuation(ids: list[int], k: int, max_ngram: int = 3, min_ngram: int = 1) -> list[int]:
     """Up to k tokens that followed the most recent earlier occurrence of the longest suffix
     n-gram of `ids` (max_ngram >= n >= min_ngram); [] when nothing matches."""
     if k <= 0:
@@ -39,7 +42,7 @@ def find_continuation(ids: list[int], k: int, max_ngram: int = 3, min_ngram: int
 class LookupDrafter:
     name = "lookup"
 
-    def __init__(self, max_ngram: int = 3, min_ngram: int = 2) -> None:
+    def __init__(self, max_ngram: int = 3, min_ngram: int = 1) -> None:
         if not 1 <= min_ngram <= max_ngram:
             raise ValueError(f"need 1 <= min_ngram <= max_ngram, got {min_ngram}..{max_ngram}")
         self.max_ngram = max_ngram
