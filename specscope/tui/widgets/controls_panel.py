@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from specscope.core.controls import MAX_DRAFT_LEN, Controls
+from specscope.session import METHODS
 
 MAX_TEMPERATURE = 2.0
 ADAPTIVE_RULES = ("cost", "heuristic")  # Controls.adaptive_rule: expected tok/s, or +2 / -1
@@ -129,7 +130,7 @@ class ControlsPanel(Widget):
         mode = "greedy" if self.temperature == 0 else "sampling"
         rows = [
             ("", "state", Text(self.state, f"bold {state}")),
-            ("m", "method", f"{self.method}{unused}  [{' '.join(self.methods)}]"),
+            ("m", "method", Text(self.method).append(f"  {METHODS.get(self.method, '')}", "dim")),
             ("+/-", "draft length", f"{self.draft_len}{unused}"),
             ("a", "adaptive k", f"on{rule} (engine picks each k)" if self.adaptive else "off"),
             ("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None else "")),
