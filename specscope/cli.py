@@ -120,10 +120,10 @@ def chat(
     """The interactive explorer (Textual TUI)."""
     from specscope.tui.app import run_chat
 
-    draft_len, _, _ = parse_draft_len(draft_len)
+    draft_len, adaptive, rule = parse_draft_len(draft_len)
     run_chat(profile=profile, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
              temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
-             trimmed=trimmed, vocab_top_k=vocab_top_k)
+             trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive, adaptive_rule=rule)
 
 
 @app.command()

@@ -109,3 +109,21 @@ def test_bad_chat_options_fail_before_the_app_starts(args, needle, monkeypatch):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["-k", "7", "-t", "0.5"], {"draft_len": 7, "adaptive": False, "temperature": 0.5}),
+    (["-k", "auto"], {"adaptive": True, "adaptive_rule": "cost"}),
+    (["-k", "auto:heuristic", "-m", "ar"], {"adaptive": True, "adaptive_rule": "heuristic",
+                                            "method": "ar"}),
+])
+def test_good_chat_options_become_the_starting_controls(args, expected, monkeypatch):
+    seen = {}
+
+    def started(self, *a, **kw):
+        seen.update(vars(self.controls))
+
+    monkeypatch.setattr(SpecScopeApp, "run", started)
+    result = CliRunner().invoke(cli, ["chat", "-p", "tiny-random", *args])
+    assert result.exit_code == 0, result.output
+    assert {k: seen[k] for k in expected} == expected
