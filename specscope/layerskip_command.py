@@ -62,6 +62,9 @@ def layerskip_search(
     out.print(f"        score {result.score:.3f} (expected tokens per target pass of cost), "
               f"greedy tau {result.tau:.2f} at draft length {result.draft_len}")
     out.print(f"  default (skip {default_skip(n)}): score {result.default_score:.3f}")
+    if result.score < 1:
+        out.print("  note: a score below 1 means drafting with these layers costs more than it saves "
+                  "(for a small target the kept layers and the LM head are most of the weights)")
     out.print(f"  wrote {path}")
     out.print("  `--method layerskip` now uses it for this model")
 
