@@ -22,7 +22,6 @@ from textual.worker import get_current_worker
 from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
 from specscope.core.events import Drafted, Summary, Verified
-from specscope.core.stats import Stats
 from specscope.frontends.loading import check_options, quiet_libraries
 from specscope.profiles import Profile, load_profile
 from specscope.session import load_session, make_controls
@@ -67,7 +66,6 @@ class SpecScopeApp(SettingActions, App[None]):
         self.pacer = Pacer()
         self._redraw_timer = None
         self._stopping = False
-        self._baseline_stats = Stats()
         self.sub_title = profile.name
 
     def compose(self) -> ComposeResult:
@@ -194,9 +192,7 @@ class SpecScopeApp(SettingActions, App[None]):
         """Fold the batch in (cheap); redraw now when parked, else when the pacer allows."""
         if message.run_id != self.run_id:
             return
-        if self.running == "baseline":
-            for event in message.events:
-                self._baseline_stats.add(event)
+        if self.running == "baseline":  # measured by its summary only; nothing to show
             return
         stats = self.stats_panel
         for event in message.events:
@@ -338,7 +334,6 @@ class SpecScopeApp(SettingActions, App[None]):
             return
         tokens = len(self.stats_panel.stats.token_ids) or self.controls.max_new_tokens
         controls = replace(self.controls, method="ar", max_new_tokens=tokens, stop=[])
-        self._baseline_stats = Stats()
         self.notify(f"Measuring plain decoding (ar) on the last prompt, {tokens} tokens…")
         self.begin(self.last_prompt_ids, controls, "baseline", Gate())
 

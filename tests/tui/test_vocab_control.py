@@ -1,0 +1,47 @@
+"""The drafter-vocabulary control with a trimmed head loaded: halving it changes the drafts."""
+import pytest
+from typer.testing import CliRunner
+
+from specscope.cli import app as cli
+from specscope.core.vocab import read_trimmed
+from specscope.tui.app import make_app
+
+from tui_helpers import SIZE, parked, rendered_text, run, send, settle, until
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trim") / "tiny-top300.safetensors"
+    r = CliRunner().invoke(cli, ["trim", "--top-k", "300", "-p", "tiny-random", "--prompts",
+                                 "tests/data/spec_bench_sample.jsonl", "--limit", "1",
+                                 "--source", "corpus", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_vocab_size_changes_mid_run_and_later_drafts_stay_inside_it(artifact):
+    ranking = read_trimmed(artifact).ranking.tolist()
+
+    async def body():
+        app = make_app("tiny-random", trimmed=artifact, snapshot=True, max_new_tokens=40)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.session is not None)
+            panel = app.controls_panel
+            assert "300 of 1024 rows" in rendered_text(panel)
+            await pilot.press("escape", "space")
+            await send(pilot)
+            await parked(pilot, 1)
+            await pilot.press("n")
+            await parked(pilot, 2)
+            await pilot.press("v", "v", "v")  # 300 -> 150 -> 75 -> 37 rows, while parked
+            assert app.controls.vocab_top_k == 37 and "37 of 1024 rows" in rendered_text(panel)
+            await pilot.press("space")
+            await settle(pilot)
+            drafts = [d for d, _ in app.conversation.answers[0].steps]
+            assert all(t in ranking[:300] for t in drafts[0].tokens)
+            later = [t for d in drafts[1:] for t in d.tokens]
+            assert later and all(t in ranking[:37] for t in later)
+            await pilot.press("V")
+            assert app.controls.vocab_top_k == 74
+
+    run(body())
