@@ -143,7 +143,7 @@ def profiles() -> None:
                       f"  draft_len {p.draft_len}", style="dim")
     console.print("\n[bold]methods[/bold]")
     for name, text in METHODS.items():
-        console.print(f"  {name:8} {text}")
+        console.print(f"  {name:10} {text}")
 
 
 def _register_commands() -> None:

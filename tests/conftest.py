@@ -1,8 +1,12 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models are all overhead: one thread is faster and does not fight other processes.
+DEFAULT_THREADS = torch.get_num_threads()
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

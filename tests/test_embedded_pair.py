@@ -13,6 +13,17 @@ from tests.conftest import needs_embedded
 pytestmark = [pytest.mark.slow, needs_embedded]
 
 
+@pytest.fixture(autouse=True)
+def all_threads():
+    import torch
+
+    from tests.conftest import DEFAULT_THREADS
+
+    torch.set_num_threads(DEFAULT_THREADS)
+    yield
+    torch.set_num_threads(1)
+
+
 def test_draft_equals_ar_on_a_code_prompt_in_float32():
     runner = CliRunner()
     out = {}
