@@ -21,6 +21,18 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
+def sync_cache(holder, ids: list[int], n_last: int) -> int:
+    """Crop holder.cache (covering holder.ids) back to its longest common prefix with `ids`,
+    leaving at least n_last tokens to feed. Returns how many tokens of `ids` stay cached."""
+    keep = min(common_prefix(holder.ids, ids), len(ids) - n_last)
+    if keep == 0:
+        holder.reset()
+    elif keep < len(holder.ids):
+        holder.cache.crop(keep - len(holder.ids))  # negative: drop that many tokens
+        holder.ids = holder.ids[:keep]
+    return keep
+
+
 class CachedLM:
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
@@ -63,12 +75,7 @@ class CachedLM:
     @torch.inference_mode()
     def forward(self, ids: list[int], n_last: int = 1) -> torch.Tensor:
         """Hidden states [n_last, hidden] for the last n_last positions of ids."""
-        keep = min(common_prefix(self.ids, ids), len(ids) - n_last)
-        if keep == 0:
-            self.reset()
-        elif keep < len(self.ids):
-            self.cache.crop(keep - len(self.ids))  # negative: drop that many tokens
-            self.ids = self.ids[:keep]
+        keep = sync_cache(self, ids, n_last)
         new = ids[keep:]
         if not new:
             return torch.empty(0, self.hidden_size, device=self.device)

@@ -21,7 +21,7 @@ from transformers import DynamicCache
 
 from specscope.core.drafters.base import Proposal
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, common_prefix
+from specscope.core.lm import CachedLM, sync_cache
 from specscope.core.sampling import Shaping, probs_from_logits, sample
 
 
@@ -75,12 +75,7 @@ class SkipLM:
     @torch.inference_mode()
     def forward(self, ids: list[int], n_last: int = 1) -> torch.Tensor:
         """Final hidden states [n_last, hidden] of the last n_last positions (CachedLM's contract)."""
-        keep = min(common_prefix(self.ids, ids), len(ids) - n_last)
-        if keep == 0:
-            self.reset()
-        elif keep < len(self.ids):
-            self.cache.crop(keep - len(self.ids))
-            self.ids = self.ids[:keep]
+        keep = sync_cache(self, ids, n_last)
         new = ids[keep:]
         h = self.base.embed_tokens(torch.tensor([new], device=self.device))
         positions = torch.arange(keep, len(ids), device=self.device).unsqueeze(0)
