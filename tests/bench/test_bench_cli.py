@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from specscope.bench.report import aggregate
 from specscope.cli import app
+from tests.clitools import assert_clean_error, write
 
 SAMPLE = str(Path(__file__).resolve().parent.parent / "data" / "spec_bench_sample.jsonl")
 runner = CliRunner()
@@ -141,19 +142,8 @@ def test_ctrl_c_writes_what_finished(tmp_path, monkeypatch):
     assert overall["prompts"] == 1
 
 
-def assert_clean_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n in err, err
 
 
-def write(tmp_path, name, text):
-    p = tmp_path / name
-    p.write_text(text)
-    return str(p)
 
 
 @pytest.mark.parametrize("args,needles", [

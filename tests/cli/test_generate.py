@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from specscope.cli import app
+from tests.clitools import assert_clean_error, json_lines, write
 
 runner = CliRunner()
 
@@ -13,8 +14,6 @@ def gen(*args, input=None):
     return runner.invoke(app, ["generate", *args], input=input)
 
 
-def json_lines(output):
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 def test_json_stream_ends_with_summary():
@@ -69,19 +68,8 @@ def test_stop_string_ends_generation():
         summary["text"].index(stop) + len(stop) > len(summary["text"]) - 8
 
 
-def write(tmp_path, name, text):
-    p = tmp_path / name
-    p.write_text(text)
-    return str(p)
 
 
-def assert_clean_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n in err, err
 
 
 BAD_INPUTS = [

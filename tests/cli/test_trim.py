@@ -3,7 +3,7 @@ import pytest
 from typer.testing import CliRunner
 
 from specscope.cli import app
-from tests.cli.test_generate import assert_clean_error, json_lines
+from tests.clitools import assert_clean_error, json_lines
 
 runner = CliRunner()
 PROMPTS = "tests/data/spec_bench_sample.jsonl"
