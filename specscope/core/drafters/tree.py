@@ -33,8 +33,8 @@ class TreeDrafter:
     def set_vocab_top_k(self, k: int | None) -> None:
         self.model.set_vocab_top_k(k)
 
-    def _dist(self, ctx: list[int], shaping: Shaping) -> tuple[torch.Tensor, torch.Tensor]:
-        """(q over the drafter's rows, q as shown/used: shaped when sampling, softmax when greedy)."""
+    def _dist(self, ctx: list[int], shaping: Shaping) -> torch.Tensor:
+        """q over the drafter's rows: shaped when sampling, the plain softmax when greedy."""
         weight, _ = self.model._head()
         logits = self.model.lm.logits(self.model.lm.forward(ctx, 1)[-1], weight)
         return (torch.softmax(logits, -1) if shaping.greedy else probs_from_logits(logits, shaping))
