@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+from specscope.bench.costs import cost_rows, memory_bandwidth_gbs, render_costs, weight_bytes
 from specscope.bench.files import atomic_write_text, check_output_dir, ensure_dir
 from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
                                   parse_vocab_sizes)
@@ -119,6 +120,8 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> 
         "categories": dict(Counter(p.category for p in plan.prompts)),
         "configs": [c.name for c in plan.all_configs],
         "baseline": BASELINE,
+        "target_bytes": weight_bytes(session.target),
+        "memory_gbs": round(memory_bandwidth_gbs(), 2),
     }
 
 
@@ -227,6 +230,7 @@ def run_bench(o: Options) -> None:
              f"{len({r['prompt_id'] for r in records})} prompts, temperature {base.temperature}, "
              f"max {base.max_new_tokens} new tokens; speedup over ar (Spec-Bench: mean tok/s ratio)")
     out.print(render_table(rows, title))
+    out.print(render_costs(cost_rows(records, rows, meta["target_bytes"]), meta["memory_gbs"]))
     err.print(f"wrote {o.out}/results.json, results.csv, runs.jsonl" + (", plots (*.png)" if o.plots else ""))
     if interrupted:
         err.print(f"interrupted: kept {len(records)} finished runs of {plan.total_runs}")
