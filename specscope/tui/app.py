@@ -237,7 +237,8 @@ class SpecScopeApp(SettingActions, App[None]):
         if kind == "baseline":
             s = message.summary
             if s is not None and message.active_s > 0:
-                self.stats_panel.baseline = Baseline(s.new_tokens / message.active_s, s.new_tokens)
+                self.stats_panel.baseline = Baseline(s.new_tokens / message.active_s, s.new_tokens,
+                                                     s.verify_s / s.steps if s.steps else None)
                 self.stats_panel.refresh_view()
         elif kind == "answer":
             self.redraw()
