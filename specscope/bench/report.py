@@ -18,7 +18,7 @@ import io
 import json
 from collections import defaultdict
 
-from specscope.bench.files import atomic_write_text
+from specscope.outputs import atomic_write_text
 from specscope.bench.grid import BASELINE
 
 OVERALL = "overall"
