@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specscope.bench.files import atomic_write
+from specscope.outputs import atomic_write
 from specscope.bench.grid import BASELINE, OVERALL, is_auto
 
 MIN_SAMPLES = 5

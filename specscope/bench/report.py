@@ -19,7 +19,7 @@ import json
 from collections import defaultdict
 
 from specscope.bench.costs import cost_rows
-from specscope.bench.files import atomic_write_text
+from specscope.outputs import atomic_write_text
 from specscope.bench.grid import BASELINE, OVERALL
 
 KEYS = ["config", "kind", "method", "draft_len", "vocab_top_k", "category", "speedup", "tau",

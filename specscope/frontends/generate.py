@@ -76,7 +76,8 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
                              adaptive_rule=adaptive_rule, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                              vocab_top_k=vocab_top_k, stop=stop or None)
-    session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err)
+    session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err,
+                           max_new_tokens=controls.max_new_tokens)
     ids = session.encode(prompt)
     session.check(controls, ids)
     out = Console(highlight=False, soft_wrap=True)
