@@ -121,6 +121,8 @@ class SpecDecoder:
             room = controls.max_new_tokens - (len(ids) - len(prompt_ids))
             policy = self._policy(controls) if controls.adaptive else None
             wanted = policy.next_length() if policy else controls.draft_len
+            if hasattr(drafter, "refine_steps"):  # block-refining drafters (jacobi)
+                drafter.refine_steps = controls.refine_steps
             if hasattr(drafter, "min_confidence"):  # drafters that can stop early when unsure
                 drafter.min_confidence = policy.min_confidence if policy else 0.0
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
@@ -130,7 +132,10 @@ class SpecDecoder:
             draft_s = time.perf_counter() - t
             drafted = Drafted(step, len(ids), controls.method, k, tuple(proposal.tokens),
                               tuple(text.token_text(x) for x in proposal.tokens),
-                              tuple(proposal.q_token), tuple(proposal.parents), draft_s)
+                              tuple(proposal.q_token), tuple(proposal.parents), draft_s,
+                              refinement=tuple(map(tuple, proposal.refinement)),
+                              refinement_texts=tuple(tuple(map(text.token_text, block))
+                                                     for block in proposal.refinement))
             stats.add(drafted)
             yield drafted
 

@@ -41,8 +41,10 @@ def exact_law(decoder, prompt, m, shaping):
     return law
 
 
-def sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run=None):
-    """Counts of the m-token continuations over n seeded runs, and the Drafted events seen."""
+def sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run=None, **extra):
+    """Counts of the m-token continuations over n seeded runs, and the Drafted events seen;
+    `extra`: more Controls fields (e.g. refine_steps; max_new_tokens > m lets the first step
+    draft m tokens, and only the first m generated tokens are counted)."""
     vocab = decoder.target.model.config.vocab_size
     counts = torch.zeros(vocab ** m)
     drafted = []
@@ -50,23 +52,24 @@ def sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run=Non
         if before_run:
             before_run(seed)
         controls = Controls(method=method, draft_len=draft_len, temperature=shaping.temperature,
-                            top_p=shaping.top_p, seed=seed, max_new_tokens=m)
+                            top_p=shaping.top_p, seed=seed, **{"max_new_tokens": m, **extra})
         events = list(decoder.run(prompt, controls))
         drafted += [e for e in events if isinstance(e, Drafted)]
         index = 0
-        for x in events[-1].summary.token_ids:
+        for x in events[-1].summary.token_ids[:m]:
             index = index * vocab + x
         counts[index] += 1
     return counts, drafted
 
 
 def assert_law(decoder, method, prompt, m=3, n=1500, draft_len=3, temperature=1.0, top_p=1.0,
-               before_run=None):
+               before_run=None, **extra):
     """Chi-square test that sampled continuations follow the target exactly; returns the
     Drafted events so callers can check the case they meant to cover did happen."""
     shaping = Shaping(temperature, 0, top_p)
     expected = exact_law(decoder, prompt, m, shaping) * n
-    counts, drafted = sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run)
+    counts, drafted = sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run,
+                                 **extra)
     stat, df = chi_square(counts, expected)
     assert stat < chi2_critical(df), f"{method}: chi2={stat:.1f} df={df}"
     return drafted

@@ -24,6 +24,9 @@ class Proposal:
     # [len(tokens), V] full-vocabulary distributions the tokens were sampled from, for exact
     # rejection sampling; None means one-hot (deterministic drafters, and greedy runs).
     q: torch.Tensor | None = None
+    # Drafters that refine a whole block in parallel (jacobi): the block as first guessed, then
+    # after each pass; the engine copies it into the Drafted event. Empty for the others.
+    refinement: list[list[int]] = field(default_factory=list)
 
 
 class Drafter(Protocol):

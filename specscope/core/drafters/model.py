@@ -37,8 +37,9 @@ class ModelDrafter:
             raise SpecScopeError(f"vocab top-k must be between 1 and {len(self.ranking)}, got {k}")
         self.vocab_top_k = k if k is not None else self.default_top_k
 
-    def _head(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(head rows to use, their token ids) for the current vocabulary size."""
+    def head_rows(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(head rows to use, their token ids) for the current vocabulary size; (None, None) for
+        the full head. Argmax over `lm.logits(h, weight)` is an index into `ids`."""
         if self.ranking is None or self.vocab_top_k is None:
             return None, None
         if self._ranked_head is None:
@@ -53,7 +54,7 @@ class ModelDrafter:
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
-        weight, rows = self._head()
+        weight, rows = self.head_rows()
         ctx = list(ids)
         out = Proposal()
         qs = []

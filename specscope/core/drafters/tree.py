@@ -35,13 +35,13 @@ class TreeDrafter:
 
     def _dist(self, ctx: list[int], shaping: Shaping) -> torch.Tensor:
         """q over the drafter's rows: shaped when sampling, the plain softmax when greedy."""
-        weight, _ = self.model._head()
+        weight, _ = self.model.head_rows()
         logits = self.model.lm.logits(self.model.lm.forward(ctx, 1)[-1], weight)
         return (torch.softmax(logits, -1) if shaping.greedy else probs_from_logits(logits, shaping))
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
-        _, rows = self.model._head()
+        _, rows = self.model.head_rows()
         to_id = (lambda j: j) if rows is None else (lambda j: int(rows[j]))
         out = Proposal()
         q_rows: list[torch.Tensor] = []
