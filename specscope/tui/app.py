@@ -359,7 +359,8 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
              temperature: float | None = None, top_p: float | None = None, seed: int = 0,
              dtype: str | None = None, device: str | None = None, trimmed: str | Path | None = None,
              vocab_top_k: int | None = None, adaptive: bool | None = None,
-             adaptive_rule: str | None = None, snapshot: bool = False) -> SpecScopeApp:
+             adaptive_rule: str | None = None, refine_steps: int | None = None,
+             snapshot: bool = False) -> SpecScopeApp:
     """Validate the options (raising SpecScopeError), then build the app.
 
     With `session` (a loaded specscope Session, as tests pass) nothing loads; otherwise the app
@@ -372,7 +373,7 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
     check_options(prof, method, dtype, device, vocab_top_k, trimmed)
     controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, seed=seed, vocab_top_k=vocab_top_k,
-                             adaptive=adaptive, adaptive_rule=adaptive_rule)
+                             adaptive=adaptive, adaptive_rule=adaptive_rule, refine_steps=refine_steps)
     loader = None
     if session is None:
         def loader(progress):

@@ -19,9 +19,13 @@ tokens costs about one pass over one token, so a k-token block costs T passes in
   passes         --refine-steps T, or auto (refine_steps.py: measured costs, acceptance).
 
 Exactness: the block is a deterministic function of what the drafter saw before this step's
-verification (the committed ids, its earlier blocks), so q is one-hot at each proposed token
-(Proposal.q None) and both greedy verification and rejection sampling stay exact. A VocabTrim
-head keeps this: the argmax runs over the kept rows (ModelDrafter.head_rows), still deterministic.
+verification (the committed ids, its earlier blocks), so the law it was drawn from is one-hot at
+each proposed token (Proposal.q None). Rejection sampling with a one-hot q accepts g with
+probability min(1, p(g)/1) = p(g) and otherwise samples from (p - onehot_g)+ renormalised, i.e. p
+without g: the emitted token has law p(g) on g and (1 - p(g)) p(x) / (1 - p(g)) = p(x) elsewhere,
+the target's, whatever g was. (Passing the drafter's softmax as q instead would be wrong: the
+token was not sampled from it; the tests catch that.) Greedy verification is exact for any draft.
+A VocabTrim head keeps all this: the argmax runs over the kept rows (ModelDrafter.head_rows).
 
 BlockRefiner is the seam for a real diffusion drafter: a masked diffusion LM sharing the target's
 tokenizer would implement `refine` as one denoising pass over the block.
@@ -104,6 +108,15 @@ class JacobiDrafter:
     def stats(self) -> dict[str, float]:
         return {"passes": self.passes, "drafted": self.drafted, "fixed_points": self.fixed_points,
                 "passes_per_token": self.passes / self.drafted if self.drafted else 0.0}
+
+    def reset(self) -> None:
+        """Forget per-run state: the draft model's cache, the leftover guesses, the auto policy."""
+        lm = getattr(self.refiner, "lm", None)
+        if lm is not None:
+            lm.reset()
+        self.policy = RefineSteps(MAX_BLOCK)
+        self._proposal = None
+        self._leftover = ([], [])
 
     def set_vocab_top_k(self, k: int | None) -> None:
         if hasattr(self.refiner, "set_vocab_top_k"):
