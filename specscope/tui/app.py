@@ -223,7 +223,7 @@ class SpecScopeApp(SettingActions, App[None]):
         if steps:
             self.answer.add_steps(steps)
             if self.conversation.selection is None:
-                self.draft_panel.show(*steps[-1], note="(latest)")
+                self.draft_panel.show(*steps[-1], note="(latest)", stepping=self.gate.paused)
         self.stats_panel.refresh_view()
         self.call_after_refresh(self.pacer.end, token)
 
@@ -278,6 +278,8 @@ class SpecScopeApp(SettingActions, App[None]):
             self.controls_panel.state = "paused"
 
     def action_step(self) -> None:
+        if self.gate.paused and self.draft_panel.advance():  # a refined block's next pass first
+            return
         self.gate.step()
         self.controls_panel.state = "paused"
         if not self.running:
