@@ -5,7 +5,8 @@ import torch
 
 from specscope.core.controls import Controls
 from specscope.core.drafters.jacobi import CausalRefiner, JacobiDrafter
-from specscope.core.drafters.model import ModelDrafter
+from specscope.core.drafters.base import DraftSettings
+from specscope.core.drafters.model import ModelDrafter, RankedHead
 from specscope.core.events import Drafted, Verified
 from specscope.core.lm import CachedLM
 from specscope.core.sampling import Shaping
@@ -44,14 +45,15 @@ def test_after_t_passes_the_first_t_positions_are_the_greedy_chain(ranked):
     intermediate block agrees on its converged prefix, and stopping early means a fixed point."""
     draft = CachedLM(tiny_model("draft", 3))
     ranking = torch.randperm(1024, generator=torch.Generator().manual_seed(0)) if ranked else None
-    chain_drafter = ModelDrafter(draft, 1024, ranking, 200 if ranked else None)
-    jacobi = JacobiDrafter(CausalRefiner(ModelDrafter(draft, 1024, ranking, 200 if ranked else None)))
+    head = RankedHead(draft, ranking, 200) if ranked else None
+    chain_drafter = ModelDrafter(draft, 1024, head)
+    jacobi = JacobiDrafter(CausalRefiner(ModelDrafter(draft, 1024, head)))
     early = 0
     for prompt in PROMPTS:
         for k in (1, 5, 12):
             chain = chain_drafter.propose(prompt, k, GREEDY, None).tokens
             for steps in range(1, k + 1):
-                jacobi.refine_steps = steps
+                jacobi.configure(DraftSettings(refine_steps=steps))
                 p = jacobi.propose(prompt, k, GREEDY, None)
                 passes = len(p.refinement) - 1
                 assert 1 <= passes <= steps and p.refinement[-1] == p.tokens and len(p.tokens) == k
@@ -102,7 +104,7 @@ def test_the_drafters_cache_after_each_step_equals_a_fresh_pass():
     rejected = 0
     for event in decoder.run(prompt, Controls(method="jacobi", draft_len=8, refine_steps=3,
                                               max_new_tokens=30)):
-        if isinstance(event, Drafted):
+        if isinstance(event, Drafted) and event.tokens:
             # the cache covers the committed ids and the last pass's input guesses
             assert lm.ids[:len(committed)] == committed
             assert lm.ids == committed + list(event.refinement[-2][:-1])

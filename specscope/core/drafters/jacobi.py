@@ -37,7 +37,7 @@ from typing import Protocol
 
 import torch
 
-from specscope.core.drafters.base import Proposal
+from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.drafters.lookup import find_continuation
 from specscope.core.drafters.model import ModelDrafter
 from specscope.core.lm import common_prefix
@@ -62,6 +62,14 @@ class BlockRefiner(Protocol):
         """Weights read per pass."""
         ...
 
+    def configure(self, settings: DraftSettings) -> None:
+        """The run's drafter settings (a vocabulary size for a trimmed head, ...)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget per-run state (KV caches)."""
+        ...
+
 
 class CausalRefiner:
     """A causal LM as a block refiner (Jacobi): position i predicts g_i from context + g_<i."""
@@ -70,8 +78,11 @@ class CausalRefiner:
         self.model = model
         self.lm = model.lm
 
-    def set_vocab_top_k(self, k: int | None) -> None:
-        self.model.set_vocab_top_k(k)
+    def configure(self, settings: DraftSettings) -> None:
+        self.model.configure(settings)
+
+    def reset(self) -> None:
+        self.model.reset()
 
     def read_params(self) -> int:
         return self.model.read_params()
@@ -88,8 +99,9 @@ class CausalRefiner:
         return block[:keep] + fresh, [float("nan")] * keep + top.tolist()
 
 
-class JacobiDrafter:
+class JacobiDrafter(DrafterBase):
     name = "jacobi"
+    accepts_vocab_top_k = True  # passed on to the refiner, which refuses what it cannot honour
 
     def __init__(self, refiner: BlockRefiner, refine_steps: int | None = None,
                  max_ngram: int = 3) -> None:
@@ -111,16 +123,17 @@ class JacobiDrafter:
 
     def reset(self) -> None:
         """Forget per-run state: the draft model's cache, the leftover guesses, the auto policy."""
-        lm = getattr(self.refiner, "lm", None)
-        if lm is not None:
-            lm.reset()
+        self.refiner.reset()
         self.policy = RefineSteps(MAX_BLOCK)
         self._proposal = None
         self._leftover = ([], [])
 
-    def set_vocab_top_k(self, k: int | None) -> None:
-        if hasattr(self.refiner, "set_vocab_top_k"):
-            self.refiner.set_vocab_top_k(k)
+    def configure(self, settings: DraftSettings) -> None:
+        """Passes per block (None: auto); the vocabulary size goes to the refiner. The confidence
+        cut-off is not used: the block's length is k, refinement decides only its quality."""
+        self.refiner.configure(settings)
+        self.settings = settings
+        self.refine_steps = settings.refine_steps
 
     def read_params(self) -> int:
         """Weights read per drafted token: T passes for a block of k, so about T/k of a pass;
