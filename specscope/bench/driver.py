@@ -124,9 +124,8 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> 
 
 
 def plan_controls(session, o: Options):
-    from specscope.session import make_controls
-
     from specscope.cli import parse_refine_steps
+    from specscope.session import make_controls
 
     return make_controls(session.profile, max_new_tokens=o.max_new_tokens,
                          temperature=o.temperature, top_p=o.top_p, seed=o.seed,
