@@ -34,6 +34,7 @@ Dtype = Annotated[Optional[str], typer.Option("--dtype", metavar="DTYPE", help="
 Device = Annotated[Optional[str], typer.Option("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: the profile's).")]
 Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", metavar="FILE", help="A VocabTrim artifact from `specscope trim`.")]
 VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", metavar="K", help="Drafter vocabulary size (needs --trimmed).")]
+RefineSteps = Annotated[Optional[str], typer.Option("--refine-steps", metavar="T|auto", help="jacobi: parallel refinement passes per block (1-16), or auto (default; from measured costs and acceptance).")]
 
 
 def parse_draft_len(value: str | None) -> tuple[int | None, bool | None, str | None]:
@@ -49,6 +50,16 @@ def parse_draft_len(value: str | None) -> tuple[int | None, bool | None, str | N
         return int(value), False, None
     except ValueError:
         raise SpecScopeError(f"--draft-len must be a number, auto or auto:heuristic, got '{value}'") from None
+
+
+def parse_refine_steps(value: str | None) -> int | None:
+    """'3' -> 3; 'auto' or None -> None (the drafter picks each block's passes)."""
+    if value is None or value.strip().lower() == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise SpecScopeError(f"--refine-steps must be a number or auto, got '{value}'") from None
 
 
 def friendly_errors(command):
@@ -84,6 +95,7 @@ def generate(
     device: Device = None,
     trimmed: Trimmed = None,
     vocab_top_k: VocabTopK = None,
+    refine_steps: RefineSteps = None,
     stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop after this string (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
     hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
@@ -99,7 +111,8 @@ def generate(
                  adaptive=adaptive, adaptive_rule=rule,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                  seed=seed, dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
-                 stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw)
+                 stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw,
+                 refine_steps=parse_refine_steps(refine_steps))
 
 
 @app.command()
@@ -116,6 +129,7 @@ def chat(
     device: Device = None,
     trimmed: Trimmed = None,
     vocab_top_k: VocabTopK = None,
+    refine_steps: RefineSteps = None,
 ) -> None:
     """The interactive explorer (Textual TUI). Needs a terminal."""
     from specscope.tui.app import make_app
@@ -124,7 +138,8 @@ def chat(
     explorer = make_app(profile, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
                         temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
                         trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive,
-                        adaptive_rule=rule)  # checks every option, loads nothing
+                        adaptive_rule=rule,
+                        refine_steps=parse_refine_steps(refine_steps))  # checks every option, loads nothing
     require_terminal("chat")
     explorer.run()
 

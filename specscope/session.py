@@ -10,6 +10,7 @@ import torch
 
 from specscope.core.controls import Controls
 from specscope.core.drafters.base import NoDrafter
+from specscope.core.drafters.jacobi import CausalRefiner, JacobiDrafter
 from specscope.core.drafters.layerskip import LayerSkipDrafter
 from specscope.core.drafters.lookup import LookupDrafter
 from specscope.core.drafters.model import ModelDrafter, RankedHead
@@ -31,8 +32,10 @@ METHODS = {
     "lookup": "prompt lookup: copy what followed the last n-gram earlier in the text (no model)",
     "pool": "Ouroboros: the draft model, extended by whole phrases from a pool of verified text",
     "layerskip": "Draft & Verify: the target drafts for itself with some layers skipped",
+    "jacobi": "Speculative Diffusion Decoding's idea, training-free: the draft model refines a "
+              "whole block in a few parallel passes (Jacobi)",
 }
-NEEDS_DRAFTER = {"draft", "tree", "pool"}
+NEEDS_DRAFTER = {"draft", "tree", "pool", "jacobi"}
 
 
 @dataclass
@@ -129,6 +132,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         factories["draft"] = model_drafter
         factories["tree"] = lambda: TreeDrafter(model_drafter())
         factories["pool"] = lambda: PoolDrafter(model_drafter())
+        factories["jacobi"] = lambda: JacobiDrafter(CausalRefiner(model_drafter()))
     factories["lookup"] = LookupDrafter
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))

@@ -38,6 +38,7 @@ class Options:
     draft_len: list[str] | None = None
     vocab_top_k: list[str] | None = None
     trimmed: Path | None = None
+    refine_steps: str | None = None  # jacobi's passes per block for every jacobi row (None: auto)
     max_new_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -126,10 +127,12 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> 
 
 
 def plan_controls(session, o: Options):
+    from specscope.cli import parse_refine_steps
     from specscope.session import make_controls
 
     return make_controls(session.profile, max_new_tokens=o.max_new_tokens,
-                         temperature=o.temperature, top_p=o.top_p, seed=o.seed)
+                         temperature=o.temperature, top_p=o.top_p, seed=o.seed,
+                         refine_steps=parse_refine_steps(o.refine_steps))
 
 
 def validate(o: Options):
@@ -152,10 +155,12 @@ def validate(o: Options):
                              "(made by `specscope trim`)")
     for m in methods or [None]:
         check_options(prof, m, o.dtype, o.device)
+    from specscope.cli import parse_refine_steps
+
     if o.trimmed or prof.trimmed:
         check_trimmed(o.trimmed or prof.trimmed, prof, [v for v in sizes if v is not None])
     base = make_controls(prof, max_new_tokens=o.max_new_tokens, temperature=o.temperature,
-                         top_p=o.top_p)
+                         top_p=o.top_p, refine_steps=parse_refine_steps(o.refine_steps))
     check_new_tokens(prof, base.max_new_tokens, "--max-new-tokens")
     for k in lens:  # e.g. an unknown auto:RULE
         controls_for(base, Config(BASELINE, k)).validate()

@@ -7,6 +7,7 @@ from specscope.core.errors import SpecScopeError
 from specscope.core.sampling import Shaping
 
 MAX_DRAFT_LEN = 32
+MAX_REFINE_STEPS = 16
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Controls:
     seed: int = 0
     vocab_top_k: int | None = None  # drafter vocabulary size, with a VocabTrim ranking loaded
     max_new_tokens: int = 256
+    refine_steps: int | None = None  # jacobi: parallel passes per block; None: auto
     stop: list[str] = field(default_factory=list)
 
     @property
@@ -40,5 +42,8 @@ class Controls:
             raise SpecScopeError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
         if self.adaptive_rule not in ("cost", "heuristic"):
             raise SpecScopeError(f"adaptive rule must be cost or heuristic, got '{self.adaptive_rule}'")
+        if self.refine_steps is not None and not 1 <= self.refine_steps <= MAX_REFINE_STEPS:
+            raise SpecScopeError(f"refine steps must be between 1 and {MAX_REFINE_STEPS} or auto, "
+                                 f"got {self.refine_steps}")
         if self.vocab_top_k is not None and self.vocab_top_k < 1:
             raise SpecScopeError(f"vocab top-k must be >= 1, got {self.vocab_top_k}")

@@ -139,7 +139,8 @@ class SpecDecoder:
                 policy.start_run(self.param_ratio(drafter), started.prefill_s, room)
                 run_policy = policy
             drafter.configure(DraftSettings(controls.vocab_top_k,
-                                            policy.min_confidence if policy else 0.0))
+                                            policy.min_confidence if policy else 0.0,
+                                            controls.refine_steps))
             stats.param_ratio = self.param_ratio(drafter)
             wanted = policy.next_length() if policy else controls.draft_len
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
@@ -149,7 +150,10 @@ class SpecDecoder:
             draft_s = time.perf_counter() - t
             drafted = Drafted(step, len(ids), controls.method, k, tuple(proposal.tokens),
                               tuple(text.token_text(x) for x in proposal.tokens),
-                              tuple(proposal.q_token), tuple(proposal.parents), draft_s)
+                              tuple(proposal.q_token), tuple(proposal.parents), draft_s,
+                              refinement=tuple(map(tuple, proposal.refinement)),
+                              refinement_texts=tuple(tuple(map(text.token_text, block))
+                                                     for block in proposal.refinement))
             stats.add(drafted)
             yield drafted
 

@@ -34,6 +34,10 @@ class Drafted:
     parents: tuple[int, ...]
     draft_s: float
     kind: str = "drafted"
+    # Block-refining drafters (jacobi): the block as first guessed, then after each parallel
+    # pass (len - 1 passes), ids and texts; empty for the other drafters.
+    refinement: tuple[tuple[int, ...], ...] = ()
+    refinement_texts: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)

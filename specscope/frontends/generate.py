@@ -100,7 +100,7 @@ def stats_line(s) -> str:
 
 def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, temperature, top_p,
                  top_k, seed, dtype, device, trimmed, vocab_top_k, stop, json_out, hide_rejected,
-                 raw, adaptive=None, adaptive_rule=None) -> None:
+                 raw, adaptive=None, adaptive_rule=None, refine_steps=None) -> None:
     err = Console(stderr=True)
     if not prompt.strip():
         from specscope.core.errors import SpecScopeError
@@ -112,7 +112,7 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
     controls = make_controls(prof, method=method, draft_len=draft_len, adaptive=adaptive,
                              adaptive_rule=adaptive_rule, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                             vocab_top_k=vocab_top_k, stop=stop or None)
+                             vocab_top_k=vocab_top_k, stop=stop or None, refine_steps=refine_steps)
     session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err,
                            max_new_tokens=controls.max_new_tokens)
     ids = session.encode(prompt)

@@ -223,7 +223,7 @@ class SpecScopeApp(SettingActions, App[None]):
         if steps:
             self.answer.add_steps(steps)
             if self.conversation.selection is None:
-                self.draft_panel.show(*steps[-1], note="(latest)")
+                self.draft_panel.show(*steps[-1], note="(latest)", stepping=self.gate.paused)
         self.stats_panel.refresh_view()
         self.call_after_refresh(self.pacer.end, token)
 
@@ -279,6 +279,8 @@ class SpecScopeApp(SettingActions, App[None]):
             self.controls_panel.state = "paused"
 
     def action_step(self) -> None:
+        if self.gate.paused and self.draft_panel.advance():  # a refined block's next pass first
+            return
         self.gate.step()
         self.controls_panel.state = "paused"
         if not self.running:
@@ -360,7 +362,8 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
              temperature: float | None = None, top_p: float | None = None, seed: int = 0,
              dtype: str | None = None, device: str | None = None, trimmed: str | Path | None = None,
              vocab_top_k: int | None = None, adaptive: bool | None = None,
-             adaptive_rule: str | None = None, snapshot: bool = False) -> SpecScopeApp:
+             adaptive_rule: str | None = None, refine_steps: int | None = None,
+             snapshot: bool = False) -> SpecScopeApp:
     """Validate the options (raising SpecScopeError), then build the app.
 
     With `session` (a loaded specscope Session, as tests pass) nothing loads; otherwise the app
@@ -374,7 +377,7 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
                   max_new_tokens or prof.max_new_tokens)
     controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, seed=seed, vocab_top_k=vocab_top_k,
-                             adaptive=adaptive, adaptive_rule=adaptive_rule)
+                             adaptive=adaptive, adaptive_rule=adaptive_rule, refine_steps=refine_steps)
     loader = None
     if session is None:
         def loader(progress):

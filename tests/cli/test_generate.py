@@ -83,7 +83,21 @@ BAD_INPUTS = [
     (["x", "-p", "tiny-random", "--top-p", "1.5"], ["top-p"]),
     (["x", "-p", "tiny-random", "--temperature", "-1"], ["temperature"]),
     (["x", "-p", "tiny-random", "--vocab-top-k", "100"], ["--trimmed"]),
+    (["x", "-p", "tiny-random", "--method", "jacobi", "--refine-steps", "many"], ["--refine-steps"]),
+    (["x", "-p", "tiny-random", "--method", "jacobi", "--refine-steps", "17"], ["refine steps"]),
 ]
+
+
+def test_jacobi_json_events_carry_the_passes():
+    r = gen("def add(a, b):", "-p", "tiny-random", "-n", "12", "--json", "--method", "jacobi",
+            "-k", "5", "--refine-steps", "2")
+    events = json_lines(r.stdout)
+    drafted = [e for e in events if e["kind"] == "drafted" and e["tokens"]]
+    assert drafted and all(2 <= len(e["refinement"]) <= 3 for e in drafted)
+    assert all(e["refinement"][-1] == e["tokens"] for e in drafted)
+    ar = json_lines(gen("def add(a, b):", "-p", "tiny-random", "-n", "12", "--json", "--method",
+                        "ar").stdout)
+    assert events[-1]["token_ids"] == ar[-1]["token_ids"]
 
 
 @pytest.mark.parametrize("args,needles", BAD_INPUTS)

@@ -52,8 +52,8 @@ def sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run=Non
         if before_run:
             before_run(seed)
         c = Controls(method=method, draft_len=draft_len, temperature=shaping.temperature,
-                     top_k=shaping.top_k, top_p=shaping.top_p, seed=seed, max_new_tokens=m + 1,
-                     **controls)
+                     top_k=shaping.top_k, top_p=shaping.top_p, seed=seed,
+                     **{"max_new_tokens": m + 1, **controls})
         events = list(decoder.run(prompt, c))
         drafted += [e for e in events if isinstance(e, Drafted)]
         index = 0

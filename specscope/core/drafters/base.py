@@ -30,6 +30,9 @@ class Proposal:
     # [len(tokens), V] full-vocabulary distributions the tokens were sampled from, for exact
     # rejection sampling; None means one-hot (deterministic drafters, and greedy runs).
     q: torch.Tensor | None = None
+    # Drafters that refine a whole block in parallel (jacobi): the block as first guessed, then
+    # after each pass; the engine copies it into the Drafted event. Empty for the others.
+    refinement: list[list[int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class DraftSettings:
     # Stop drafting when the drafter's top probability falls below this (0: never). Decided before
     # a token is sampled, so the proposal's q stays the law the token was drawn from.
     min_confidence: float = 0.0
+    refine_steps: int | None = None  # block-refining drafters (jacobi): passes; None: their auto
 
 
 class Drafter(Protocol):

@@ -4,6 +4,8 @@ A chain (parents [-1, 0, 1, ...]) reads best as rows, one per position. Any othe
 is drawn as a tree from `Drafted.parents` (parents[i]: index of node i's parent, -1 for the
 context). The accepted path is green, the first rejection red and marked, nodes past it dim, and
 the target's own token (correction or bonus) closes the step in the target's colour.
+A block-refining drafter's passes (jacobi) come first (refinement.py); in teaching mode
+`advance()` reveals them one at a time, then the verdict.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from textual.widget import Widget
 
 from specscope.core.events import Drafted, Verified
 from specscope.frontends.generate import STYLES, printable
+from specscope.tui.widgets.refinement import has_refinement, refinement_lines
 
 
 TOKEN_CELLS = 24  # widest token column in a chain
@@ -85,8 +88,9 @@ def draft_tree(drafted: Drafted, verified: Verified) -> Tree:
 
 
 def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
-              show_timings: bool = True) -> RenderableType:
-    """The step as Text (a chain: cheap to draw) or as a rich Group holding a Tree."""
+              show_timings: bool = True, reveal: int | None = None) -> RenderableType:
+    """The step as Text (a chain: cheap to draw) or as a rich Group holding a Tree.
+    `reveal`: teaching mode's refinement rows shown so far (the verdict waits); None: all."""
     head = Text(f"step {verified.step + 1}", "bold")
     if drafted is not None:
         head.append(f" · {drafted.method} · k {drafted.draft_len} asked, {len(drafted.tokens)} drafted")
@@ -99,6 +103,11 @@ def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
     if drafted is not None and drafted.tokens and not is_chain(drafted.parents):
         return Group(head, summary, Text(), draft_tree(drafted, verified))
     body = chain_lines(drafted, verified) if drafted is not None and drafted.tokens else []
+    if has_refinement(drafted):
+        passes = refinement_lines(drafted, token_label, reveal)
+        if reveal is not None:
+            return Text("\n").join([head, Text(), *passes])
+        return Text("\n").join([head, summary, Text(), *passes, Text(), *body, target_line(verified)])
     return Text("\n").join([head, summary, Text(), *body, target_line(verified)])
 
 
@@ -130,14 +139,37 @@ class DraftPanel(VerticalScroll):
         self.show_timings = show_timings
         self.border_title = "draft"
         self.step: tuple[Drafted | None, Verified] | None = None
+        self.note = ""
+        self.reveal: int | None = None  # teaching mode: refinement rows shown; None: everything
 
     def compose(self):
         yield Body(EMPTY, id="draft-body")
 
-    def show(self, drafted: Drafted | None, verified: Verified, note: str = "") -> None:
+    def show(self, drafted: Drafted | None, verified: Verified, note: str = "",
+             stepping: bool = False) -> None:
+        """`stepping` (teaching mode): a refined block starts at its first guess; see advance."""
         self.step = (drafted, verified)
-        self.query_one(Body).set(step_view(drafted, verified, note, self.show_timings))
+        self.note = note
+        self.reveal = 0 if stepping and has_refinement(drafted) else None
+        self._draw()
+
+    def advance(self) -> bool:
+        """Reveal the next refinement pass, or the verdict after the last; False when the step
+        is already shown whole (the key then goes on to run the next step)."""
+        if self.step is None or self.reveal is None:
+            return False
+        self.reveal += 1
+        if self.reveal >= len(self.step[0].refinement):
+            self.reveal = None
+        self._draw()
+        return True
+
+    def _draw(self) -> None:
+        drafted, verified = self.step
+        self.query_one(Body).set(step_view(drafted, verified, self.note, self.show_timings,
+                                           self.reveal))
 
     def clear(self) -> None:
         self.step = None
+        self.reveal = None
         self.query_one(Body).set(EMPTY)
