@@ -11,7 +11,6 @@ from specscope.core.events import Drafted, Finished, Started, Verified, event_to
 from specscope.core.stats import Stats
 from specscope.core.tree import children
 from specscope.frontends.loading import open_session
-from specscope.frontends.marks import step_marks
 from specscope.profiles import load_profile
 from specscope.session import make_controls
 
@@ -47,8 +46,7 @@ def render_step(drafted: Drafted | None, verified: Verified, hide_rejected: bool
     n = verified.n_accepted
     for piece in verified.pieces[:n]:
         out.append(printable(piece), STYLES["accepted"])
-    ended = not step_marks(verified)[2]  # the answer ended inside the draft: nothing was rejected
-    if not hide_rejected and drafted is not None and verified.first_rejected is not None and not ended:
+    if not hide_rejected and drafted is not None and verified.first_rejected is not None:
         rejected = "".join(drafted.texts[i] for i in rejected_branch(drafted.parents, verified.first_rejected))
         out.append(printable(rejected), STYLES["rejected"])
     had_draft = drafted is not None and len(drafted.tokens) > 0

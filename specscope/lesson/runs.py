@@ -109,12 +109,7 @@ def run(lesson: Lesson, label: str, prompt: str, **overrides) -> Run:
 
 def fresh(lesson: Lesson, method: str) -> None:
     """Forget a drafter's per-run state (a phrase pool, caches) so a chapter starts clean."""
-    decoder = lesson.session.decoder
-    drafter = decoder.drafter(method)
-    if hasattr(drafter, "reset"):
-        drafter.reset()
-    else:  # drafters without reset(): drop the instance, the decoder builds a new one
-        decoder._drafters.pop(method, None)
+    lesson.session.decoder.drafter(method).reset()
 
 
 def tok(text: str) -> str:

@@ -1,7 +1,5 @@
 """A draft that runs past the end of the answer: cut tokens are shown as dropped, not accepted,
 and a step that ended the answer shows no correction. Driven by fixed events (no model)."""
-from dataclasses import fields
-
 from textual.app import App
 
 from specscope.core.events import Drafted, Verified
@@ -18,25 +16,18 @@ EOS = 99
 DRAFTED = Drafted(step=3, context_len=30, method="draft", draft_len=5, tokens=(5, EOS, 7, 8, 9),
                   texts=(" fine", "<|im_end|>", "Human", ":", " hi"),
                   q=(0.9, 0.8, 0.7, 0.6, 0.5), parents=(-1, 0, 1, 2, 3), draft_s=0.0)
-ON_PATH = (True, True, True, True, False)
+def verified(accepted, dropped, token_emitted, emitted, pieces):
+    """Verified as the core makes it (after a cut, no first rejection: nothing was checked past it)."""
+    return Verified(step=3, p=(0.95, 0.9, 0.8, 0.7, 0.1), accepted=accepted,
+                    n_accepted=sum(accepted), first_rejected=4 if token_emitted else None,
+                    token=11, token_text=" Hello", bonus=False, emitted=emitted, pieces=pieces,
+                    verify_s=0.0, draft_s=0.0, dropped=dropped, token_emitted=token_emitted)
 
 
-def verified(emitted, pieces, **extra):
-    """Verified as the core makes it; the core's `dropped`/`token_emitted` fields when it has them."""
-    names = {f.name for f in fields(Verified)}
-    kw = dict(step=3, p=(0.95, 0.9, 0.8, 0.7, 0.1), accepted=ON_PATH, n_accepted=min(4, len(emitted)),
-              first_rejected=4, token=11, token_text=" Hello", bonus=False, emitted=emitted,
-              pieces=pieces, verify_s=0.0, draft_s=0.0)
-    kw.update({k: v for k, v in extra.items() if k in names})
-    if "accepted_emitted" in extra and "dropped" in names:
-        kw["accepted"] = extra["accepted_emitted"]
-    return Verified(**kw)
-
-
-CUT = verified((5, EOS), (" fine", ""), accepted_emitted=(True, True, False, False, False),
-               dropped=(False, False, True, True, False), token_emitted=False)
-WHOLE = verified((5, EOS, 7, 8, 11), (" fine", "", "Human", ":", " Hello"),
-                 dropped=(False,) * 5, token_emitted=True)
+CUT = verified((True, True, False, False, False), (False, False, True, True, False), False,
+               (5, EOS), (" fine", ""))
+WHOLE = verified((True, True, True, True, False), (False,) * 5, True,
+                 (5, EOS, 7, 8, 11), (" fine", "", "Human", ":", " Hello"))
 
 
 class PanelApp(App):
@@ -66,10 +57,11 @@ def rows(text: str) -> dict[int, str]:
     return {int(line[:2]): line for line in text.splitlines() if line[:2].strip().isdigit()}
 
 
-def test_step_marks_split_the_accepted_path_at_the_end_of_the_answer():
-    assert step_marks(CUT) == ((True, True, False, False, False),
-                               (False, False, True, True, False), False)
-    assert step_marks(WHOLE) == ((True, True, True, True, False), (False,) * 5, True)
+def test_hand_made_events_without_dropped_drop_nothing():
+    bare = Verified(step=0, p=(0.5,), accepted=(True,), n_accepted=1, first_rejected=None, token=1,
+                    token_text="x", bonus=True, emitted=(5, 1), pieces=("a", "x"), verify_s=0.0,
+                    draft_s=0.0)
+    assert step_marks(bare) == ((True,), (False,), True)
 
 
 def test_tokens_past_the_end_are_dropped_and_no_correction_is_shown():
@@ -90,7 +82,7 @@ def test_a_step_that_did_not_end_the_answer_keeps_its_correction():
     assert "' Hello'  target's correction" in text and "dropped" not in text
 
 
-def test_answer_colours_show_no_rejection_after_the_end():
+def test_answer_colours_end_with_the_answer():
     cut = render_step(DRAFTED, CUT, hide_rejected=False)
     assert cut.plain == " fine" and " hi" not in cut.plain
     whole = render_step(DRAFTED, WHOLE, hide_rejected=False)
