@@ -52,7 +52,7 @@ def verdict(i: int, verified: Verified, marks=None) -> tuple[str, str]:
 
 def target_line(verified: Verified) -> Text:
     if not step_marks(verified)[2]:
-        return Text("■ the answer ended here: no token of the target's own", "dim")
+        return Text("■ the answer ended here: no target token", "dim")
     kind = "bonus" if verified.bonus else "correction"
     text = Text("→ ")
     text.append(token_label(verified.token_text), STYLES["target"])
