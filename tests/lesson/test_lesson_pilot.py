@@ -7,7 +7,6 @@ from specscope.lesson.basics import PROMPT
 from specscope.lesson.chapters import CHAPTERS
 from specscope.tui.lesson_app import LessonApp
 
-
 from lesson_checks import check
 
 SIZE = (80, 24)
