@@ -22,18 +22,18 @@ app = typer.Typer(
 )
 
 # Options shared by generate, chat and bench.
-Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile name or YAML path (default: qwen2.5-coder).")]
-Method = Annotated[Optional[str], typer.Option("--method", "-m", help="Drafting method: ar, draft, lookup, ... (see `specscope profiles`).")]
-DraftLen = Annotated[Optional[str], typer.Option("--draft-len", "-k", help="Draft tokens per step (0-32), or auto (cost-aware), or auto:heuristic (+2/-1).")]
-MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", help="Stop after this many new tokens.")]
-Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", help="0 for greedy; > 0 samples.")]
-TopP = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass (0, 1].")]
-TopK = Annotated[Optional[int], typer.Option("--top-k", help="Sample among the k most likely tokens (0: off).")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed for sampling.")]
-Dtype = Annotated[Optional[str], typer.Option("--dtype", help="float32, bfloat16 or float16 (default: the profile's).")]
-Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the profile's).")]
-Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", help="A VocabTrim artifact from `specscope trim`.")]
-VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", help="Drafter vocabulary size (needs --trimmed).")]
+Profile = Annotated[Optional[str], typer.Option("--profile", "-p", metavar="NAME|FILE", help="Profile name or YAML path (default: qwen2.5-coder).")]
+Method = Annotated[Optional[str], typer.Option("--method", "-m", metavar="METHOD", help="Drafting method: ar, draft, lookup, ... (see `specscope profiles`).")]
+DraftLen = Annotated[Optional[str], typer.Option("--draft-len", "-k", metavar="K|auto", help="Draft tokens per step (0-32), or auto (cost-aware), or auto:heuristic (+2/-1).")]
+MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", metavar="N", help="Stop after this many new tokens.")]
+Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", help="0 for greedy; > 0 samples.")]
+TopP = Annotated[Optional[float], typer.Option("--top-p", metavar="P", help="Nucleus sampling mass (0, 1].")]
+TopK = Annotated[Optional[int], typer.Option("--top-k", metavar="K", help="Sample among the k most likely tokens (0: off).")]
+Seed = Annotated[int, typer.Option("--seed", metavar="N", help="Random seed for sampling.")]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", metavar="DTYPE", help="float32, bfloat16 or float16 (default: the profile's).")]
+Device = Annotated[Optional[str], typer.Option("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: the profile's).")]
+Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", metavar="FILE", help="A VocabTrim artifact from `specscope trim`.")]
+VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", metavar="K", help="Drafter vocabulary size (needs --trimmed).")]
 
 
 def parse_draft_len(value: str | None) -> tuple[int | None, bool | None, str | None]:
@@ -71,7 +71,7 @@ def friendly_errors(command):
 @app.command()
 @friendly_errors
 def generate(
-    prompt: Annotated[str, typer.Argument(help="The prompt (use - to read it from stdin).")],
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="The prompt (use - to read it from stdin).")],
     profile: Profile = None,
     method: Method = None,
     draft_len: DraftLen = None,
@@ -84,7 +84,7 @@ def generate(
     device: Device = None,
     trimmed: Trimmed = None,
     vocab_top_k: VocabTopK = None,
-    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop after this string (repeatable).")] = None,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop after this string (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
     hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
     raw: Annotated[bool, typer.Option("--raw", help="Send the prompt as is, without the chat template.")] = False,
@@ -117,13 +117,27 @@ def chat(
     trimmed: Trimmed = None,
     vocab_top_k: VocabTopK = None,
 ) -> None:
-    """The interactive explorer (Textual TUI)."""
-    from specscope.tui.app import run_chat
+    """The interactive explorer (Textual TUI). Needs a terminal."""
+    from specscope.tui.app import make_app
 
     draft_len, adaptive, rule = parse_draft_len(draft_len)
-    run_chat(profile=profile, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
-             temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
-             trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive, adaptive_rule=rule)
+    explorer = make_app(profile, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
+                        temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
+                        trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive,
+                        adaptive_rule=rule)  # checks every option, loads nothing
+    require_terminal("chat")
+    explorer.run()
+
+
+def require_terminal(command: str) -> None:
+    """A full-screen app without a terminal (piped, redirected, under a job runner) cannot read
+    keys or draw; Textual would then spin at 100% CPU forever. Refuse instead."""
+    missing = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout))
+               if not (hasattr(stream, "isatty") and stream.isatty())]
+    if missing:
+        raise SpecScopeError(f"`specscope {command}` needs a terminal, and {' and '.join(missing)} "
+                             f"{'is' if len(missing) == 1 else 'are'} not one; for scripts and pipes "
+                             "use `specscope generate` (--json for one event a line)")
 
 
 @app.command()

@@ -7,41 +7,48 @@ from typing import Annotated, Optional
 import typer
 
 from specscope.cli import Dtype, Profile, friendly_errors
+from specscope.prompts import DEFAULT_PROMPTS_HELP
 
 
 @friendly_errors
 def layerskip_search(
     profile: Profile = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="How many calibration prompts (taken one category at a time).")] = 4,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the search; the same seed gives the same layers.")] = 0,
-    budget: Annotated[int, typer.Option("--budget", help="Skip sets to evaluate.")] = 24,
-    new_tokens: Annotated[int, typer.Option("--new-tokens", help="Target tokens generated per calibration prompt.")] = 32,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line). " + DEFAULT_PROMPTS_HELP)] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", help="How many calibration prompts (taken one category at a time).")] = 4,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the search; the same seed gives the same layers.")] = 0,
+    budget: Annotated[int, typer.Option("--budget", metavar="N", help="Skip sets to evaluate.")] = 24,
+    new_tokens: Annotated[int, typer.Option("--new-tokens", metavar="N", help="Target tokens generated per calibration prompt.")] = 32,
     dtype: Dtype = None,
 ) -> None:
-    """Draft & Verify: search the layers to skip when the target drafts for itself."""
+    """Draft & Verify: search the layers to skip when the target drafts for itself; the result is
+    cached (layerskip/ in $SPECSCOPE_CACHE, else ~/.cache/specscope) for `--method layerskip`."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from specscope.core.drafters.layerskip import decoder_layers, default_skip
+    from specscope.core.embedded import cache_dir
     from specscope.core.errors import SpecScopeError
     from specscope.core.layerskip_search import calibrate, save_result, search
     from specscope.frontends.loading import open_session
+    from specscope.frontends.preflight import check_new_tokens, check_options
+    from specscope.frontends.progress import make_progress
+    from specscope.outputs import check_output_dir
     from specscope.profiles import load_profile
     from specscope.prompts import load_prompts
 
     if limit < 1 or budget < 1 or new_tokens < 2:
         raise SpecScopeError("--limit and --budget must be >= 1, --new-tokens >= 2")
     prof = load_profile(profile)
+    check_options(prof, "layerskip", dtype, None)
+    check_new_tokens(prof, new_tokens, "--new-tokens")
     chosen = _round_robin(load_prompts(prompts), limit)
+    check_output_dir(cache_dir() / "layerskip", "the layer-skip cache")
     console = Console(stderr=True)
-    session = open_session(prof, method="layerskip", dtype=dtype, console=console)
+    session = open_session(prof, method="layerskip", dtype=dtype, console=console, lines=True)
     model = session.target.model
     decoder_layers(model)  # fails early, with one line, for a model we cannot skip layers of
     ids = [session.encode(p.text) for p in chosen]
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as bar:
+    with make_progress(console, lines=True, transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def report(stage: str, done: float, total: float | None) -> None:

@@ -1,7 +1,12 @@
 """Profiles: YAML files naming a target, a drafter and default settings.
 
-Looked up by name in the repository's `profiles/` folder and in ~/.config/specscope/profiles,
-or given as a path to a .yaml file.
+Looked up by name among the built-ins (`specscope/builtin_profiles/`, package data) and in
+~/.config/specscope/profiles, or given as a path to a .yaml file.
+
+The built-ins live inside the package, next to this module, rather than in a top-level
+`profiles/` folder: a wheel or a regular `pip install` carries only the package, so that is the
+one place found the same way from a checkout, an editable install and a wheel, with no copy made
+at build time and no second copy to drift.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import yaml
 from specscope.core.errors import SpecScopeError
 from specscope.core.models import DTYPES
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "profiles"
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin_profiles"
 DEFAULT_PROFILE = "qwen2.5-coder"
 
 

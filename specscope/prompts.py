@@ -16,9 +16,11 @@ from specscope.core.errors import SpecScopeError
 
 MT_BENCH = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
 MT_BENCH_GROUP = "mt_bench"
-# The development half of Spec-Bench, in the shared/ folder beside the project's checkout;
-# SPECSCOPE_BENCH_PROMPTS overrides.
-DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "spec_bench_dev.jsonl"
+# The development half of Spec-Bench, shipped inside the package (see data/README.md for its
+# provenance and licence); SPECSCOPE_BENCH_PROMPTS overrides.
+DEFAULT_PROMPTS = Path(__file__).resolve().parent / "data" / "spec_bench_dev.jsonl"
+DEFAULT_PROMPTS_HELP = ("Default: the packaged Spec-Bench dev half (240 prompts, 13 categories), "
+                        "or the file named by $SPECSCOPE_BENCH_PROMPTS.")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ def default_prompt_file() -> Path:
     env = os.environ.get("SPECSCOPE_BENCH_PROMPTS")
     path = Path(env) if env else DEFAULT_PROMPTS
     if not path.is_file():
-        raise SpecScopeError(f"no prompt file: the default {path} does not exist; pass --prompts FILE "
+        where = "$SPECSCOPE_BENCH_PROMPTS" if env else "the packaged default"
+        raise SpecScopeError(f"no prompt file: {path} ({where}) does not exist; pass --prompts FILE "
                              "(Spec-Bench JSONL: one object a line with 'category' and 'turns')")
     return path
 

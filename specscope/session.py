@@ -103,13 +103,13 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     dtype = dtype or profile.dtype
     device = device or profile.device
     profile = replace(profile, dtype=dtype, device=device)
-    tokenizer = load_tokenizer(profile.target, progress)
+    tokenizer = load_tokenizer(profile.target, progress, dtype)
     target_model = load_causal_lm(profile.target, dtype, device, progress)
     target = CachedLM(target_model)
     drafter_lm = None
     factories = {"ar": NoDrafter}
     if profile.drafter:
-        draft_tok = load_tokenizer(profile.drafter, progress)
+        draft_tok = load_tokenizer(profile.drafter, progress, dtype)
         drafter_lm = CachedLM(load_causal_lm(profile.drafter, dtype, device, progress))
         check_vocab_match(target, drafter_lm, tokenizer, draft_tok)
     vocab = None

@@ -1,13 +1,13 @@
 """`specscope trim`: calibrate, rank tokens, write a trimmed drafter head, report."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from specscope.cli import Dtype, Profile, friendly_errors
+from specscope.prompts import DEFAULT_PROMPTS_HELP
 
 
 def _fmt_bytes(n: float) -> str:
@@ -18,30 +18,24 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-@friendly_errors
-def trim(
-    top_k: Annotated[int, typer.Option("--top-k", help="Keep this many drafter vocabulary rows.")],
-    profile: Profile = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Prompts per category (taken from the end of each category; bench takes from the start).")] = 4,
-    source: Annotated[str, typer.Option("--source", help="generate: count the target's answers; corpus: count the texts themselves.")] = "generate",
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Answer length per calibration prompt.")] = 64,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write the artifact (.safetensors).")] = None,
-    dtype: Dtype = None,
-) -> None:
-    """VocabTrim: shrink the drafter's LM head to the target's most frequent tokens."""
-    import time
+OUT_HELP = ("Where to write the artifact (.safetensors). Default: trimmed/PROFILE-topK.safetensors "
+            "in the cache ($SPECSCOPE_CACHE, else ~/.cache/specscope).")
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+def default_out(profile_name: str, top_k: int) -> Path:
     from specscope.core.embedded import cache_dir
+
+    return cache_dir() / "trimmed" / f"{profile_name}-top{top_k}.safetensors"
+
+
+def validate(top_k: int, profile: str | None, prompts: Path | None, limit: int | None, source: str,
+             max_new_tokens: int, out: Path | None, dtype: str | None):
+    """Every option, before any model loads. Returns (profile, prompts, output path)."""
     from specscope.core.errors import SpecScopeError
-    from specscope.core.vocab import build_trimmed
-    from specscope.frontends.loading import open_session
+    from specscope.frontends.preflight import check_drafter_vocab, check_new_tokens, check_options
+    from specscope.outputs import check_output_file
     from specscope.profiles import load_profile
     from specscope.prompts import load_prompts
-    from specscope.trim import count_corpus, count_generated
 
     if top_k < 1:
         raise SpecScopeError(f"--top-k must be a positive number of tokens, got {top_k}")
@@ -49,23 +43,54 @@ def trim(
         raise SpecScopeError(f"--source must be 'generate' or 'corpus', got '{source}'")
     if limit is not None and limit < 1:
         raise SpecScopeError(f"--limit must be >= 1, got {limit}")
+    if max_new_tokens < 1:
+        raise SpecScopeError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
     prof = load_profile(profile)
     if not prof.drafter:
         raise SpecScopeError(f"profile '{prof.name}' has no drafter to trim")
+    check_options(prof, None, dtype, None)
+    check_drafter_vocab(prof, top_k)
+    if source == "generate":
+        check_new_tokens(prof, max_new_tokens, "--max-new-tokens")
     chosen = load_prompts(prompts, None, limit, from_end=True)
-    out = Path(out or cache_dir() / "trimmed" / f"{prof.name}-top{top_k}.safetensors").expanduser()
-    if out.parent.exists() and not os.access(out.parent, os.W_OK):
-        raise SpecScopeError(f"cannot write to {out.parent}")
-    console = Console(stderr=True)
-    session = open_session(prof, dtype=dtype, console=console)
-    vocab_size = session.drafter_lm.vocab_size
-    if top_k > vocab_size:
-        raise SpecScopeError(f"--top-k {top_k} is larger than the drafter's vocabulary ({vocab_size})")
+    out = check_output_file(out or default_out(prof.name, top_k), "--out")
+    return prof, chosen, out
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[tokens]} tokens"), TimeRemainingColumn()]
+
+@friendly_errors
+def trim(
+    top_k: Annotated[int, typer.Option("--top-k", metavar="K", help="Keep this many drafter vocabulary rows.")],
+    profile: Profile = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line). " + DEFAULT_PROMPTS_HELP)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Prompts per category (taken from the end of each category; bench takes from the start).")] = 4,
+    source: Annotated[str, typer.Option("--source", metavar="generate|corpus", help="generate: count the target's answers; corpus: count the texts themselves.")] = "generate",
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", metavar="N", help="Answer length per calibration prompt.")] = 64,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="FILE", help=OUT_HELP)] = None,
+    dtype: Dtype = None,
+) -> None:
+    """VocabTrim: shrink the drafter's LM head to the target's most frequent tokens."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+    from specscope.core.errors import SpecScopeError
+    from specscope.core.vocab import build_trimmed
+    from specscope.frontends.loading import open_session
+    from specscope.frontends.progress import AmountColumn, EtaColumn, description, make_progress
+    from specscope.trim import count_corpus, count_generated
+
+    prof, chosen, out = validate(top_k, profile, prompts, limit, source, max_new_tokens, out, dtype)
+    console = Console(stderr=True)
+    session = open_session(prof, dtype=dtype, console=console, lines=True)
+    vocab_size = session.drafter_lm.vocab_size
+    if top_k > vocab_size:  # the config said otherwise, or could not be read before loading
+        raise SpecScopeError(f"--top-k {top_k} is larger than the drafter's vocabulary ({vocab_size} tokens)")
+
+    columns = [description(24), BarColumn(bar_width=12), AmountColumn(),
+               TextColumn("{task.fields[tokens]:,} tokens"), TimeElapsedColumn(), EtaColumn()]
     t0 = time.perf_counter()
-    with Progress(*columns, console=console) as bar:
+    with make_progress(console, columns, lines=True) as bar:
         task = bar.add_task(f"calibrating ({source})", total=len(chosen), tokens=0)
 
         def on_prompt(done: int, tokens: int) -> None:

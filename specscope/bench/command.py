@@ -13,15 +13,16 @@ import typer
 
 from specscope.cli import (Device, Dtype, MaxNew, Profile, Seed, Temperature, TopP, Trimmed,
                            friendly_errors)
+from specscope.prompts import DEFAULT_PROMPTS_HELP
 
 Methods = Annotated[Optional[list[str]], typer.Option(
-    "--methods", "-m", help="Methods to compare with the ar baseline, comma-separated or repeated "
+    "--methods", "-m", metavar="LIST", help="Methods to compare with the ar baseline, comma-separated or repeated "
     "(default: every method the profile supports; see `specscope profiles`).")]
 DraftLens = Annotated[Optional[list[str]], typer.Option(
-    "--draft-len", "-k", help="Draft lengths (0-32) or 'auto' (adaptive), comma-separated or "
+    "--draft-len", "-k", metavar="LIST", help="Draft lengths (0-32) or 'auto' (adaptive), comma-separated or "
     "repeated (default: the profile's).")]
 VocabSizes = Annotated[Optional[list[str]], typer.Option(
-    "--vocab-top-k", help="Drafter vocabulary sizes or 'full', comma-separated or repeated "
+    "--vocab-top-k", metavar="LIST", help="Drafter vocabulary sizes or 'full', comma-separated or repeated "
     "(needs --trimmed).")]
 
 
@@ -29,13 +30,13 @@ VocabSizes = Annotated[Optional[list[str]], typer.Option(
 def bench(
     profile: Profile = None,
     prompts: Annotated[Optional[Path], typer.Option(
-        "--prompts", help="Spec-Bench JSONL ('category' and 'turns'; the first turn is used). "
-        "Default: the shared Spec-Bench dev half, or $SPECSCOPE_BENCH_PROMPTS.")] = None,
+        "--prompts", metavar="FILE", help="Spec-Bench JSONL ('category' and 'turns'; the first "
+        "turn is used). " + DEFAULT_PROMPTS_HELP)] = None,
     categories: Annotated[Optional[str], typer.Option(
-        "--categories", help="Comma-separated categories of the prompt file, or mt_bench "
+        "--categories", metavar="LIST", help="Comma-separated categories of the prompt file, or mt_bench "
         "(Spec-Bench's group of the eight MT-bench categories).")] = None,
     limit: Annotated[Optional[int], typer.Option(
-        "--limit", help="At most this many prompts per category.")] = None,
+        "--limit", metavar="N", help="At most this many prompts per category.")] = None,
     methods: Methods = None,
     draft_len: DraftLens = None,
     vocab_top_k: VocabSizes = None,
@@ -46,15 +47,17 @@ def bench(
     seed: Seed = 0,
     dtype: Dtype = None,
     device: Device = None,
-    repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per prompt and configuration.")] = 1,
+    repeats: Annotated[int, typer.Option("--repeats", metavar="N", help="Timed runs per prompt and configuration.")] = 1,
     reference: Annotated[Optional[str], typer.Option(
-        "--reference", help="'hf': add transformers' own generate rows (plain, assisted, "
+        "--reference", metavar="hf", help="'hf': add transformers' own generate rows (plain, assisted, "
         "prompt lookup) on the same models.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("bench-results"),
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help=(
+        "Output directory for results.json, results.csv, runs.jsonl and the plots; created if "
+        "missing, earlier results in it are replaced."))] = Path("bench-results"),
     warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="One short untimed run per configuration first.")] = True,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
     compare: Annotated[Optional[tuple[Path, Path]], typer.Option(
-        "--compare", help="Print the differences between two result directories, run nothing.")] = None,
+        "--compare", metavar="DIR DIR", help="Print the differences between two result directories, run nothing.")] = None,
 ) -> None:
     """Measure speedup, tau, acceptance, tok/s and MBSU of methods against plain decoding on
     Spec-Bench prompts; write results.json, results.csv, runs.jsonl and plots to --out."""

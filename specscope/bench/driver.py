@@ -15,10 +15,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import Progress
 
-from specscope.bench.files import atomic_write_text, check_output_dir, ensure_dir
+from specscope.bench.costs import cost_rows, memory_bandwidth_gbs, render_costs, weight_bytes
+from specscope.frontends.progress import make_progress
+from specscope.outputs import atomic_write_text, check_output_dir, ensure_dir
 from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
                                   parse_vocab_sizes)
 from specscope.prompts import default_prompt_file, load_prompts
@@ -119,6 +120,8 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> 
         "categories": dict(Counter(p.category for p in plan.prompts)),
         "configs": [c.name for c in plan.all_configs],
         "baseline": BASELINE,
+        "target_bytes": weight_bytes(session.target),
+        "memory_gbs": round(memory_bandwidth_gbs(), 2),
     }
 
 
@@ -131,7 +134,8 @@ def plan_controls(session, o: Options):
 
 def validate(o: Options):
     """Everything that can be checked without models. Returns (profile, prompts, grid axes)."""
-    from specscope.frontends.loading import check_options, quiet_libraries
+    from specscope.frontends.loading import quiet_libraries
+    from specscope.frontends.preflight import check_new_tokens, check_options, check_trimmed
     from specscope.profiles import load_profile
     from specscope.session import METHODS, make_controls
 
@@ -146,12 +150,13 @@ def validate(o: Options):
     if any(v is not None for v in sizes) and not (o.trimmed or prof.trimmed):
         raise SpecScopeError("--vocab-top-k needs a trimmed drafter head: pass --trimmed PATH "
                              "(made by `specscope trim`)")
-    if o.trimmed is not None and not Path(o.trimmed).exists():
-        raise SpecScopeError(f"trimmed artifact not found: {o.trimmed}")
     for m in methods or [None]:
         check_options(prof, m, o.dtype, o.device)
+    if o.trimmed or prof.trimmed:
+        check_trimmed(o.trimmed or prof.trimmed, prof, [v for v in sizes if v is not None])
     base = make_controls(prof, max_new_tokens=o.max_new_tokens, temperature=o.temperature,
                          top_p=o.top_p)
+    check_new_tokens(prof, base.max_new_tokens, "--max-new-tokens")
     for k in lens:  # e.g. an unknown auto:RULE
         controls_for(base, Config(BASELINE, k)).validate()
     prompts = load_prompts(o.prompts, o.categories, o.limit)
@@ -201,7 +206,7 @@ def run_bench(o: Options) -> None:
     prof, prompts, methods, lens, sizes = validate(o)
     if (Path(o.out) / "results.json").exists():
         err.print(f"note: {o.out} holds an earlier result; its files will be replaced")
-    session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err)
+    session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
     plan = build_plan(o, session, prompts, methods, lens, sizes, err)
     base = plan_controls(session, o)
     prompt_file = str(o.prompts) if o.prompts else str(default_prompt_file())
@@ -211,9 +216,7 @@ def run_bench(o: Options) -> None:
     def checkpoint(records: list[dict]) -> None:  # raw runs survive a crash mid-benchmark
         atomic_write_text(ensure_dir(o.out) / "runs.jsonl", runs_jsonl(records))
 
-    columns = [SpinnerColumn(), TextColumn("{task.description:<40}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True) as progress:
+    with make_progress(err, lines=True, transient=True) as progress:
         if o.warmup:
             warm_up(runner, plan, ProgressWatcher(progress, "warm-up", len(plan.all_configs)))
         watch = ProgressWatcher(progress, "runs", plan.total_runs)
@@ -227,6 +230,7 @@ def run_bench(o: Options) -> None:
              f"{len({r['prompt_id'] for r in records})} prompts, temperature {base.temperature}, "
              f"max {base.max_new_tokens} new tokens; speedup over ar (Spec-Bench: mean tok/s ratio)")
     out.print(render_table(rows, title))
+    out.print(render_costs(cost_rows(records, rows, meta["target_bytes"]), meta["memory_gbs"]))
     err.print(f"wrote {o.out}/results.json, results.csv, runs.jsonl" + (", plots (*.png)" if o.plots else ""))
     if interrupted:
         err.print(f"interrupted: kept {len(records)} finished runs of {plan.total_runs}")

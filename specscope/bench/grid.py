@@ -12,6 +12,7 @@ from specscope.core.controls import MAX_DRAFT_LEN
 from specscope.core.errors import SpecScopeError
 
 BASELINE = "ar"
+OVERALL = "overall"  # the row over all prompts, after the per-category rows
 AUTO = "auto"
 # Our methods that have a transformers counterpart, and the reference rows they bring.
 HF_ANALOGUES = {"draft": ("hf-assisted", "hf-assisted-heuristic"), "lookup": ("hf-prompt-lookup",)}

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 
 from specscope.bench.grid import Config
-from specscope.bench.runner import Measured, sync
+from specscope.bench.measured import Measured, sync
 from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specscope.bench.files import atomic_write
-from specscope.bench.grid import BASELINE, is_auto
-from specscope.bench.report import OVERALL
+from specscope.outputs import atomic_write
+from specscope.bench.grid import BASELINE, OVERALL, is_auto
 
 MIN_SAMPLES = 5
 

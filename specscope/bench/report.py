@@ -18,10 +18,10 @@ import io
 import json
 from collections import defaultdict
 
-from specscope.bench.files import atomic_write_text
-from specscope.bench.grid import BASELINE
+from specscope.bench.costs import cost_rows
+from specscope.outputs import atomic_write_text
+from specscope.bench.grid import BASELINE, OVERALL
 
-OVERALL = "overall"
 KEYS = ["config", "kind", "method", "draft_len", "vocab_top_k", "category", "speedup", "tau",
         "acceptance_rate", "tokens_per_s", "baseline_tokens_per_s", "mbsu", "identical_share",
         "mean_draft_len", "prompts", "runs", "new_tokens", "wall_s", "per_position",
@@ -137,8 +137,8 @@ def render_table(rows: list[dict], title: str = ""):
 
 # -- files ---------------------------------------------------------------------------------------
 
-def results_json(meta: dict, rows: list[dict]) -> str:
-    return json.dumps({"meta": meta, "results": rows}, indent=2) + "\n"
+def results_json(meta: dict, rows: list[dict], costs: list[dict] = ()) -> str:
+    return json.dumps({"meta": meta, "results": rows, "costs": list(costs)}, indent=2) + "\n"
 
 
 def results_csv(rows: list[dict]) -> str:
@@ -179,8 +179,9 @@ def write_results(out, meta: dict, records: list[dict], plots: bool = True) -> l
 
     out = Path(out)
     rows = aggregate(records)
+    costs = cost_rows(records, rows, meta.get("target_bytes"))
     atomic_write_text(out / "runs.jsonl", runs_jsonl(records))
-    atomic_write_text(out / "results.json", results_json(meta, rows))
+    atomic_write_text(out / "results.json", results_json(meta, rows, costs))
     atomic_write_text(out / "results.csv", results_csv(rows))
     if plots and rows:
         from specscope.bench.plots import write_plots

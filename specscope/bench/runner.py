@@ -14,38 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-import torch
 
 from specscope.bench.grid import BASELINE, Config, is_auto
+from specscope.bench.measured import Measured, sync
 from specscope.prompts import Prompt
 from specscope.core.controls import Controls
 from specscope.core.events import Finished
 from specscope.core.stats import Stats
 
 WARMUP_TOKENS = 8
-
-
-@dataclass
-class Measured:
-    """What one generation produced, before it is tagged with its prompt and configuration."""
-
-    token_ids: list[int]
-    wall_s: float
-    steps: int
-    drafted: int | None  # None where the drafting is not observable (some hf rows)
-    accepted: int | None
-    pos_drafted: list[int]
-    pos_accepted: list[int]
-    param_ratio: float
-    stop_reason: str
-    prefill_s: float | None = None
-    draft_s: float | None = None
-    verify_s: float | None = None
-
-
-def sync(device) -> None:
-    if getattr(device, "type", str(device)).startswith("cuda"):
-        torch.cuda.synchronize(device)
 
 
 def reset_caches(session) -> None:

@@ -95,6 +95,7 @@ class CachedLM:
         self.embed = model.get_input_embeddings()
         self.device = next(model.parameters()).device
         self.ids: list[int] = []
+        self._body_params: int | None = None
         self.cache = self._new_cache()
         self._cache_kwarg = cache_kwarg(self.base.forward)
         self._after_head = logit_transform(self.config)
@@ -137,10 +138,11 @@ class CachedLM:
     def read_params(self, head_rows: int | None = None) -> int:
         """Weights read per decoding step: everything but the embedding lookup, with the LM head
         counted for `head_rows` rows (the full head by default). Used for the ratio r in MBSU."""
-        skip = {id(self.embed.weight), id(self.head.weight)}
-        body = sum(p.numel() for p in self.model.parameters() if id(p) not in skip)
+        if self._body_params is None:  # weights do not change: count them once
+            skip = {id(self.embed.weight), id(self.head.weight)}
+            self._body_params = sum(p.numel() for p in self.model.parameters() if id(p) not in skip)
         rows = self.vocab_size if head_rows is None else head_rows
-        return body + rows * self.hidden_size
+        return self._body_params + rows * self.hidden_size
 
     def reset(self) -> None:
         self.ids = []

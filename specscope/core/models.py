@@ -1,7 +1,8 @@
 """Load a target and a drafter from a source string.
 
 Sources:
-  embedded:NAME       the embedded GGUF pair (see embedded.py), converted once to safetensors
+  embedded:NAME       the embedded GGUF pair (see embedded.py), converted once per cache dtype
+                      (bf16, or float32 for float32/float16 runs) to safetensors
   tiny-random:ROLE    tiny seeded models (ROLE: target or draft), no download
   a local directory   any transformers causal LM saved with save_pretrained
   anything else       a Hugging Face hub id
@@ -37,9 +38,9 @@ def resolve_device(name: str) -> torch.device:
         raise SpecScopeError(f"unknown device '{name}' (use cpu, cuda or cuda:N)") from None
 
 
-def _local_dir(source: str, progress: Progress | None) -> str:
+def _local_dir(source: str, progress: Progress | None, dtype: str = "bfloat16") -> str:
     if source.startswith("embedded:"):
-        return str(ensure_embedded(source.split(":", 1)[1], progress))
+        return str(ensure_embedded(source.split(":", 1)[1], dtype, progress))
     return source
 
 
@@ -56,26 +57,31 @@ def load_causal_lm(source: str, dtype: str = "float32", device: str = "cpu",
     else:
         from transformers import AutoModelForCausalLM
 
-        path = _local_dir(source, progress)
+        path = _local_dir(source, progress, dtype)
         if progress:
             progress(f"loading {source}", 0, None)
         try:
+            # Straight in the run's dtype: transformers memory-maps the safetensors and casts
+            # tensor by tensor (none at all when the file holds that dtype, as the embedded
+            # cache does), so no float32 model is ever materialised to be cast afterwards.
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
         except (OSError, ValueError) as e:
             where = "directory" if os.path.isdir(path) else "Hugging Face hub id"
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SpecScopeError(f"could not load model from {where} '{source}': {first}") from None
-    return model.to(device=torch_device, dtype=torch_dtype).eval()
+    return model.to(device=torch_device, dtype=torch_dtype).eval()  # no-op unless tiny-random
 
 
-def load_tokenizer(source: str, progress: Progress | None = None):
+def load_tokenizer(source: str, progress: Progress | None = None, dtype: str = "bfloat16"):
+    """The tokenizer of `source`; for an embedded model, from the cache a `dtype` run reads (so
+    a float32 run does not convert a bf16 cache just for its tokenizer)."""
     if source.startswith("tiny-random:"):
         from specscope.core.tiny import tiny_tokenizer
 
         return tiny_tokenizer()
     from transformers import AutoTokenizer
 
-    path = _local_dir(source, progress)
+    path = _local_dir(source, progress, dtype)
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:

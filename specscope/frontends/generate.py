@@ -14,14 +14,27 @@ from specscope.frontends.loading import open_session
 from specscope.profiles import load_profile
 from specscope.session import make_controls
 
-STYLES = {"accepted": "green", "rejected": "red strike dim", "target": "bold cyan", "plain": "",
-          "dropped": "dim italic"}
+STYLES = {"accepted": "green", "rejected": "red strike dim", "dropped": "grey50 italic",
+          "target": "bold cyan", "plain": ""}
+# Without colour (NO_COLOR, or stdout not a terminal) the drafts that are not part of the answer
+# are bracketed instead, so the answer still reads as itself: [-refused-] and [=past the end=].
+MARKS = {"rejected": ("[-", "-]"), "dropped": ("[=", "=]")}
+SYMBOLS = {"\n": "⏎", "\t": "→"}
 
 
-def legend() -> Text:
+def uncoloured(console: Console) -> bool:
+    return console.no_color or console.color_system is None
+
+
+def legend(plain: bool = False) -> Text:
     t = Text("legend: ")
+    if plain:
+        t.append("[-rejected draft-]  [=draft past the end of the answer=]  (⏎: a newline in "
+                 "them); accepted drafts and the target's tokens are the answer's plain text")
+        return t
     t.append("accepted draft", STYLES["accepted"]).append("  ")
     t.append("rejected draft", STYLES["rejected"]).append("  ")
+    t.append("past the end", STYLES["dropped"]).append("  ")
     t.append("target's token", STYLES["target"])
     return t
 
@@ -29,6 +42,12 @@ def legend() -> Text:
 def printable(s: str) -> str:
     """Keep layout characters, show other control characters as escapes."""
     return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in s)
+
+
+def inline(s: str) -> str:
+    """Text that is not part of the answer (a refused draft), kept on one line: its newlines
+    and tabs as symbols, so it never breaks the answer's own lines."""
+    return "".join(SYMBOLS.get(c, c) for c in printable(s))
 
 
 def rejected_branch(parents, first: int) -> list[int]:
@@ -40,15 +59,32 @@ def rejected_branch(parents, first: int) -> list[int]:
     return branch
 
 
-def render_step(drafted: Drafted | None, verified: Verified, hide_rejected: bool) -> Text:
-    """The text one step adds: accepted drafts, rejected drafts (struck), the target's token."""
+def dropped_nodes(verified: Verified) -> list[int]:
+    """Draft nodes the target accepted that the step did not emit: they come after the answer's
+    end (end of turn, a stop string, the token limit), so they are not part of the answer."""
+    path = [i for i, ok in enumerate(verified.accepted) if ok]  # parents precede children
+    return path[verified.n_accepted:]
+
+
+def render_step(drafted: Drafted | None, verified: Verified, hide_rejected: bool,
+                plain: bool = False) -> Text:
+    """The text one step adds: accepted drafts, drafts past the end and rejected drafts (on one
+    line each, bracketed when `plain`), then the target's token."""
     out = Text()
     n = verified.n_accepted
+
+    def aside(kind: str, text: str) -> None:
+        left, right = MARKS[kind] if plain else ("", "")
+        out.append(left + inline(text) + right, STYLES[kind])
+
     for piece in verified.pieces[:n]:
         out.append(printable(piece), STYLES["accepted"])
-    if not hide_rejected and drafted is not None and verified.first_rejected is not None:
-        rejected = "".join(drafted.texts[i] for i in rejected_branch(drafted.parents, verified.first_rejected))
-        out.append(printable(rejected), STYLES["rejected"])
+    if not hide_rejected and drafted is not None:
+        if dropped := dropped_nodes(verified):
+            aside("dropped", "".join(drafted.texts[i] for i in dropped))
+        if verified.first_rejected is not None:
+            branch = rejected_branch(drafted.parents, verified.first_rejected)
+            aside("rejected", "".join(drafted.texts[i] for i in branch))
     had_draft = drafted is not None and len(drafted.tokens) > 0
     for piece in verified.pieces[n:]:
         out.append(printable(piece), STYLES["target"] if had_draft else STYLES["plain"])
@@ -77,12 +113,14 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
                              adaptive_rule=adaptive_rule, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                              vocab_top_k=vocab_top_k, stop=stop or None)
-    session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err)
+    session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err,
+                           max_new_tokens=controls.max_new_tokens)
     ids = session.encode(prompt)
     session.check(controls, ids)
     out = Console(highlight=False, soft_wrap=True)
+    plain = uncoloured(out)
     if not json_out:
-        err.print(legend())
+        err.print(legend(plain))
     stats = Stats(session.decoder.param_ratio(session.decoder.drafter(controls.method)))
     events = session.decoder.run(ids, controls)
     drafted = None
@@ -95,7 +133,7 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
             if isinstance(event, Drafted):
                 drafted = event
             elif isinstance(event, Verified) and not json_out:
-                out.print(render_step(drafted, event, hide_rejected), end="")
+                out.print(render_step(drafted, event, hide_rejected, plain), end="")
             elif isinstance(event, Finished):
                 summary = event.summary
     except KeyboardInterrupt:

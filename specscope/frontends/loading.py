@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import Progress
 
-from specscope.core.controls import Controls
-from specscope.core.errors import SpecScopeError
-from specscope.core.models import resolve_device, resolve_dtype
+from specscope.frontends.preflight import check_options
+from specscope.frontends.progress import make_progress
 from specscope.profiles import Profile, load_profile
-from specscope.session import METHODS, NEEDS_DRAFTER, Session, load_session
+from specscope.session import Session, load_session
+
+__all__ = ["check_options", "loading_progress", "open_session", "quiet_libraries"]
 
 
 def quiet_libraries() -> None:
@@ -26,21 +25,6 @@ def quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
-
-
-def check_options(profile: Profile, method: str | None, dtype: str | None, device: str | None,
-                  vocab_top_k: int | None = None, trimmed=None) -> None:
-    """Fail fast, before minutes of model loading, on options that cannot work."""
-    resolve_dtype(dtype or profile.dtype)
-    resolve_device(device or profile.device)
-    if method is not None:
-        if method not in METHODS:
-            raise SpecScopeError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
-        if method in NEEDS_DRAFTER and not profile.drafter:
-            raise SpecScopeError(f"method '{method}' needs a drafter; profile '{profile.name}' has none")
-    if vocab_top_k is not None and not (trimmed or profile.trimmed):
-        raise SpecScopeError("--vocab-top-k needs a frequency ranking: pass --trimmed PATH "
-                             "(made by `specscope trim`)")
 
 
 class ProgressReporter:
@@ -56,22 +40,30 @@ class ProgressReporter:
             self.tasks[stage] = self.progress.add_task(stage, total=total)
         self.progress.update(self.tasks[stage], completed=done, total=total)
 
+    def finish(self) -> None:
+        for task in self.tasks.values():
+            t = self.progress.tasks[task]
+            self.progress.update(task, total=t.total or 1, completed=t.total or 1)
+
 
 @contextmanager
-def loading_progress(console: Console):
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               DownloadColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
-        yield ProgressReporter(progress)
+def loading_progress(console: Console, lines: bool = False):
+    """Stages of loading (assembling and converting the embedded pair, loading each model).
+    `lines`: without a terminal, print a line per stage now and then (long commands)."""
+    with make_progress(console, lines=lines, transient=True) as progress:
+        report = ProgressReporter(progress)
+        yield report
+        report.finish()
 
 
 def open_session(profile: Profile | str | None, method: str | None = None, dtype: str | None = None,
                  device: str | None = None, trimmed=None, vocab_top_k: int | None = None,
-                 console: Console | None = None) -> Session:
+                 console: Console | None = None, max_new_tokens: int | None = None,
+                 lines: bool = False) -> Session:
     quiet_libraries()
     if not isinstance(profile, Profile):
         profile = load_profile(profile)
-    check_options(profile, method, dtype, device, vocab_top_k, trimmed)
+    check_options(profile, method, dtype, device, vocab_top_k, trimmed, max_new_tokens)
     console = console or Console(stderr=True)
-    with loading_progress(console) as report:
+    with loading_progress(console, lines) as report:
         return load_session(profile, dtype, device, str(trimmed) if trimmed else None, report)

@@ -244,7 +244,8 @@ class SpecScopeApp(SettingActions, App[None]):
         if kind == "baseline":
             s = message.summary
             if s is not None and message.active_s > 0:
-                self.stats_panel.baseline = Baseline(s.new_tokens / message.active_s, s.new_tokens)
+                self.stats_panel.baseline = Baseline(s.new_tokens / message.active_s, s.new_tokens,
+                                                     s.verify_s / s.steps if s.steps else None)
                 self.stats_panel.refresh_view()
         elif kind == "answer":
             self.redraw()
@@ -376,7 +377,8 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
         prof = session.profile
     else:
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    check_options(prof, method, dtype, device, vocab_top_k, trimmed)
+    check_options(prof, method, dtype, device, vocab_top_k, trimmed,
+                  max_new_tokens or prof.max_new_tokens)
     controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, seed=seed, vocab_top_k=vocab_top_k,
                              adaptive=adaptive, adaptive_rule=adaptive_rule)

@@ -41,32 +41,36 @@ def exact_law(decoder, prompt, m, shaping):
     return law
 
 
-def sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run=None):
-    """Counts of the m-token continuations over n seeded runs, and the Drafted events seen."""
+def sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run=None, **controls):
+    """Counts of the first m tokens over n seeded runs, and the Drafted events seen. Each run
+    generates m + 1 tokens, so its first step can draft m tokens deep (the engine caps a draft
+    at the room left minus the target's own token); the law of the first m is unchanged."""
     vocab = decoder.target.model.config.vocab_size
     counts = torch.zeros(vocab ** m)
     drafted = []
     for seed in range(n):
         if before_run:
             before_run(seed)
-        controls = Controls(method=method, draft_len=draft_len, temperature=shaping.temperature,
-                            top_p=shaping.top_p, seed=seed, max_new_tokens=m)
-        events = list(decoder.run(prompt, controls))
+        c = Controls(method=method, draft_len=draft_len, temperature=shaping.temperature,
+                     top_k=shaping.top_k, top_p=shaping.top_p, seed=seed, max_new_tokens=m + 1,
+                     **controls)
+        events = list(decoder.run(prompt, c))
         drafted += [e for e in events if isinstance(e, Drafted)]
         index = 0
-        for x in events[-1].summary.token_ids:
+        for x in events[-1].summary.token_ids[:m]:
             index = index * vocab + x
         counts[index] += 1
     return counts, drafted
 
 
 def assert_law(decoder, method, prompt, m=3, n=1500, draft_len=3, temperature=1.0, top_p=1.0,
-               before_run=None):
+               before_run=None, top_k=0, **controls):
     """Chi-square test that sampled continuations follow the target exactly; returns the
     Drafted events so callers can check the case they meant to cover did happen."""
-    shaping = Shaping(temperature, 0, top_p)
+    shaping = Shaping(temperature, top_k, top_p)
     expected = exact_law(decoder, prompt, m, shaping) * n
-    counts, drafted = sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run)
+    counts, drafted = sample_law(decoder, method, prompt, m, n, draft_len, shaping, before_run,
+                                 **controls)
     stat, df = chi_square(counts, expected)
     assert stat < chi2_critical(df), f"{method}: chi2={stat:.1f} df={df}"
     return drafted

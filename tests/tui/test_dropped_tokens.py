@@ -83,7 +83,14 @@ def test_a_step_that_did_not_end_the_answer_keeps_its_correction():
 
 
 def test_answer_colours_end_with_the_answer():
+    from specscope.frontends.generate import STYLES
+
     cut = render_step(DRAFTED, CUT, hide_rejected=False)
-    assert cut.plain == " fine" and " hi" not in cut.plain
+    by_style = {}
+    for span in cut.spans:
+        by_style[str(span.style)] = by_style.get(str(span.style), "") + cut.plain[span.start:span.end]
+    assert by_style[STYLES["accepted"]] == " fine"  # <|im_end|> adds no text
+    assert "Human" in by_style[STYLES["dropped"]] and "Human" not in by_style[STYLES["accepted"]]
+    assert " hi" not in cut.plain and " Hello" not in cut.plain  # no rejection, no correction
     whole = render_step(DRAFTED, WHOLE, hide_rejected=False)
     assert " hi" in whole.plain and whole.plain.endswith(" Hello")

@@ -1,18 +1,20 @@
 """Token colours, read back from what the conversation widget draws (not assumed from the code).
 
 Each drawn segment is sorted by its look: struck-through and red = rejected draft, bold and
-cyan = the target's token, green = accepted draft. The text of each kind must be exactly what the
-engine's events say it is.
+cyan = the target's token, green = accepted draft, italic = a draft past the end of the answer.
+The text of each kind must be exactly what the engine's events say it is.
 """
 from collections import defaultdict
 
-from specscope.frontends.generate import printable, rejected_branch
+from specscope.frontends.generate import dropped_nodes, inline, printable, rejected_branch
 
 from tui_helpers import SIZE, rendered_lines, run, send, settle
 
 
 def kind(style) -> str:
     r, g, b = style.color.get_truecolor()
+    if style.italic:
+        return "dropped"
     if style.strike:
         assert r > g and r > b, f"rejected draft is not red: {(r, g, b)}"
         return "rejected"
@@ -43,12 +45,13 @@ def expected(steps) -> dict[str, str]:
     out = defaultdict(str)
     for drafted, verified in steps:
         n = verified.n_accepted
-        out["accepted"] += "".join(verified.pieces[:n])
+        out["accepted"] += printable("".join(verified.pieces[:n]))
+        out["dropped"] += inline("".join(drafted.texts[i] for i in dropped_nodes(verified)))
         if verified.first_rejected is not None:
             branch = rejected_branch(drafted.parents, verified.first_rejected)
-            out["rejected"] += "".join(drafted.texts[i] for i in branch)
-        out["target"] += "".join(verified.pieces[n:])
-    return {k: printable(v) for k, v in out.items()}
+            out["rejected"] += inline("".join(drafted.texts[i] for i in branch))
+        out["target"] += printable("".join(verified.pieces[n:]))
+    return out
 
 
 def test_accepted_rejected_and_target_tokens_are_drawn_in_their_colours(make):
@@ -61,13 +64,13 @@ def test_accepted_rejected_and_target_tokens_are_drawn_in_their_colours(make):
             want = expected(answer.steps)
             assert all(squash(want[k]) for k in ("accepted", "rejected", "target"))
             got = drawn(answer)
-            for k in ("accepted", "rejected", "target"):
+            for k in ("accepted", "rejected", "dropped", "target"):
                 assert squash(got[k]) == squash(want[k]), k
             assert not squash(got["plain"])
 
             await pilot.press("h")  # hide rejected drafts: clean reading
             got = drawn(answer)
-            assert not got["rejected"]
+            assert not got["rejected"] and not got["dropped"]
             assert squash(got["accepted"] + got["target"]) != ""
             assert squash(got["all"]) == squash(printable(answer.text))
             await pilot.press("h")

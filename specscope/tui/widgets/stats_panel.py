@@ -1,7 +1,7 @@
 """The stats panel: the current run's metrics, refreshed at every batch of steps.
 
 tau, acceptance, per-position acceptance (bars), tokens/s, the draft/verify time split, MBSU and
-the speedup over plain decoding: measured when a baseline run exists (key b: method ar, same
+the costs (a drafted token against a target pass), and the speedup over plain decoding: measured when a baseline run exists (key b: method ar, same
 prompt, same engine), otherwise estimated as tau * t_verify / (t_draft + t_verify), i.e.
 assuming one plain decoding step costs about one verify pass. The label says which.
 """
@@ -30,6 +30,7 @@ def bar(fraction: float, width: int) -> str:
 class Baseline:
     tokens_per_s: float
     new_tokens: int
+    target_pass_s: float | None = None  # a plain step's verify seconds: one target pass
 
 
 class StatsPanel(Widget):
@@ -73,6 +74,20 @@ class StatsPanel(Widget):
         x = s.tau * s.verify_s / total if total > 0 else 0.0
         return f"≈{x:.2f}×", "estimated: plain step ≈ verify pass (b measures)"
 
+    def costs(self) -> str:
+        """A drafted token's cost against a target pass: why drafting pays here, or not."""
+        s = self.stats
+        if not s.steps:
+            return "–"
+        verify = s.verify_s / s.steps
+        text = f"verify {verify * 1000:.0f} ms ({s.drafted / s.steps + 1:.1f} tokens)"
+        if s.drafted:
+            draft = s.draft_s / s.drafted
+            plain = self.baseline.target_pass_s if self.baseline else None
+            text = f"draft token {draft * 1000:.0f} ms = {draft / (plain or verify):.2f} of a " \
+                   f"{'target pass' if plain else 'verify pass'} · " + text
+        return text
+
     def refresh_view(self) -> None:
         """Redraw; a layout pass (costly: the whole screen) only when the line count changes."""
         lines = self.lines()
@@ -101,6 +116,7 @@ class StatsPanel(Widget):
             split.append("█" * cells, "magenta").append("█" * (12 - cells), "blue")
             split.append(f" verify {1 - share:.0%} · {s.draft_s:.2f}/{s.verify_s:.2f} s")
             out.append(row("time", split))
+            out.append(row("costs", self.costs()))
             value, label = self.speedup()
             out.append(row("speedup", Text(value, "bold").append(f"  {label}", "dim")))
         else:

@@ -1,6 +1,12 @@
-"""Atomic output: every file is written to a temporary name in the same folder, then renamed.
+"""Writing results: "can I write here?" before any model loads, then atomic writes.
 
-A reader (or a Ctrl-C, or a crash) never sees a half-written file: it sees the old one or the new.
+Every command that writes (trim's artifact, bench's result folder, layerskip-search's cache
+entry, the embedded pair's conversion) asks `check_output_file` or `check_output_dir` while it
+validates its options, so a folder that cannot be created costs a second and one error line, not
+minutes of loading and calibration and then a traceback. The probes leave nothing behind.
+
+Atomic output: every file is written to a temporary name in the same folder, then renamed. A
+reader (or a Ctrl-C, or a crash) never sees a half-written file: it sees the old one or the new.
 """
 from __future__ import annotations
 
@@ -45,11 +51,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, write)
 
 
-def check_output_dir(out: Path) -> None:
+def check_output_dir(out: Path, what: str = "output directory") -> None:
     """Fail before any model loads if `out` cannot be created and written; leave nothing behind."""
-    out = Path(out)
+    out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise SpecScopeError(f"output directory {out} exists and is not a directory")
+        raise SpecScopeError(f"cannot write to {what} {out}: it is a file, not a directory")
     created: list[Path] = []
     try:
         missing = [p for p in [out, *out.parents] if not p.exists()]
@@ -60,13 +66,24 @@ def check_output_dir(out: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise SpecScopeError(f"cannot write to output directory {out}: {e.strerror or e}") from None
+        raise SpecScopeError(f"cannot write to {what} {out}: {e.strerror or e}") from None
     finally:
         for p in reversed(created):
             try:
                 p.rmdir()
             except OSError:
                 pass
+
+
+def check_output_file(path: Path, what: str = "output file") -> Path:
+    """Fail before any model loads if the file `path` cannot be written: it names a folder, or
+    its folder cannot be created or written (an atomic write needs only the folder: it renames a
+    temporary file over the old one). Returns the path with ~ expanded."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise SpecScopeError(f"{what} {path} is a directory; give a file name")
+    check_output_dir(path.parent, f"the folder of the {what}")
+    return path
 
 
 def ensure_dir(out: Path) -> Path:

@@ -1,0 +1,104 @@
+"""The cost table: why a configuration wins or loses on this machine, from the measured runs.
+
+Per configuration, pooled over its runs (seconds are the loop's own timings, prefill apart):
+  t_target       a target pass of one token: the baseline's (`ar`) verify seconds per step
+  t_verify       this configuration's verify seconds per step, over tokens_per_verify tokens
+                 (the draft + the target's own token): what a (k+1)-token pass costs
+  t_draft_token  draft seconds per drafted token, and draft_ratio = t_draft_token / t_target
+  predicted      the cost model's speedup over the baseline, tau * t_target /
+                 (t_draft_step + t_verify): what the step timings promise
+  measured       tokens per second over the baseline's, on the wall clock (prefill, Python
+                 overhead and everything else included); the gap to `predicted` is overhead
+  bandwidth      the target's weight bytes read per pass / t_target, next to the machine's
+                 memory bandwidth measured by a large copy (meta["memory_gbs"])
+"""
+from __future__ import annotations
+
+import time
+
+from specscope.bench.grid import BASELINE, OVERALL
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def cost_rows(records: list[dict], rows: list[dict], target_bytes: int | None = None) -> list[dict]:
+    """One row per configuration; `rows` are report.aggregate's (for the measured speedup)."""
+    base = [r for r in records if r["config"] == BASELINE and r.get("verify_s") is not None]
+    t_target = _ratio(sum(r["verify_s"] for r in base), sum(r["steps"] for r in base))
+    measured = {r["config"]: r["speedup"] for r in rows if r["category"] == OVERALL}
+    out = []
+    for config in dict.fromkeys(r["config"] for r in records):
+        runs = [r for r in records if r["config"] == config]
+        if any(r.get("verify_s") is None or r.get("drafted") is None for r in runs):
+            continue  # transformers' rows: their step timings are not observable
+        steps = sum(r["steps"] for r in runs)
+        drafted = sum(r["drafted"] for r in runs)
+        draft_s = sum(r["draft_s"] for r in runs)
+        verify_s = sum(r["verify_s"] for r in runs)
+        tau = _ratio(sum(r["new_tokens"] for r in runs), steps)
+        t_draft_token = _ratio(draft_s, drafted)
+        step_s = _ratio(draft_s + verify_s, steps)
+        wall = sum(r["wall_s"] for r in runs)
+        loop = sum(r["draft_s"] + r["verify_s"] + (r.get("prefill_s") or 0.0) for r in runs)
+        out.append({
+            "config": config,
+            "t_target": t_target,
+            "tokens_per_verify": _ratio(drafted + steps, steps),
+            "t_verify": _ratio(verify_s, steps),
+            "verify_ratio": _ratio(_ratio(verify_s, steps) or 0.0, t_target or 0.0),
+            "t_draft_token": t_draft_token,
+            "draft_ratio": _ratio(t_draft_token, t_target) if t_draft_token is not None and t_target else None,
+            "predicted": tau * t_target / step_s if tau and t_target and step_s else None,
+            "measured": measured.get(config),
+            "prefill_share": _ratio(sum(r.get("prefill_s") or 0.0 for r in runs), wall),
+            "overhead_share": _ratio(wall - loop, wall),
+            "target_gbs": target_bytes / t_target / 1e9 if target_bytes and t_target else None,
+        })
+    return out
+
+
+def render_costs(costs: list[dict], memory_gbs: float | None = None):
+    from rich import box
+    from rich.table import Table
+
+    def f(v, spec, suffix=""):
+        return "-" if v is None else f"{v:{spec}}{suffix}"
+
+    note = f"; machine memory bandwidth {memory_gbs:.1f} GB/s" if memory_gbs else ""
+    table = Table(title="costs: why it wins or loses here (seconds per pass; ratios to a 1-token "
+                  f"target pass{note})", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("configuration", "target pass", "verify (tokens)", "verify/target",
+                 "draft token", "draft/target", "predicted", "measured", "prefill", "overhead",
+                 "target GB/s"):
+        table.add_column(name, justify="left" if name == "configuration" else "right", no_wrap=True)
+    for c in costs:
+        table.add_row(c["config"], f(c["t_target"], ".3f"),
+                      f"{f(c['t_verify'], '.3f')} ({f(c['tokens_per_verify'], '.1f')})",
+                      f(c["verify_ratio"], ".2f"), f(c["t_draft_token"], ".3f"),
+                      f(c["draft_ratio"], ".2f"), f(c["predicted"], ".2f", "x"),
+                      f(c["measured"], ".2f", "x"), f(c["prefill_share"], ".0%"),
+                      f(c["overhead_share"], ".0%"), f(c["target_gbs"], ".1f"))
+    return table
+
+
+def memory_bandwidth_gbs(mb: int = 256, repeats: int = 5) -> float:
+    """This machine's memory bandwidth as torch sees it: the best of a few large copies
+    (read + write counted)."""
+    import torch
+
+    src = torch.ones(mb << 18)  # mb MiB of float32
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.numel() * src.element_size() / best / 1e9
+
+
+def weight_bytes(lm) -> int:
+    """Bytes of weights one decoding pass reads (embedding lookup excluded)."""
+    per = lm.head.weight.element_size()
+    return lm.read_params() * per

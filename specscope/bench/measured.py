@@ -1,0 +1,29 @@
+"""What one timed generation produced (ours or transformers'), and the device sync around it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Measured:
+    """What one generation produced, before it is tagged with its prompt and configuration."""
+
+    token_ids: list[int]
+    wall_s: float
+    steps: int
+    drafted: int | None  # None where the drafting is not observable (some hf rows)
+    accepted: int | None
+    pos_drafted: list[int]
+    pos_accepted: list[int]
+    param_ratio: float
+    stop_reason: str
+    prefill_s: float | None = None
+    draft_s: float | None = None
+    verify_s: float | None = None
+
+
+def sync(device) -> None:
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        torch.cuda.synchronize(device)

@@ -1,0 +1,50 @@
+"""A model's vocabulary size and context window from its config alone, without its weights.
+
+Options such as `trim --top-k` or `generate -n` are checked against these numbers before any
+model loads (a real pair takes tens of seconds to load). Best effort: where the config cannot be
+read without loading, converting or downloading (an embedded model not yet converted, a hub id
+not in the local cache), the answer is None and the checks after loading still apply.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    vocab_size: int
+    max_positions: int | None  # the context window, None where the config does not say
+
+
+def _from_config(config) -> ModelShape | None:
+    config = getattr(config, "get_text_config", lambda: config)()
+    vocab = getattr(config, "vocab_size", None)
+    if not isinstance(vocab, int) or vocab < 1:
+        return None
+    window = getattr(config, "max_position_embeddings", None)
+    return ModelShape(vocab, window if isinstance(window, int) and window > 0 else None)
+
+
+def read_shape(source: str) -> ModelShape | None:
+    """The shape of the model a profile names (same sources as models.load_causal_lm)."""
+    try:
+        if source.startswith("tiny-random:"):
+            from specscope.core.tiny import tiny_config
+
+            role = source.split(":", 1)[1]
+            return _from_config(tiny_config(role)) if role in ("target", "draft") else None
+        from transformers import AutoConfig
+
+        if source.startswith("embedded:"):
+            from specscope.core.embedded import cache_dir
+
+            path = cache_dir() / "models" / source.split(":", 1)[1]
+            if not (path / "config.json").is_file():
+                return None  # not converted yet: the GGUF slices hold it, we do not convert here
+            return _from_config(AutoConfig.from_pretrained(str(path)))
+        if os.path.isdir(source):
+            return _from_config(AutoConfig.from_pretrained(source))
+        return _from_config(AutoConfig.from_pretrained(source, local_files_only=True))
+    except Exception:  # unreadable here: loading the model reports the real problem
+        return None

@@ -1,0 +1,102 @@
+"""Progress displays (units, time left, width, lines without a terminal) and help texts."""
+import io
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from specscope.cli import app
+from specscope.frontends.progress import make_progress, task_line
+
+runner = CliRunner()
+SAMPLE = str(Path(__file__).resolve().parent.parent / "data" / "spec_bench_sample.jsonl")
+LONG = "assembling qwen2.5-coder-1.5b-instruct (22 parts) from the installed packages"
+
+
+def rendered(progress, width=80) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+    console.print(progress.make_tasks_table(progress.tasks))
+    return console.file.getvalue().rstrip("\n").split("\n")
+
+
+def test_bars_do_not_wrap_at_80_columns_and_use_the_right_units():
+    p = make_progress(Console(file=io.StringIO(), force_terminal=True))
+    p.add_task(LONG, total=1_117_320_768, completed=300_000_000)
+    p.add_task("searching layers to skip", total=24, completed=5)
+    p.add_task("loading embedded:qwen2.5-coder-1.5b-instruct", total=None)
+    lines = rendered(p)
+    assert len(lines) == 3, lines  # one line per task: nothing wrapped
+    assert all(len(line) <= 80 for line in lines)
+    assert "GB" in lines[0] and "…" in lines[0]
+    assert "5/24" in lines[1] and not re.search(r"\d\s*(bytes|[KMG]B)\b", lines[1])
+    assert not re.search(r"\d\s*(bytes|[KMG]B)\b", lines[2])
+
+
+def test_time_left_comes_from_the_average_rate():
+    p = make_progress(Console(file=io.StringIO(), force_terminal=True))
+    task = p.add_task("calibrating (generate)", total=10)
+    t = p.tasks[0]
+    t.start_time = p.get_time() - 120  # 2 of 10 prompts in two minutes: eight minutes left
+    p.update(task, completed=2)
+    assert "~8:00 left" in task_line(p.tasks[0])
+    assert "~8:00 left" in rendered(p)[0]
+
+
+def test_without_a_terminal_a_line_at_start_and_end_and_none_in_between():
+    out = io.StringIO()
+    console = Console(file=out, width=80)  # a file: not a terminal
+    with make_progress(console, lines=True, interval=3600) as p:
+        task = p.add_task("runs", total=3)
+        for _ in range(3):
+            p.advance(task)
+    lines = out.getvalue().strip().split("\n")
+    assert lines[0].startswith("runs: 0/3") and lines[-1].startswith("runs: 3/3")
+    assert len(lines) == 2 and "done" in lines[-1]
+    with make_progress(console, lines=True, interval=0) as p:  # every update when the interval allows
+        task = p.add_task("runs", total=3)
+        for _ in range(3):
+            p.advance(task)
+    assert out.getvalue().strip().split("\n")[2:] == [
+        "runs: 0/3, 0:00 elapsed", "runs: 1/3, 0:00 elapsed, ~0:00 left",
+        "runs: 2/3, 0:00 elapsed, ~0:00 left", "runs: 3/3, 0:00 elapsed, done"]
+
+
+def test_trim_without_a_terminal_reports_calibration_on_stderr(tmp_path):
+    texts = tmp_path / "corpus.txt"
+    texts.write_text("the cat sat on the mat\nthe dog sat\n")
+    r = runner.invoke(app, ["trim", "--top-k", "10", "-p", "tiny-random", "--prompts", str(texts),
+                            "--source", "corpus", "--out", str(tmp_path / "c.safetensors")])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stderr.splitlines() if line.startswith("calibrating (corpus)")]
+    assert lines[0].startswith("calibrating (corpus): 0/2, 0 tokens")
+    assert lines[-1].startswith("calibrating (corpus): 2/2") and "done" in lines[-1]
+
+
+def help_text(*command):
+    r = runner.invoke(app, [*command, "--help"], terminal_width=100)
+    assert r.exit_code == 0, r.output
+    return " ".join(r.stdout.split())
+
+
+@pytest.mark.parametrize("command", [["generate"], ["chat"], ["trim"], ["bench"],
+                                     ["layerskip-search"]])
+def test_metavars_read_naturally(command):
+    options = help_text(*command).split("Options:")[1]  # (typer always types arguments: PROMPT <str>)
+    assert not re.search(r"<\w+(\[\w+\])?>", options), options  # no <int>, <path>, <list[str]>
+
+
+def test_stop_is_text_and_repeatable():
+    assert "--stop TEXT Stop after this string (repeatable)" in help_text("generate")
+
+
+def test_trim_and_bench_help_name_their_defaults():
+    trim = help_text("trim")
+    assert "packaged Spec-Bench dev half" in trim and "$SPECSCOPE_BENCH_PROMPTS" in trim
+    squeezed = trim.replace(" ", "")  # help wraps long words at hyphens
+    assert "trimmed/PROFILE-topK.safetensors" in squeezed and "~/.cache/specscope" in squeezed
+    bench = help_text("bench")
+    assert "packaged Spec-Bench dev half" in bench
+    assert "--out DIR Output directory for results.json" in bench
+    assert "[default:bench-results]" in bench.replace(" ", "")
