@@ -13,7 +13,16 @@ from specscope.core.events import Verified
 def step_marks(verified: Verified) -> tuple[tuple[bool, ...], tuple[bool, ...], bool]:
     """(emitted accepted nodes, dropped nodes, whether the target's own token was emitted).
 
-    Hand-made events may leave `dropped` empty: nothing was dropped.
+    Events without `dropped` (hand-made, or JSON from before it existed) are read from `emitted`:
+    the accepted path's first len(emitted) nodes were emitted, the rest were dropped, and the
+    target's token was emitted only if emitted is longer than the path.
     """
-    dropped = tuple(verified.dropped) or (False,) * len(verified.accepted)
-    return tuple(verified.accepted), dropped, bool(verified.token_emitted)
+    if verified.dropped:
+        return tuple(verified.accepted), tuple(verified.dropped), bool(verified.token_emitted)
+    path = [i for i, on in enumerate(verified.accepted) if on]  # parents precede children
+    kept = len(verified.emitted)
+    accepted = [False] * len(verified.accepted)
+    dropped = [False] * len(verified.accepted)
+    for j, i in enumerate(path):
+        (accepted if j < kept else dropped)[i] = True
+    return tuple(accepted), tuple(dropped), kept > len(path)

@@ -57,7 +57,7 @@ def rows(text: str) -> dict[int, str]:
     return {int(line[:2]): line for line in text.splitlines() if line[:2].strip().isdigit()}
 
 
-def test_hand_made_events_without_dropped_drop_nothing():
+def test_hand_made_events_without_dropped_are_read_from_emitted():
     bare = Verified(step=0, p=(0.5,), accepted=(True,), n_accepted=1, first_rejected=None, token=1,
                     token_text="x", bonus=True, emitted=(5, 1), pieces=("a", "x"), verify_s=0.0,
                     draft_s=0.0)
