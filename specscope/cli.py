@@ -179,11 +179,13 @@ def _register_commands() -> None:
     """Commands that live in their own modules (they import the option aliases above)."""
     from specscope.bench.command import bench
     from specscope.layerskip_command import layerskip_search
+    from specscope.lesson.command import lesson
     from specscope.trim_command import trim
 
     app.command()(trim)
     app.command("layerskip-search")(layerskip_search)
     app.command()(bench)
+    app.command()(lesson)
 
 
 _register_commands()

@@ -11,6 +11,7 @@ from specscope.core.events import Drafted, Finished, Started, Verified, event_to
 from specscope.core.stats import Stats
 from specscope.core.tree import children
 from specscope.frontends.loading import open_session
+from specscope.frontends.marks import step_marks
 from specscope.profiles import load_profile
 from specscope.session import make_controls
 
@@ -62,8 +63,7 @@ def rejected_branch(parents, first: int) -> list[int]:
 def dropped_nodes(verified: Verified) -> list[int]:
     """Draft nodes the target accepted that the step did not emit: they come after the answer's
     end (end of turn, a stop string, the token limit), so they are not part of the answer."""
-    path = [i for i, ok in enumerate(verified.accepted) if ok]  # parents precede children
-    return path[verified.n_accepted:]
+    return [i for i, cut in enumerate(step_marks(verified)[1]) if cut]
 
 
 def render_step(drafted: Drafted | None, verified: Verified, hide_rejected: bool,

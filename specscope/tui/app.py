@@ -39,6 +39,9 @@ from specscope.tui.widgets.legend import Legend
 from specscope.tui.widgets.stats_panel import Baseline, StatsPanel
 
 
+COMPACT_HEIGHT = 34  # below this many rows the app drops its header, legend and controls panel
+
+
 class SpecScopeApp(SettingActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "specscope"
@@ -98,7 +101,11 @@ class SpecScopeApp(SettingActions, App[None]):
     def draft_panel(self) -> DraftPanel:
         return self.query_one(DraftPanel)
 
+    def on_resize(self, event) -> None:
+        self.set_class(event.size.height < COMPACT_HEIGHT, "-compact")
+
     def on_mount(self) -> None:
+        self.set_class(self.size.height < COMPACT_HEIGHT, "-compact")
         prompt = self.query_one("#prompt", Input)
         prompt.cursor_blink = not self.snapshot
         prompt.focus()

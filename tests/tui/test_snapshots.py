@@ -1,7 +1,7 @@
 """How the explorer looks, as SVG snapshots (pytest-textual-snapshot).
 
-Deterministic: greedy decoding of the seeded tiny-random models, timings hidden (snapshot mode),
-no cursor blink, the generation worker awaited before the picture. Regenerate after a deliberate
+Deterministic: the pictures are drawn from fixed, hand-made engine events (fixed_events.py), not
+from a model's numerics, with timings hidden (snapshot mode) and no cursor blink. Regenerate after a deliberate
 change of looks with `pytest tests/tui --snapshot-update` and review the SVGs.
 """
 from textual.app import App
@@ -9,7 +9,11 @@ from textual.app import App
 from specscope.core.events import Drafted, Verified
 from specscope.tui.widgets.draft_panel import DraftPanel
 
-from tui_helpers import SIZE, send, settle
+from specscope.core.events import Finished
+from specscope.tui.messages import EngineEvents, RunEnded
+
+from fixed_events import events
+from tui_helpers import PROMPT, SIZE, until
 
 # A hand-made tree step: the context has two children; the accepted path is 0 -> 2 -> 4, node 5
 # (under 4) is the first rejection and the target puts ' small' there instead.
@@ -38,12 +42,30 @@ class DraftPanelApp(App):
         self.query_one(DraftPanel).show(TREE_DRAFTED, TREE_VERIFIED, note="(hand-made tree)")
 
 
-def test_main_screen_after_a_seeded_generation(snap_compare, make):
-    async def generate(pilot):
-        await send(pilot)
-        await settle(pilot)
+async def play_fixed_run(pilot):
+    """Hand the app a finished run of fixed events, as its generation worker would."""
+    app = pilot.app
+    await pilot.pause()
+    app.messages.append({"role": "user", "content": PROMPT})
+    app.conversation.add_user(PROMPT)
+    app.answer = app.conversation.add_answer()
+    app.stats_panel.reset("draft", 0.33)
+    app.run_id += 1
+    app.running = "answer"
+    fixed = events()
+    app.post_message(EngineEvents(app.run_id, tuple(fixed), 1.0))
+    summary = fixed[-1].summary if isinstance(fixed[-1], Finished) else None
+    app.post_message(RunEnded(app.run_id, summary, 1.0))
+    await until(pilot, lambda: app.running is None)
+    await pilot.press("escape")
 
-    assert snap_compare(make(max_new_tokens=48), terminal_size=SIZE, run_before=generate)
+
+def test_main_screen_after_a_fixed_run(snap_compare, make):
+    assert snap_compare(make(), terminal_size=SIZE, run_before=play_fixed_run)
+
+
+def test_main_screen_at_80x24(snap_compare, make):
+    assert snap_compare(make(), terminal_size=(80, 24), run_before=play_fixed_run)
 
 
 def test_draft_panel_draws_a_tree(snap_compare):

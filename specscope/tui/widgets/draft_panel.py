@@ -3,7 +3,9 @@
 A chain (parents [-1, 0, 1, ...]) reads best as rows, one per position. Any other shape
 is drawn as a tree from `Drafted.parents` (parents[i]: index of node i's parent, -1 for the
 context). The accepted path is green, the first rejection red and marked, nodes past it dim, and
-the target's own token (correction or bonus) closes the step in the target's colour.
+the target's own token (correction or bonus) closes the step in the target's colour. A draft that
+ran past the end of the answer (EOS, a stop string, the token budget) has accepted nodes that
+were cut: those are marked dropped, and a step that ended the answer shows no correction.
 A block-refining drafter's passes (jacobi) come first (refinement.py); in teaching mode
 `advance()` reveals them one at a time, then the verdict.
 """
@@ -19,6 +21,7 @@ from textual.widget import Widget
 from specscope.core.events import Drafted, Verified
 from specscope.frontends.generate import STYLES, printable
 from specscope.tui.widgets.refinement import has_refinement, refinement_lines
+from specscope.frontends.marks import step_marks
 
 
 TOKEN_CELLS = 24  # widest token column in a chain
@@ -38,16 +41,21 @@ def is_chain(parents: tuple[int, ...]) -> bool:
     return all(parent == i - 1 for i, parent in enumerate(parents))
 
 
-def verdict(i: int, verified: Verified) -> tuple[str, str]:
-    """(label, style) of proposal node i."""
-    if verified.accepted[i]:
+def verdict(i: int, verified: Verified, marks=None) -> tuple[str, str]:
+    """(label, style) of proposal node i; `marks` is step_marks(verified), computed once."""
+    accepted, dropped, _ = marks or step_marks(verified)
+    if accepted[i]:
         return "✓ accepted", STYLES["accepted"]
+    if dropped[i]:
+        return "– dropped", STYLES["dropped"]
     if i == verified.first_rejected:
         return "✗ first rejection", "bold red"
     return "· not taken", "dim"
 
 
 def target_line(verified: Verified) -> Text:
+    if not step_marks(verified)[2]:
+        return Text("■ the answer ended here: no target token", "dim")
     kind = "bonus" if verified.bonus else "correction"
     text = Text("→ ")
     text.append(token_label(verified.token_text), STYLES["target"])
@@ -60,9 +68,10 @@ def chain_lines(drafted: Drafted, verified: Verified) -> list[Text]:
     """A chain as fixed-width rows: position, token, q, p, verdict."""
     labels = [token_label(t) for t in drafted.texts]
     width = min(TOKEN_CELLS, max(5, *(cell_len(x) for x in labels)))
+    marks = step_marks(verified)
     lines = [Text(f"{'#':>2}  {set_cell_size('token', width)}  {'q':>4}  {'p':>4}  verdict", "bold")]
     for i, label in enumerate(labels):
-        text, style = verdict(i, verified)
+        text, style = verdict(i, verified, marks)
         if cell_len(label) > width:
             label = set_cell_size(label, width - 1) + "…"
         line = Text(f"{i + 1:>2}  ").append(set_cell_size(label, width), style)
@@ -74,14 +83,15 @@ def chain_lines(drafted: Drafted, verified: Verified) -> list[Text]:
 def draft_tree(drafted: Drafted, verified: Verified) -> Tree:
     tree = Tree(Text(f"context ({drafted.context_len} tokens)", "bold"), guide_style="dim")
     nodes: list[Tree] = []
+    marks = step_marks(verified)
     for i, (text, parent) in enumerate(zip(drafted.texts, drafted.parents)):
-        label, style = verdict(i, verified)
+        label, style = verdict(i, verified, marks)
         line = Text(token_label(text), style)
         line.append(f"  q {prob(drafted.q[i])}  p {prob(verified.p[i])}  ", "default")
         line.append(label, style)
         under = tree if parent < 0 else nodes[parent]
-        nodes.append(under.add(line, guide_style=STYLES["accepted"] if verified.accepted[i] else "dim"))
-    accepted = [i for i, ok in enumerate(verified.accepted) if ok]
+        nodes.append(under.add(line, guide_style=STYLES["accepted"] if marks[0][i] else "dim"))
+    accepted = [i for i, ok in enumerate(verified.accepted) if ok]  # the path, dropped nodes too
     last = nodes[accepted[-1]] if accepted else tree
     last.add(target_line(verified))
     return tree
@@ -96,8 +106,9 @@ def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
         head.append(f" · {drafted.method} · k {drafted.draft_len} asked, {len(drafted.tokens)} drafted")
     if note:
         head.append(f"  {note}", "dim")
+    dropped = sum(step_marks(verified)[1])
     summary = Text(f"accepted {verified.n_accepted}/{len(verified.accepted)}, "
-                   f"emitted {len(verified.emitted)}")
+                   f"emitted {len(verified.emitted)}" + (f", dropped {dropped}" if dropped else ""))
     if show_timings:
         summary.append(f" · draft {verified.draft_s * 1e3:.1f} ms · verify {verified.verify_s * 1e3:.1f} ms")
     if drafted is not None and drafted.tokens and not is_chain(drafted.parents):
