@@ -150,11 +150,13 @@ def _register_commands() -> None:
     """Commands that live in their own modules (they import the option aliases above)."""
     from specscope.bench.command import bench
     from specscope.layerskip_command import layerskip_search
+    from specscope.mtp_command import mtp_app
     from specscope.trim_command import trim
 
     app.command()(trim)
     app.command("layerskip-search")(layerskip_search)
     app.command()(bench)
+    app.add_typer(mtp_app, name="mtp")
 
 
 _register_commands()
