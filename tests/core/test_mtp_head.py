@@ -91,13 +91,13 @@ def test_labels_are_answer_tokens_inside_the_kept_rows():
     model = tiny_model("target", 0)
     ids, start = sequence(model, n=20)
     ranking = torch.randperm(V, generator=torch.Generator().manual_seed(0))
-    rows = label_rows(ranking, 50, V)
+    rows = label_rows(ranking, 600, V)
     from specscope.core.mtp_train import step_labels
 
     for j, lab in enumerate(step_labels(ids, start, 3, rows), 1):
         for t, row in enumerate(lab.tolist()):
             target = t + j + 1
-            if target >= len(ids) or target < start or ids[target] not in ranking[:50].tolist():
+            if target >= len(ids) or target < start or ids[target] not in ranking[:600].tolist():
                 assert row == -100
             else:
                 assert int(ranking[row]) == ids[target]
