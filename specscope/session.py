@@ -12,7 +12,7 @@ from specscope.core.controls import Controls
 from specscope.core.drafters.base import NoDrafter
 from specscope.core.drafters.layerskip import LayerSkipDrafter
 from specscope.core.drafters.lookup import LookupDrafter
-from specscope.core.drafters.model import ModelDrafter
+from specscope.core.drafters.model import ModelDrafter, RankedHead
 from specscope.core.drafters.pool import PoolDrafter
 from specscope.core.drafters.tree import TreeDrafter
 from specscope.core.embedded import Progress
@@ -121,10 +121,14 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
 
         vocab = load_trimmed(trimmed, profile, drafter_lm, target, tokenizer)
     if drafter_lm is not None:
-        ranking, k = (None, None) if vocab is None else (vocab.ranking, vocab.k)
-        factories["draft"] = lambda: ModelDrafter(drafter_lm, target.vocab_size, ranking, k)
-        factories["tree"] = lambda: TreeDrafter(ModelDrafter(drafter_lm, target.vocab_size, ranking, k))
-        factories["pool"] = lambda: PoolDrafter(ModelDrafter(drafter_lm, target.vocab_size, ranking, k))
+        ranked = None if vocab is None else RankedHead(drafter_lm, vocab.ranking, vocab.k)
+
+        def model_drafter() -> ModelDrafter:  # one ranked head copy, shared by every drafter
+            return ModelDrafter(drafter_lm, target.vocab_size, ranked)
+
+        factories["draft"] = model_drafter
+        factories["tree"] = lambda: TreeDrafter(model_drafter())
+        factories["pool"] = lambda: PoolDrafter(model_drafter())
     factories["lookup"] = LookupDrafter
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))

@@ -170,7 +170,7 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console)
                                  f"'{session.profile.name}' (available: {', '.join(session.decoder.methods)})")
 
     def trims_vocab(method: str) -> bool:
-        return hasattr(session.decoder.drafter(method), "set_vocab_top_k")
+        return session.decoder.drafter(method).accepts_vocab_top_k
 
     configs = build_grid(methods, lens, sizes, trims_vocab)
     if any(v is not None for v in sizes) and not any(c.vocab_top_k is not None for c in configs):

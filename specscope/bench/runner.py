@@ -48,25 +48,11 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reset_caches(session, method: str | None = None) -> None:
-    session.target.reset()
+def reset_caches(session) -> None:
+    """Every run starts from empty caches, a fresh drafter state and fresh adaptive policies."""
+    session.decoder.reset()
     if session.drafter_lm is not None:
         session.drafter_lm.reset()
-    if method is not None:
-        _reset_state(session.decoder.drafter(method))
-
-
-def _reset_state(obj, depth: int = 2) -> None:
-    """Reset a drafter's own caches: its `reset()`, or that of the specscope objects it holds
-    (a layer-skipping LM, a wrapped model drafter), so no run starts from another's state."""
-    if callable(getattr(obj, "reset", None)):
-        obj.reset()
-        return
-    if depth == 0 or not hasattr(obj, "__dict__"):
-        return
-    for value in vars(obj).values():
-        if type(value).__module__.startswith("specscope.") and value is not obj:
-            _reset_state(value, depth - 1)
 
 
 def controls_for(base: Controls, config: Config, max_new_tokens: int | None = None) -> Controls:
@@ -86,7 +72,7 @@ def controls_for(base: Controls, config: Config, max_new_tokens: int | None = No
 
 def run_ours(session, ids: list[int], controls: Controls) -> Measured:
     """One generation through specscope's loop, folded from its events."""
-    reset_caches(session, controls.method)
+    reset_caches(session)
     stats = Stats()
     summary = None
     t0 = time.perf_counter()

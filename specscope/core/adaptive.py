@@ -4,12 +4,22 @@ Two rules:
   heuristic  transformers' rule: +2 after a fully accepted draft, -1 otherwise (at least 1).
   cost       choose k maximising expected tokens per second,
                  E(k) / T(k),  E(k) = 1 + sum_{i<=k} prod_{j<=i} a_j,  T(k) = k t_draft + t_verify(k)
-             with a_j the observed acceptance of position j given j-1 accepted, t_draft the measured
-             seconds per drafted token and t_verify(k) a line fitted to measured verify times.
-             k = 0 (plain decoding) wins when no length pays; then a short probe draft every few
-             steps keeps the estimates fresh. It also sets a confidence cut-off for drafters that
-             support one: stop drafting when the drafter's top probability falls below a threshold
-             that rises when acceptance is low and falls when it is high (Draft & Verify).
+             with a_j the observed acceptance of position j given j-1 accepted (a prior of 0.6
+             until seen), t_draft the measured seconds per drafted token (before the first
+             draft: the drafter/target weight ratio times a target pass) and t_verify(k) a line
+             fitted to measured verify times. k = 0 (plain decoding) wins when no length pays;
+             then a short probe draft every few steps keeps the estimates fresh.
+
+The costs a per-token rate does not see are counted apart:
+  - the drafter's prefill: before its first draft of a run, a model drafter must read the whole
+    prompt (seconds for a long prompt, compute-bound). The rule drafts only when the expected
+    saving over the tokens still to generate repays it (estimated from the target's prefill
+    time times the weight ratio, then from what the first drafts of earlier runs measured);
+  - each drafted token's own cost: the drafter stops when the confidence of its path (product
+    of its top probabilities) falls below the cost ratio t_draft / t_target: a token is worth
+    drafting only if its chance of being accepted exceeds what it costs, relative to a target
+    pass (with a 0.4 ratio this is transformers' 0.4 confidence threshold; a cheap drafter
+    drafts deeper). The rule's first step is plain, which measures t_target.
 """
 from __future__ import annotations
 
@@ -17,6 +27,9 @@ from collections import deque
 
 MAX_AUTO_LEN = 12
 PROBE_EVERY = 8  # steps of plain decoding between probe drafts
+PRIOR_PASS, PRIOR_REACH = 1.2, 2.0  # Beta-like prior: 0.6 conditional acceptance per position
+OPTIMISTIC = 0.8  # acceptance per position assumed when deciding whether to try drafting at all
+DRAFT_OVERHEAD = 1.2  # a drafted token costs about this much more than its weights' share
 
 
 class AdaptiveLength:
@@ -26,28 +39,39 @@ class AdaptiveLength:
         self.rule = rule
         self.max_len = max_len
         self.k = max(1, min(start, max_len))
-        # per-position conditional acceptance, Beta(1.2, 0.8)-like prior: optimistic at first
-        self.reached = [2.0] * max_len
-        self.passed = [1.2] * max_len
+        self.reached = [PRIOR_REACH] * max_len
+        self.passed = [PRIOR_PASS] * max_len
         self.draft_per_token: float | None = None
         self.verify_samples: deque[tuple[int, float]] = deque(maxlen=48)
-        self.threshold = 0.2 if rule == "cost" else 0.0
+        self.plain_steps = 0
+        self.ratio = 0.0  # drafter/target weights read per token (0: a model-free drafter)
+        self.prefill_ratio: float | None = None  # drafter prefill / target prefill, measured
+        self.remaining = 1 << 30  # tokens still to generate in this run
+        self.target_prefill_s = 0.0
+        self.cold = False  # the drafter has not drafted in this run yet (its prefill is ahead)
+
+    # ---- what the engine tells the policy at the start of a run -------------------------------
+    def start_run(self, ratio: float, target_prefill_s: float, budget: int) -> None:
+        self.ratio = ratio
+        self.target_prefill_s = target_prefill_s
+        self.remaining = budget
+        self.cold = ratio > 0
         self.plain_steps = 0
 
     # ---- what the engine asks before a step --------------------------------------------------
     def next_length(self) -> int:
         if self.rule == "heuristic":
             return self.k
-        if self.draft_per_token is None or not self.verify_samples:
-            return self.k  # nothing measured yet: start from the given length
-        best_k, best_rate = 0, 1.0 / self._verify_time(0)
-        expected, survive = 1.0, 1.0
-        for k in range(1, self.max_len + 1):
-            survive *= self.passed[k - 1] / self.reached[k - 1]
-            expected += survive
-            rate = expected / (k * self.draft_per_token + self._verify_time(k))
-            if rate > best_rate:
-                best_k, best_rate = k, rate
+        if not self.verify_samples:
+            return 0  # first step plain: it measures a target pass
+        if self.cold:
+            # Before the drafter's first draft of the run: try only if drafting, should it go
+            # well, would repay the drafter's prefill over the tokens still to generate.
+            best_k, best_rate = self._best([OPTIMISTIC] * self.max_len)
+            saving = self.remaining * (self._verify_time(0) - 1.0 / best_rate)  # seconds
+            self.k = best_k if saving > self._drafter_prefill() else 0
+            return self.k
+        best_k, _ = self._best([a / r for a, r in zip(self.passed, self.reached)])
         if best_k == 0:
             self.plain_steps += 1
             if self.plain_steps % PROBE_EVERY == 0:
@@ -57,27 +81,59 @@ class AdaptiveLength:
         self.k = best_k
         return best_k
 
+    def _best(self, acceptance: list[float]) -> tuple[int, float]:
+        """The length with the most expected tokens per second, and that rate (k=0: plain)."""
+        t_draft = self._draft_time()
+        best_k, best_rate = 0, 1.0 / self._verify_time(0)
+        expected, survive = 1.0, 1.0
+        for k in range(1, self.max_len + 1):
+            survive *= acceptance[k - 1]
+            expected += survive
+            rate = expected / (k * t_draft + self._verify_time(k))
+            if rate > best_rate:
+                best_k, best_rate = k, rate
+        return best_k, best_rate
+
     @property
     def min_confidence(self) -> float:
-        return self.threshold
+        """The path-confidence cut-off for the drafter (0: off)."""
+        if self.rule == "heuristic" or not self.verify_samples:
+            return 0.0
+        return min(0.8, max(0.02, self._draft_time() / self._verify_time(0)))
 
     # ---- what the engine reports after a step ------------------------------------------------
-    def observe(self, asked: int, proposed: int, accepted: int, draft_s: float, verify_s: float) -> None:
-        self.verify_samples.append((proposed, verify_s))
-        if proposed > 0:
-            per_token = draft_s / proposed
-            self.draft_per_token = per_token if self.draft_per_token is None else (
-                0.8 * self.draft_per_token + 0.2 * per_token)
-            for i in range(min(accepted + 1, proposed)):  # positions reached
+    def observe(self, asked: int, proposed: int, accepted: int, draft_s: float, verify_s: float,
+                nodes: int | None = None, emitted: int = 1) -> None:
+        """asked: the length asked; proposed: the proposal's depth (tokens of a chain); accepted:
+        accepted depth; nodes: drafted tokens (a tree's node count; default `proposed`)."""
+        nodes = proposed if nodes is None else nodes
+        self.verify_samples.append((nodes, verify_s))
+        self.remaining = max(0, self.remaining - emitted)
+        if nodes > 0:
+            if self.cold:  # the first draft of the run paid the drafter's prefill
+                self.cold = False
+                if self.target_prefill_s > 0:
+                    prefill = max(0.0, draft_s - nodes * self._draft_time())
+                    self.prefill_ratio = prefill / self.target_prefill_s
+            else:
+                per_token = draft_s / nodes
+                self.draft_per_token = per_token if self.draft_per_token is None else (
+                    0.8 * self.draft_per_token + 0.2 * per_token)
+            for i in range(min(accepted + 1, proposed, self.max_len)):  # depths reached
                 self.reached[i] += 1
                 self.passed[i] += i < accepted
             self._decay()
         if self.rule == "heuristic":
             self.k = min(self.max_len, self.k + 2) if accepted == asked and asked > 0 else max(1, self.k - 1)
-        elif proposed > 0:
-            rate = accepted / proposed
-            step = 0.05 if rate < 0.5 else -0.05
-            self.threshold = min(0.8, max(0.02, self.threshold + step))
+
+    def _draft_time(self) -> float:
+        if self.draft_per_token is not None:
+            return self.draft_per_token
+        return DRAFT_OVERHEAD * self.ratio * self._verify_time(0)
+
+    def _drafter_prefill(self) -> float:
+        ratio = self.prefill_ratio if self.prefill_ratio is not None else DRAFT_OVERHEAD * self.ratio
+        return ratio * self.target_prefill_s
 
     def _decay(self, keep: float = 0.97) -> None:
         """Forget old evidence slowly so the estimates follow the text (code vs prose)."""

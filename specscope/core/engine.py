@@ -8,7 +8,8 @@
 
 The target's cache always covers every committed token but the last one, so each step feeds the
 last committed token plus the drafts. Plain decoding is the same loop with a drafter that proposes
-nothing, so baseline and speculative runs are measured by the same code.
+nothing, so baseline and speculative runs are measured by the same code. Randomness lives on the
+target's device (one generator per run, seeded from the controls).
 """
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ import torch
 
 from specscope.core.adaptive import AdaptiveLength
 from specscope.core.controls import Controls
-from specscope.core.drafters.base import Drafter, Proposal
+from specscope.core.drafters.base import Drafter, DraftSettings, Proposal
 from specscope.core.errors import SpecScopeError
 from specscope.core.events import Drafted, Event, Finished, Started, Verified
 from specscope.core.lm import CachedLM
 from specscope.core.sampling import probs_from_logits
 from specscope.core.stats import Stats
 from specscope.core.text import IncrementalText
-from specscope.core.tree import children, is_chain
+from specscope.core.tree import children, depths, is_chain
 from specscope.core.verify import Verdict, chain, greedy_verify_tree, sample_verify_tree
 
 
@@ -38,7 +39,8 @@ class SpecDecoder:
         self.factories = dict(drafters)
         self.eos_ids = set(eos_ids)
         self._drafters: dict[str, Drafter] = {}
-        # adaptive-length state per (method, rule): kept across runs, like a learned setting
+        # adaptive-length state per (method, rule): kept across the runs of a conversation, like
+        # a learned setting; reset() forgets it
         self._policies: dict[tuple[str, str], AdaptiveLength] = {}
 
     @property
@@ -52,23 +54,36 @@ class SpecDecoder:
             self._drafters[method] = self.factories[method]()
         return self._drafters[method]
 
-    def _verify(self, ids, draft, parents, q, shaping, generator) -> tuple[Verdict, tuple[float, ...]]:
-        """One target pass over the last committed token + the draft (chain or tree)."""
+    def reset(self) -> None:
+        """Forget everything a run leaves behind: KV caches, drafters' state, adaptive policies.
+        Runs that must not depend on each other (bench runs, warm-ups) call this between them."""
+        self.target.reset()
+        for drafter in self._drafters.values():
+            drafter.reset()
+        self._policies.clear()
+
+    def _verify(self, ids, draft, parents, q, shaping, generator):
+        """One target pass over the last committed token + the draft (chain or tree).
+        Returns the verdict, p of each draft token (for display), and the hidden states."""
         tree = not is_chain(parents)
         if tree:
             hidden = self.target.forward_tree(ids, draft, parents)
         else:
             hidden = self.target.forward(ids + draft, len(draft) + 1)
         logits = self.target.logits(hidden)
+        rows = torch.tensor([par + 1 for par in parents], dtype=torch.long, device=logits.device)
+        cols = torch.tensor(draft, dtype=torch.long, device=logits.device)
         if shaping.greedy:
             verdict = greedy_verify_tree(draft, parents, logits.argmax(-1).tolist())
-            shown = torch.softmax(logits, -1)  # displayed p: the unshaped distribution
+            # displayed p: the unshaped distribution, without a full softmax
+            shown = (logits[rows, cols] - torch.logsumexp(logits[rows], -1)).exp()
         else:
-            shown = probs_from_logits(logits, shaping)
-            verdict = sample_verify_tree(draft, parents, shown, q, generator)
+            probs = probs_from_logits(logits, shaping)
+            verdict = sample_verify_tree(draft, parents, probs, q, generator)
+            shown = probs[rows, cols]
         if tree:
             self.target.keep_path(ids, draft, verdict.path)
-        return verdict, tuple(float(shown[par + 1, x]) for x, par in zip(draft, parents))
+        return verdict, tuple(shown.tolist()), hidden
 
     def _policy(self, controls: Controls) -> AdaptiveLength:
         key = (controls.method, controls.adaptive_rule)
@@ -97,7 +112,9 @@ class SpecDecoder:
         drafter = self.drafter(controls.method)
         stats = Stats(self.param_ratio(drafter))
         t0 = time.perf_counter()
-        self.target.forward(prompt_ids[:-1], 0)  # prefill all but the last token
+        start, hidden = self.target.prefill(prompt_ids[:-1])  # all but the last token
+        if drafter.needs_target_hidden:
+            drafter.observe_target(start, hidden)
         started = Started(len(prompt_ids), controls.method, time.perf_counter() - t0)
         stats.add(started)
         yield started
@@ -105,24 +122,26 @@ class SpecDecoder:
         ids = list(prompt_ids)
         text = IncrementalText(self.tokenizer, prompt_ids)
         seed = controls.seed
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator(device=self.target.device).manual_seed(seed)
         stop_reason = "max_new_tokens"
         step = 0
+        run_policy = None
         while len(ids) - len(prompt_ids) < controls.max_new_tokens:
             controls.validate()
             if controls.seed != seed:
                 seed = controls.seed
-                generator = torch.Generator().manual_seed(seed)
+                generator = torch.Generator(device=self.target.device).manual_seed(seed)
             drafter = self.drafter(controls.method)
-            if hasattr(drafter, "set_vocab_top_k"):
-                drafter.set_vocab_top_k(controls.vocab_top_k)
-            stats.param_ratio = self.param_ratio(drafter)
             shaping = controls.shaping
             room = controls.max_new_tokens - (len(ids) - len(prompt_ids))
             policy = self._policy(controls) if controls.adaptive else None
+            if policy is not None and policy is not run_policy:  # first use in this run
+                policy.start_run(self.param_ratio(drafter), started.prefill_s, room)
+                run_policy = policy
+            drafter.configure(DraftSettings(controls.vocab_top_k,
+                                            policy.min_confidence if policy else 0.0))
+            stats.param_ratio = self.param_ratio(drafter)
             wanted = policy.next_length() if policy else controls.draft_len
-            if hasattr(drafter, "min_confidence"):  # drafters that can stop early when unsure
-                drafter.min_confidence = policy.min_confidence if policy else 0.0
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
 
             t = time.perf_counter()
@@ -136,7 +155,7 @@ class SpecDecoder:
 
             t = time.perf_counter()
             draft, parents = proposal.tokens, proposal.parents or chain(len(proposal.tokens))
-            verdict, p_tokens = self._verify(ids, draft, parents, proposal.q, shaping, generator)
+            verdict, p_tokens, hidden = self._verify(ids, draft, parents, proposal.q, shaping, generator)
             verify_s = time.perf_counter() - t
 
             emitted = [draft[i] for i in verdict.path] + [verdict.token]
@@ -151,17 +170,24 @@ class SpecDecoder:
                 emitted, pieces, hit = _cut_at_stop(emitted, pieces, stats.text, controls.stop)
                 if hit:
                     stop_reason = "stop_string"
+            if drafter.needs_target_hidden:  # the root and the accepted nodes are committed now
+                drafter.observe_target(len(ids) - 1, hidden[[0] + [i + 1 for i in verdict.path]])
+            n_kept = min(verdict.accepted, len(emitted))  # accepted nodes that were emitted
             ids.extend(emitted)
-            drafter.feedback(ids, proposal, verdict.accepted)
+            drafter.feedback(ids, proposal, n_kept)
             if policy:
-                policy.observe(k, len(draft), verdict.accepted, draft_s, verify_s)
+                d = depths(parents)
+                policy.observe(k, max(d, default=-1) + 1, verdict.accepted, draft_s, verify_s,
+                               nodes=len(draft), emitted=len(emitted))
             tried = children(parents)[verdict.path[-1] if verdict.path else -1]
+            token_emitted = len(emitted) > verdict.accepted
             verified = Verified(
                 step=step,
                 p=p_tokens,
-                accepted=tuple(i in verdict.path for i in range(len(draft))),
-                n_accepted=min(verdict.accepted, len(emitted)),
-                first_rejected=tried[0] if tried else None,
+                accepted=tuple(i in verdict.path[:n_kept] for i in range(len(draft))),
+                n_accepted=n_kept,
+                # a refusal after the end of the answer is not shown as one
+                first_rejected=tried[0] if tried and token_emitted else None,
                 token=verdict.token,
                 token_text=text.token_text(verdict.token),
                 bonus=not tried,
@@ -169,6 +195,8 @@ class SpecDecoder:
                 pieces=tuple(pieces),
                 verify_s=verify_s,
                 draft_s=draft_s,
+                dropped=tuple(i in verdict.path[n_kept:] for i in range(len(draft))),
+                token_emitted=token_emitted,
             )
             stats.add(verified)
             yield verified

@@ -42,7 +42,7 @@ class Verified:
 
     step: int
     p: tuple[float, ...]  # target probability of each proposed token (shaped like sampling)
-    accepted: tuple[bool, ...]  # per proposed node: on the accepted path?
+    accepted: tuple[bool, ...]  # per proposed node: on the accepted path, and emitted
     n_accepted: int  # accepted draft tokens emitted this step
     first_rejected: int | None  # index into the proposal of the first rejected node
     token: int  # target-chosen token (correction or bonus)
@@ -52,6 +52,10 @@ class Verified:
     pieces: tuple[str, ...]  # the text each emitted token adds
     verify_s: float
     draft_s: float
+    # per proposed node: accepted by the target but not emitted, because the answer ended before
+    # it (EOS, a stop string, max new tokens); and whether the target's own token was emitted
+    dropped: tuple[bool, ...] = ()
+    token_emitted: bool = True
     kind: str = "verified"
 
 

@@ -3,22 +3,45 @@
 `forward(ids, n_last)` makes the cache cover `ids` and returns the final hidden states of the
 last `n_last` positions. The cache is synced by longest common prefix: anything past it (rejected
 drafts, an older conversation turn) is cropped away first, so callers never manage rollback.
-The LM head is applied separately (`logits`), so a drafter can use only some rows of it.
+A pass that fails part way (out of memory, Ctrl-C) empties the cache, since some layers may
+have grown and others not; the next pass starts from a clean prefill.
+
+The LM head is applied separately (`logits`), so a drafter can use only some rows of it. Whatever
+the model's own forward does after its head (final-logit soft-capping, logit scaling) is applied
+too, and checked once at load against the model's own logits, so p is the model's p.
 """
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from specscope.core.errors import SpecScopeError
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix (slice comparisons run in C: O(log n) of them)."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def cache_kwarg(fn) -> str:
+    """The name a forward takes its KV cache by: transformers >= 5.2x says `cache`, older
+    releases `past_key_values` (decoder layers: `past_key_value`)."""
+    params = inspect.signature(fn).parameters
+    return next((a for a in ("cache", "past_key_values", "past_key_value") if a in params), "cache")
 
 
 def sync_cache(holder, ids: list[int], n_last: int) -> int:
@@ -33,8 +56,38 @@ def sync_cache(holder, ids: list[int], n_last: int) -> int:
     return keep
 
 
+@contextmanager
+def reset_on_failure(holder):
+    """A pass that raises leaves some layers grown and others not: start clean next time."""
+    try:
+        yield
+    except BaseException:
+        holder.reset()
+        raise
+
+
+def logit_transform(config):
+    """What `*ForCausalLM.forward` does after the LM head, from the config (None: nothing)."""
+    cap = getattr(config, "final_logit_softcapping", None)  # Gemma 2/3
+    scale = getattr(config, "logit_scale", None)  # Cohere: multiplies
+    div = getattr(config, "logits_scaling", None)  # Granite: divides
+    if not (cap or (scale and scale != 1.0) or (div and div != 1.0)):
+        return None
+
+    def apply(logits: torch.Tensor) -> torch.Tensor:
+        if scale and scale != 1.0:
+            logits = logits * scale
+        if div and div != 1.0:
+            logits = logits / div
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    return apply
+
+
 class CachedLM:
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, check: bool = True) -> None:
         self.model = model
         self.config = model.config
         self.base = model.base_model
@@ -42,11 +95,32 @@ class CachedLM:
         self.embed = model.get_input_embeddings()
         self.device = next(model.parameters()).device
         self.ids: list[int] = []
-        self.cache = DynamicCache(config=self.config)
-        self.forward_passes = 0
-        # transformers >= 5.2x names the argument `cache`; older releases `past_key_values`.
-        params = inspect.signature(self.base.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self.cache = self._new_cache()
+        self._cache_kwarg = cache_kwarg(self.base.forward)
+        self._after_head = logit_transform(self.config)
+        if check:
+            self._check_logits()
+
+    def _new_cache(self) -> DynamicCache:
+        cache = DynamicCache(config=self.config)
+        odd = {type(layer).__name__ for layer in cache.layers if type(layer) is not DynamicLayer}
+        if odd:
+            raise SpecScopeError(
+                f"{type(self.model).__name__} uses {', '.join(sorted(odd))} cache layers (sliding "
+                "window or other): specscope rolls back and prunes full-attention caches only")
+        return cache
+
+    @torch.inference_mode()
+    def _check_logits(self) -> None:
+        """Refuse a model whose own forward computes logits some other way than ours."""
+        ids = torch.tensor([[0, 1, 2]], device=self.device) % self.vocab_size
+        theirs = self.model(input_ids=ids).logits[0].float()
+        ours = self.logits(self.base(input_ids=ids).last_hidden_state[0])
+        tol = 1e-3 if theirs.dtype == torch.float32 and self.head.weight.dtype == torch.float32 else 5e-2
+        if theirs.shape != ours.shape or not torch.allclose(ours, theirs, atol=tol, rtol=tol):
+            raise SpecScopeError(
+                f"{type(self.model).__name__} computes its logits in a way specscope does not "
+                "reproduce (something after the LM head): its p would not be the model's p")
 
     @property
     def vocab_size(self) -> int:
@@ -70,20 +144,29 @@ class CachedLM:
 
     def reset(self) -> None:
         self.ids = []
-        self.cache = DynamicCache(config=self.config)
+        self.cache = self._new_cache()
 
     @torch.inference_mode()
     def forward(self, ids: list[int], n_last: int = 1) -> torch.Tensor:
         """Hidden states [n_last, hidden] for the last n_last positions of ids."""
+        hidden = self._feed(ids, n_last)[1]  # sync_cache leaves at least n_last rows to feed
+        return hidden[len(hidden) - n_last:]
+
+    @torch.inference_mode()
+    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+        """Cover ids; returns (start, hidden states of positions start.. that were computed)."""
+        return self._feed(ids, 0)
+
+    def _feed(self, ids: list[int], n_last: int) -> tuple[int, torch.Tensor]:
         keep = sync_cache(self, ids, n_last)
         new = ids[keep:]
         if not new:
-            return torch.empty(0, self.hidden_size, device=self.device)
-        out = self.base(input_ids=torch.tensor([new], device=self.device), use_cache=True,
-                        **{self._cache_kwarg: self.cache})
+            return keep, torch.empty(0, self.hidden_size, device=self.device)
+        with reset_on_failure(self):
+            out = self.base(input_ids=torch.tensor([new], device=self.device), use_cache=True,
+                            **{self._cache_kwarg: self.cache})
         self.ids = list(ids)
-        self.forward_passes += 1
-        return out.last_hidden_state[0, len(new) - n_last:]
+        return keep, out.last_hidden_state[0]
 
     @torch.inference_mode()
     def forward_tree(self, ids: list[int], tokens: list[int], parents: list[int]) -> torch.Tensor:
@@ -94,24 +177,29 @@ class CachedLM:
         self.forward(ids[:-1], 0)
         cached = len(ids) - 1
         dtype = next(self.model.parameters()).dtype
-        out = self.base(
-            input_ids=torch.tensor([ids[-1:] + tokens], device=self.device),
-            attention_mask=tree_attention(parents, cached, dtype, self.device),
-            position_ids=tree_positions(parents, cached, self.device),
-            use_cache=True,
-            **{self._cache_kwarg: self.cache},
-        )
-        self.forward_passes += 1
+        with reset_on_failure(self):
+            out = self.base(
+                input_ids=torch.tensor([ids[-1:] + tokens], device=self.device),
+                attention_mask=tree_attention(parents, cached, dtype, self.device),
+                position_ids=tree_positions(parents, cached, self.device),
+                use_cache=True,
+                **{self._cache_kwarg: self.cache},
+            )
         self.ids = list(ids) + [-1] * len(tokens)  # tree slots: not a sequence until keep_path
         return out.last_hidden_state[0]
 
+    @torch.inference_mode()
     def keep_path(self, ids: list[int], tokens: list[int], path: tuple[int, ...]) -> None:
-        """After forward_tree: keep the context, the root and the accepted nodes only."""
-        keep = torch.tensor(list(range(len(ids))) + [len(ids) + i for i in path], device=self.device)
-        for layer in getattr(self.cache, "layers", []):
-            if getattr(layer, "keys", None) is not None:
-                layer.keys = layer.keys.index_select(-2, keep)
-                layer.values = layer.values.index_select(-2, keep)
+        """After forward_tree: keep the context, the root and the accepted nodes only. Moves the
+        path's keys and values next to the root, then crops: O(path), not O(context).
+        (Only full-attention DynamicLayers reach here; _new_cache refuses the others.)"""
+        n = len(ids)
+        if path:
+            src = torch.tensor([n + i for i in path], device=self.device)
+            for layer in self.cache.layers:
+                for t in (layer.keys, layer.values):
+                    t[..., n:n + len(path), :] = t.index_select(-2, src)
+        self.cache.crop(n + len(path) - len(self.ids))
         self.ids = list(ids) + [tokens[i] for i in path]
 
     @torch.inference_mode()
@@ -119,5 +207,8 @@ class CachedLM:
         """Float32 logits over the full vocabulary, or over the rows of `weight` (a slice of the
         head, e.g. VocabTrim's ranked rows)."""
         if weight is None:
-            return torch.nn.functional.linear(hidden, self.head.weight, self.head.bias).float()
-        return torch.nn.functional.linear(hidden, weight).float()
+            out = torch.nn.functional.linear(hidden, self.head.weight, self.head.bias)
+        else:
+            out = torch.nn.functional.linear(hidden, weight)
+        out = out.float()
+        return self._after_head(out) if self._after_head else out

@@ -45,13 +45,19 @@ def probs_from_logits(logits: torch.Tensor, shaping: Shaping) -> torch.Tensor:
     return probs
 
 
-def residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """normalize(max(0, p - q)): where to resample after a rejection. Falls back to p if empty."""
-    r = (p - q).clamp_min(0.0)
+def residual(p: torch.Tensor, q: torch.Tensor | None = None, x: int | None = None) -> torch.Tensor:
+    """normalize(max(0, p - q)): where to resample after a rejection; p itself if that is empty.
+
+    q=None stands for the one-hot row of a deterministic proposal x: the residual is then p with
+    p[x] set to 0, renormalised, and no [V] one-hot row is ever built. No host sync.
+    """
+    if q is None:
+        r = p.clone()
+        r[x] = 0.0
+    else:
+        r = (p - q).clamp_min(0.0)
     total = r.sum(-1, keepdim=True)
-    if float(total.min()) <= 0.0:
-        return p
-    return r / total
+    return torch.where(total > 0, r / total.clamp_min(torch.finfo(r.dtype).tiny), p)
 
 
 def sample(probs: torch.Tensor, generator: torch.Generator | None) -> int:

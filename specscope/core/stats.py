@@ -1,7 +1,9 @@
 """Fold events into the metrics every front end shows.
 
 tau: tokens emitted per target forward pass (counting the target's own token; plain decoding
-scores 1.0). acceptance rate: accepted over drafted tokens. MBSU = tau / (k * r + 1), with k the
+scores 1.0). acceptance rate: accepted over drafted tokens. Per-position acceptance: of the tokens
+drafted at depth d (a chain's position d; every node at that depth of a tree), the share that
+was accepted (for a tree at most one node per depth is). MBSU = tau / (k * r + 1), with k the
 mean number of drafted tokens per step and r the drafter/target parameter ratio.
 """
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 
 from specscope.core.events import Drafted, Event, Started, Summary, Verified
+from specscope.core.tree import depths
 
 
 class Stats:
@@ -33,7 +36,7 @@ class Stats:
             self.prompt_tokens = event.prompt_tokens
             self.prefill_s = event.prefill_s
         elif isinstance(event, Drafted):
-            self._depths = _depths(event.parents)
+            self._depths = tuple(depths(event.parents))
             self.drafted += len(event.tokens)
         elif isinstance(event, Verified):
             self.steps += 1
@@ -46,9 +49,10 @@ class Stats:
             while len(self.pos_drafted) < max_depth:
                 self.pos_drafted.append(0)
                 self.pos_accepted.append(0)
-            for d in range(max_depth):
+            for d in self._depths:
                 self.pos_drafted[d] += 1
-                self.pos_accepted[d] += d < event.n_accepted
+            for d in range(min(event.n_accepted, max_depth)):
+                self.pos_accepted[d] += 1
 
     @property
     def text(self) -> str:
@@ -100,10 +104,3 @@ class Stats:
             new_tokens=n,
             stop_reason=stop_reason,
         )
-
-
-def _depths(parents: tuple[int, ...]) -> tuple[int, ...]:
-    depths: list[int] = []
-    for parent in parents:
-        depths.append(0 if parent < 0 else depths[parent] + 1)
-    return tuple(depths)

@@ -3,6 +3,7 @@ import pytest
 
 from specscope.core.adaptive import AdaptiveLength
 from specscope.core.controls import Controls
+from specscope.core.drafters.base import DraftSettings
 from specscope.core.events import Drafted
 from specscope.core.sampling import Shaping
 from tests.core.helpers import run, tiny_decoder
@@ -55,10 +56,10 @@ def test_cost_rule_prefers_shorter_drafts_when_drafting_is_costly():
 def test_confidence_cutoff_stops_the_draft_early():
     decoder = tiny_decoder()
     drafter = decoder.drafter("draft")
-    drafter.min_confidence = 1.01  # nothing is that sure: only the first token is drafted
+    drafter.configure(DraftSettings(min_confidence=1.01))  # nothing is that sure: one token
     proposal = drafter.propose([5, 17, 230, 41], 6, Shaping(), None)
     assert len(proposal.tokens) == 1
-    drafter.min_confidence = 0.0
+    drafter.configure(DraftSettings())
     assert len(drafter.propose([5, 17, 230, 41], 6, Shaping(), None).tokens) == 6
 
 

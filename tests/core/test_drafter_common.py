@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from specscope.core.controls import Controls
-from specscope.core.drafters.base import Proposal
+from specscope.core.drafters.base import DrafterBase, Proposal
 from specscope.core.events import Drafted
 from specscope.core.sampling import Shaping, probs_from_logits
 from tests.core.helpers import run, tiny_decoder
@@ -83,7 +83,7 @@ def greedy_matches_plain(decoder, method, prompt, lengths=range(1, 9), max_new_t
     return out
 
 
-class Silent:
+class Silent(DrafterBase):
     """A drafter that always proposes nothing, even when asked for k > 0 tokens."""
 
     name = "silent"

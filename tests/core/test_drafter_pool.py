@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from specscope.core.drafters.base import Proposal
+from specscope.core.drafters.base import DrafterBase, Proposal
 from specscope.core.drafters.model import ModelDrafter
 from specscope.core.drafters.pool import PhrasePool, PoolDrafter
 from specscope.core.events import Drafted
@@ -15,7 +15,7 @@ def pools(target, draft):
     return {"pool": lambda: PoolDrafter(ModelDrafter(draft, target.vocab_size))}
 
 
-class Stub:
+class Stub(DrafterBase):
     """A draft model that always proposes token 0 with q = uniform over 10 tokens."""
 
     target_vocab = 10

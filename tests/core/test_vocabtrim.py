@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from specscope.core.controls import Controls
-from specscope.core.drafters.model import ModelDrafter
+from specscope.core.drafters.model import ModelDrafter, RankedHead
 from specscope.core.errors import SpecScopeError
 from specscope.core.events import Drafted
 from specscope.core.vocab import coverage, count_tokens, rank_tokens
@@ -14,7 +14,7 @@ from tests.core.helpers import run, tiny_decoder
 
 def trimmed_factory(ranking, k):
     def extra(target, draft):
-        return {"trimmed": lambda: ModelDrafter(draft, target.vocab_size, ranking, k)}
+        return {"trimmed": lambda: ModelDrafter(draft, target.vocab_size, RankedHead(draft, ranking, k))}
     return extra
 
 

@@ -1,8 +1,14 @@
-"""The one interface every drafter answers: propose, then take feedback.
+"""The one interface every drafter answers.
 
-A drafter gets the committed token ids (prompt + generated so far), a draft length, the sampling
-shaping and the run's random generator, and returns a `Proposal`. After verification it hears how
-many of its tokens were accepted (for adaptive lengths, pools, caches).
+The engine, at every step:
+    drafter.configure(settings)                  # vocabulary size, confidence cut-off
+    proposal = drafter.propose(ids, k, shaping, generator)
+    ... one target pass, verification ...
+    drafter.feedback(ids, proposal, n_accepted)  # ids: committed ids after the step
+    drafter.observe_target(start, hidden)        # only when drafter.needs_target_hidden
+
+and `reset()` between runs that must not share state (bench runs, a new session). Every
+capability is part of this interface, so the loop never probes a drafter with hasattr.
 """
 from __future__ import annotations
 
@@ -26,11 +32,31 @@ class Proposal:
     q: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class DraftSettings:
+    """What the engine tells a drafter before each step (from the run's Controls)."""
+
+    vocab_top_k: int | None = None  # drafter vocabulary size (trimmed heads); None: its default
+    # Stop drafting when the drafter's top probability falls below this (0: never). Decided before
+    # a token is sampled, so the proposal's q stays the law the token was drawn from.
+    min_confidence: float = 0.0
+
+
 class Drafter(Protocol):
     name: str
+    accepts_vocab_top_k: bool  # drafts over a VocabTrim ranking whose size can be chosen
+    needs_target_hidden: bool  # wants the target's hidden states (observe_target)
 
     def read_params(self) -> int:
         """Weights read per drafted token (0 for model-free drafters); r in MBSU uses it."""
+        ...
+
+    def configure(self, settings: DraftSettings) -> None:
+        """Settings for the next proposals; refuses values it cannot honour (SpecScopeError)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget every per-run state: caches, phrase pools, adaptive thresholds."""
         ...
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
@@ -41,17 +67,40 @@ class Drafter(Protocol):
         """`ids`: the committed ids after the step; n_accepted: accepted proposal tokens."""
         ...
 
+    def observe_target(self, start: int, hidden: torch.Tensor) -> None:
+        """The target's final hidden states [n, d] at committed positions start .. start + n - 1
+        (after the prefill, and after each verification: the root and the accepted nodes)."""
+        ...
 
-class NoDrafter:
-    """Plain autoregressive decoding through the same loop: proposes nothing."""
 
-    name = "ar"
+class DrafterBase:
+    """No-op defaults for the optional parts of the interface."""
+
+    name = "?"
+    accepts_vocab_top_k = False
+    needs_target_hidden = False
+    settings = DraftSettings()
 
     def read_params(self) -> int:
         return 0
 
+    def configure(self, settings: DraftSettings) -> None:
+        self.settings = settings
+
+    def reset(self) -> None:
+        pass
+
+    def feedback(self, ids: list[int], proposal: Proposal, n_accepted: int) -> None:
+        pass
+
+    def observe_target(self, start: int, hidden: torch.Tensor) -> None:
+        pass
+
+
+class NoDrafter(DrafterBase):
+    """Plain autoregressive decoding through the same loop: proposes nothing."""
+
+    name = "ar"
+
     def propose(self, ids, k, shaping, generator) -> Proposal:
         return Proposal()
-
-    def feedback(self, ids, proposal, n_accepted) -> None:
-        pass

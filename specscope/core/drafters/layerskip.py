@@ -13,16 +13,16 @@ the target alpha raises gamma (draft less, more carefully), above it lowers gamm
 """
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers import DynamicCache
 
-from specscope.core.drafters.base import Proposal
+from specscope.core.drafters.base import DrafterBase, Proposal
+from specscope.core.drafters.model import draft_dist, pick
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, sync_cache
-from specscope.core.sampling import Shaping, probs_from_logits, sample
+from specscope.core.lm import CachedLM, cache_kwarg, reset_on_failure, sync_cache
+from specscope.core.sampling import Shaping
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -58,9 +58,7 @@ class SkipLM:
         self.device = next(model.parameters()).device
         self.ids: list[int] = []
         self.cache = DynamicCache()  # full layers, created lazily; skipped ones stay empty
-        params = inspect.signature(self.base.layers[0].forward).parameters
-        self._cache_kwarg = next((a for a in ("cache", "past_key_values", "past_key_value")
-                                  if a in params), "cache")
+        self._cache_kwarg = cache_kwarg(self.base.layers[0].forward)
 
     def read_params(self) -> int:
         """Weights read per drafted token: kept layers, final norm and the full head."""
@@ -81,11 +79,12 @@ class SkipLM:
         positions = torch.arange(keep, len(ids), device=self.device).unsqueeze(0)
         rope = self.base.rotary_emb(h, positions)
         mask = _causal_mask(keep, len(new), h.dtype, h.device)
-        for i in self.kept:
-            h = self.base.layers[i](h, attention_mask=mask, position_ids=positions,
-                                    position_embeddings=rope, use_cache=True,
-                                    **{self._cache_kwarg: self.cache})
-            h = h[0] if isinstance(h, tuple) else h
+        with reset_on_failure(self):
+            for i in self.kept:
+                h = self.base.layers[i](h, attention_mask=mask, position_ids=positions,
+                                        position_embeddings=rope, use_cache=True,
+                                        **{self._cache_kwarg: self.cache})
+                h = h[0] if isinstance(h, tuple) else h
         self.ids = list(ids)
         return self.base.norm(h)[0, len(new) - n_last:]
 
@@ -122,7 +121,7 @@ class ExitRule:
         self.gamma = min(self.high, max(self.low, gamma))
 
 
-class LayerSkipDrafter:
+class LayerSkipDrafter(DrafterBase):
     name = "layerskip"
 
     def __init__(self, target: CachedLM, skip: list[int], rule: ExitRule | None = None,
@@ -130,6 +129,7 @@ class LayerSkipDrafter:
         self.target = target
         self.lm = SkipLM(target.model, skip)
         self.rule = rule or ExitRule()
+        self._rule0 = replace(self.rule)  # the rule's starting state, for reset()
         self.adaptive = adaptive  # False: always draft k tokens (tests, searches)
 
     @property
@@ -145,17 +145,24 @@ class LayerSkipDrafter:
     def read_params(self) -> int:
         return self.lm.read_params()
 
+    def reset(self) -> None:
+        """An empty draft cache and a fresh exit rule: no run inherits another's threshold."""
+        self.lm.reset()
+        self.rule = replace(self._rule0)
+
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
         out = Proposal()
         qs = []
+        gamma = self.rule.gamma if self.adaptive else 0.0
+        path = 1.0  # confidence in the whole draft, for the engine's cut-off
         for i in range(k):
-            logits = self.target.logits(self.lm.forward(ids + out.tokens, 1)[-1])
-            probs = torch.softmax(logits, -1) if shaping.greedy else probs_from_logits(logits, shaping)
+            probs = draft_dist(self.target.logits(self.lm.forward(ids + out.tokens, 1)[-1]), shaping)
             top = float(probs.max())
-            if self.adaptive and i > 0 and top < self.rule.gamma:
+            path *= top
+            if i > 0 and (top < gamma or path < self.settings.min_confidence):
                 break  # the first token is always proposed: its forward pass is already paid
-            token = int(logits.argmax()) if shaping.greedy else sample(probs, generator)
+            token = pick(probs, shaping, generator)
             out.tokens.append(token)
             out.parents.append(i - 1)
             out.q_token.append(float(probs[token]))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from specscope.core.drafters.base import Proposal
+from specscope.core.drafters.base import DrafterBase, Proposal
 from specscope.core.sampling import Shaping
 
 
@@ -39,7 +39,7 @@ def find_continuation(ids: list[int], k: int, max_ngram: int = 3, min_ngram: int
     return []
 
 
-class LookupDrafter:
+class LookupDrafter(DrafterBase):
     name = "lookup"
 
     def __init__(self, max_ngram: int = 3, min_ngram: int = 1) -> None:
@@ -48,14 +48,8 @@ class LookupDrafter:
         self.max_ngram = max_ngram
         self.min_ngram = min_ngram
 
-    def read_params(self) -> int:
-        return 0
-
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
         tokens = find_continuation(ids, k, self.max_ngram, self.min_ngram)
         return Proposal(tokens=tokens, parents=list(range(-1, len(tokens) - 1)),
                         q_token=[None] * len(tokens), q=None)
-
-    def feedback(self, ids, proposal, n_accepted) -> None:
-        pass  # stateless: the committed ids are the whole memory

@@ -2,93 +2,133 @@
 
 The drafter keeps its own KV cache (CachedLM syncs it to the committed ids, which rolls back
 rejected drafts). With a VocabTrim ranking the head matmul covers only the first K ranked rows
-(a contiguous slice of a ranked copy of the head, so changing K costs nothing) and ids are mapped
-back to the full vocabulary; q is zero outside the kept rows, which rejection sampling handles.
+(a contiguous slice of a ranked copy of the head, shared by every drafter of the session, so
+changing K costs nothing) and ids are mapped back to the full vocabulary; q is zero outside the
+kept rows, which rejection sampling handles.
+
+`draft_dist` and `pick` are the one draft step every model drafter uses (chain, tree, pool,
+layer skipping): logits -> q (shaped like p when sampling) -> a token.
 """
 from __future__ import annotations
 
 import torch
 
-from specscope.core.drafters.base import Proposal
+from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM
 from specscope.core.sampling import Shaping, probs_from_logits, sample
 
 
-class ModelDrafter:
-    name = "draft"
+def draft_dist(logits: torch.Tensor, shaping: Shaping) -> torch.Tensor:
+    """q over the drafter's rows: shaped like p when sampling; the plain softmax when greedy
+    (only shown, and read for the confidence cut-off)."""
+    return torch.softmax(logits.float(), -1) if shaping.greedy else probs_from_logits(logits, shaping)
 
-    def __init__(self, lm: CachedLM, target_vocab: int, ranking: torch.Tensor | None = None,
-                 default_top_k: int | None = None) -> None:
+
+def pick(probs: torch.Tensor, shaping: Shaping, generator: torch.Generator | None, rank: int = 0) -> int:
+    """Greedy: the rank-th most likely row; sampling: a draw from q (rank is ignored: siblings
+    are independent draws from the same q, which the multi-candidate verifier expects)."""
+    if not shaping.greedy:
+        return sample(probs, generator)
+    if rank == 0:
+        return int(probs.argmax())
+    return int(torch.topk(probs, rank + 1).indices[rank])
+
+
+class RankedHead:
+    """A VocabTrim ranking and the drafter head's rows in that order, built once and shared."""
+
+    def __init__(self, lm: CachedLM, ranking: torch.Tensor, default_k: int | None) -> None:
+        self.lm = lm
+        self.ranking = ranking.to(lm.device)
+        self.default_k = default_k
+        self._rows: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.ranking)
+
+    def rows(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the first k ranked rows of the head, their token ids)."""
+        if self._rows is None:
+            self._rows = self.lm.head.weight.detach()[self.ranking].contiguous()
+        return self._rows[:k], self.ranking[:k]
+
+
+class ModelDrafter(DrafterBase):
+    name = "draft"
+    accepts_vocab_top_k = True
+
+    def __init__(self, lm: CachedLM, target_vocab: int, ranked: RankedHead | None = None) -> None:
         self.lm = lm
         self.target_vocab = target_vocab
-        self.ranking = ranking  # VocabTrim's full rank order of token ids, or None (full head)
-        self.default_top_k = default_top_k
-        self.vocab_top_k = default_top_k
-        self._ranked_head: torch.Tensor | None = None
-        # Stop drafting when the drafter's top probability falls below this (set per step by an
-        # adaptive policy; 0 = never). Decided before sampling, so q stays exact.
-        self.min_confidence = 0.0
+        self.ranked = ranked
+        self.vocab_top_k = ranked.default_k if ranked else None
 
-    def set_vocab_top_k(self, k: int | None) -> None:
-        if k is not None and self.ranking is None:
+    def configure(self, settings: DraftSettings) -> None:
+        k = settings.vocab_top_k
+        if k is not None and self.ranked is None:
             raise SpecScopeError("a drafter vocabulary size needs a trimmed head (--trimmed PATH)")
-        if k is not None and not 1 <= k <= len(self.ranking):
-            raise SpecScopeError(f"vocab top-k must be between 1 and {len(self.ranking)}, got {k}")
-        self.vocab_top_k = k if k is not None else self.default_top_k
+        if k is not None and not 1 <= k <= len(self.ranked):
+            raise SpecScopeError(f"vocab top-k must be between 1 and {len(self.ranked)}, got {k}")
+        self.settings = settings
+        self.vocab_top_k = k if k is not None else (self.ranked.default_k if self.ranked else None)
 
-    def _head(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(head rows to use, their token ids) for the current vocabulary size."""
-        if self.ranking is None or self.vocab_top_k is None:
+    def reset(self) -> None:
+        self.lm.reset()
+
+    def head_rows(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(head rows to draft over, their token ids) for the current vocabulary size; (None,
+        None) for the full head."""
+        if self.ranked is None or self.vocab_top_k is None:
             return None, None
-        if self._ranked_head is None:
-            self.ranking = self.ranking.to(self.lm.device)
-            self._ranked_head = self.lm.head.weight.detach()[self.ranking].contiguous()
-        k = self.vocab_top_k
-        return self._ranked_head[:k], self.ranking[:k]
+        return self.ranked.rows(self.vocab_top_k)
 
     def read_params(self) -> int:
-        rows = None if self.ranking is None or self.vocab_top_k is None else self.vocab_top_k
-        return self.lm.read_params(rows)
+        _, ids = self.head_rows()
+        return self.lm.read_params(None if ids is None else len(ids))
+
+    def dist(self, ctx: list[int], shaping: Shaping) -> torch.Tensor:
+        """q after ctx, over the current rows (see draft_dist)."""
+        weight, _ = self.head_rows()
+        return draft_dist(self.lm.logits(self.lm.forward(ctx, 1)[-1], weight), shaping)
+
+    def token_id(self, j: int) -> int:
+        """The vocabulary id of row j of the current head."""
+        _, ids = self.head_rows()
+        return j if ids is None else int(ids[j])
+
+    def full_q(self, probs: torch.Tensor) -> torch.Tensor:
+        """A q over the current rows as a full-vocabulary row (zero outside the kept rows)."""
+        _, ids = self.head_rows()
+        if ids is None and probs.shape[-1] == self.target_vocab:
+            return probs
+        full = torch.zeros(self.target_vocab, dtype=probs.dtype, device=probs.device)
+        if ids is None:
+            n = min(self.target_vocab, probs.shape[-1])
+            full[:n] = probs[:n]
+            return full
+        return full.index_copy_(0, ids, probs)
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
-        weight, rows = self._head()
         ctx = list(ids)
         out = Proposal()
         qs = []
+        path = 1.0  # the drafter's confidence in the whole draft so far
         for i in range(k):
-            logits = self.lm.logits(self.lm.forward(ctx, 1)[-1], weight)
-            if shaping.greedy:
-                j = int(logits.argmax())
-                q_j = float(torch.softmax(logits, -1)[j])
-                if i > 0 and q_j < self.min_confidence:
+            probs = self.dist(ctx, shaping)
+            if self.settings.min_confidence > 0:
+                path *= float(probs.max())
+                if i > 0 and path < self.settings.min_confidence:
                     break
-            else:
-                probs = probs_from_logits(logits, shaping)
-                if i > 0 and float(probs.max()) < self.min_confidence:
-                    break
-                j = sample(probs, generator)
-                q_j = float(probs[j])
-                qs.append(self._to_full_vocab(probs, rows))
-            token = j if rows is None else int(rows[j])
+            j = pick(probs, shaping, generator)
+            token = self.token_id(j)
             out.tokens.append(token)
             out.parents.append(i - 1)
-            out.q_token.append(q_j)
+            out.q_token.append(float(probs[j]))
+            if not shaping.greedy:
+                qs.append(self.full_q(probs))
             ctx.append(token)
         if qs:
             out.q = torch.stack(qs)
         return out
-
-    def _to_full_vocab(self, probs: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-        if rows is None and probs.shape[-1] == self.target_vocab:
-            return probs
-        full = torch.zeros(self.target_vocab, dtype=probs.dtype, device=probs.device)
-        if rows is None:
-            n = min(self.target_vocab, probs.shape[-1])
-            full[:n] = probs[:n]
-            return full
-        return full.index_copy_(0, rows, probs)
-
-    def feedback(self, ids, proposal, n_accepted) -> None:
-        pass  # the cache is synced by common prefix at the next propose

@@ -2,8 +2,8 @@
 
 The pool maps the previous `key_len` tokens to the phrase (up to `phrase_len` tokens) that the
 target produced after them, harvested from the committed ids after every step (accepted drafts
-and the target's own corrections and bonus tokens). It lives as long as the drafter, so it
-carries over between the turns and runs of a session, and it is an LRU map capped at
+and the target's own corrections and bonus tokens). It lives until `reset()`, so it carries
+over between the turns of a conversation (bench runs reset it), and it is an LRU map capped at
 `max_entries` keys (memory <= max_entries * (key_len + phrase_len) ids).
 
 Proposing a chain of up to k tokens:
@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 import torch
 
-from specscope.core.drafters.base import Proposal
+from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.drafters.model import ModelDrafter
 from specscope.core.sampling import Shaping
 
@@ -70,8 +70,9 @@ class PhrasePool:
         return phrase
 
 
-class PoolDrafter:
+class PoolDrafter(DrafterBase):
     name = "pool"
+    accepts_vocab_top_k = True
 
     def __init__(self, model: ModelDrafter, key_len: int = 2, phrase_len: int = 8,
                  max_entries: int = 8192) -> None:
@@ -100,8 +101,17 @@ class PoolDrafter:
                                 if self.drafted_from_pool else 0.0),
         }
 
-    def set_vocab_top_k(self, k: int | None) -> None:
-        self.model.set_vocab_top_k(k)
+    def configure(self, settings: DraftSettings) -> None:
+        self.model.configure(settings)  # vocabulary size and cut-off reach the draft model
+        self.settings = settings
+
+    def reset(self) -> None:
+        """An empty pool and counters, and the draft model's cache: nothing carries over."""
+        self.pool = PhrasePool(self.pool.key_len, self.pool.phrase_len, self.pool.max_entries)
+        self.drafted_from_pool = self.accepted_from_pool = 0
+        self._step_start = self._run_start = 0
+        self._last_ids, self._proposal, self._from_pool = [], None, []
+        self.model.reset()
 
     def read_params(self) -> int:
         return self.model.read_params()

@@ -4,19 +4,20 @@ At every main-chain position whose top draft probability is below `branch_below`
 hedges (SpecBranch's likely rejection points; DuoDecoding's several sequences when unsure): it adds
 `width - 1` alternative children (the next-best tokens when greedy; fresh samples from the same q
 when sampling, so the multi-candidate verifier stays exact) and extends each by up to `alt_len`
-tokens. `branch_below=1.0` branches everywhere (a static top-k tree).
+tokens. `branch_below=1.0` branches everywhere (a static top-k tree). At most `max_nodes` nodes.
 """
 from __future__ import annotations
 
 import torch
 
-from specscope.core.drafters.base import Proposal
-from specscope.core.drafters.model import ModelDrafter
-from specscope.core.sampling import Shaping, probs_from_logits, sample
+from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
+from specscope.core.drafters.model import ModelDrafter, pick
+from specscope.core.sampling import Shaping
 
 
-class TreeDrafter:
+class TreeDrafter(DrafterBase):
     name = "tree"
+    accepts_vocab_top_k = True
 
     def __init__(self, model: ModelDrafter, width: int = 2, branch_below: float = 0.6,
                  alt_len: int = 2, max_nodes: int = 24) -> None:
@@ -25,48 +26,40 @@ class TreeDrafter:
         self.branch_below = branch_below
         self.alt_len = alt_len
         self.max_nodes = max_nodes
-        self.min_confidence = 0.0
 
     def read_params(self) -> int:
         return self.model.read_params()
 
-    def set_vocab_top_k(self, k: int | None) -> None:
-        self.model.set_vocab_top_k(k)
+    def configure(self, settings: DraftSettings) -> None:
+        self.model.configure(settings)
+        self.settings = settings
 
-    def _dist(self, ctx: list[int], shaping: Shaping) -> torch.Tensor:
-        """q over the drafter's rows: shaped when sampling, the plain softmax when greedy."""
-        weight, _ = self.model._head()
-        logits = self.model.lm.logits(self.model.lm.forward(ctx, 1)[-1], weight)
-        return (torch.softmax(logits, -1) if shaping.greedy else probs_from_logits(logits, shaping))
+    def reset(self) -> None:
+        self.model.reset()
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
-        _, rows = self.model._head()
-        to_id = (lambda j: j) if rows is None else (lambda j: int(rows[j]))
+        m = self.model
         out = Proposal()
         q_rows: list[torch.Tensor] = []
 
         def add(j: int, parent: int, probs: torch.Tensor) -> int:
-            out.tokens.append(to_id(j))
+            out.tokens.append(m.token_id(j))
             out.parents.append(parent)
             out.q_token.append(float(probs[j]))
             if not shaping.greedy:
-                q_rows.append(self.model._to_full_vocab(probs, rows))
+                q_rows.append(m.full_q(probs))
             return len(out.tokens) - 1
 
-        def pick(probs: torch.Tensor, rank: int) -> int:
-            if shaping.greedy:
-                return int(torch.topk(probs, rank + 1).indices[rank])
-            return sample(probs, generator)
-
         # the main chain; remember where the drafter was unsure
-        ctx, parent, hedges = list(ids), -1, []
-        for depth in range(k):
-            probs = self._dist(ctx, shaping)
+        ctx, parent, hedges, path = list(ids), -1, [], 1.0
+        for depth in range(min(k, self.max_nodes)):
+            probs = m.dist(ctx, shaping)
             top = float(probs.max())
-            if depth > 0 and top < self.min_confidence:
+            path *= top
+            if depth > 0 and path < self.settings.min_confidence:
                 break
-            node = add(pick(probs, 0), parent, probs)
+            node = add(pick(probs, shaping, generator), parent, probs)
             if top < self.branch_below:
                 hedges.append((parent, list(ctx), probs, depth))
             parent = node
@@ -76,17 +69,14 @@ class TreeDrafter:
             for rank in range(1, self.width):
                 if len(out.tokens) >= self.max_nodes:
                     break
-                node = add(pick(probs, rank), parent, probs)
+                node = add(pick(probs, shaping, generator, rank), parent, probs)
                 alt_ctx = base_ctx + [out.tokens[node]]
-                for d in range(depth + 1, min(k, depth + self.alt_len)):
+                for _ in range(depth + 1, min(k, depth + self.alt_len)):
                     if len(out.tokens) >= self.max_nodes:
                         break
-                    p2 = self._dist(alt_ctx, shaping)
-                    node = add(pick(p2, 0), node, p2)
+                    p2 = m.dist(alt_ctx, shaping)
+                    node = add(pick(p2, shaping, generator), node, p2)
                     alt_ctx.append(out.tokens[node])
         if q_rows:
             out.q = torch.stack(q_rows)
         return out
-
-    def feedback(self, ids, proposal, n_accepted) -> None:
-        pass
