@@ -52,8 +52,8 @@ def _write_json(path: Path, data) -> None:
 
 def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos: set[int], pad: int,
                        batch: int, path: Path, console: Console) -> tuple[list[list[int]], int]:
-    """The target's answers to every prompt, generated `batch` at a time and saved after each
-    batch; answers already in `path` (keyed by the prompt's ids) are reused. Returns (answers,
+    """The target's answers to every prompt, generated `batch` at a time (similar lengths
+    together, so left padding wastes little) and saved after each batch; answers already in `path` (keyed by the prompt's ids) are reused. Returns (answers,
     how many came from the file)."""
     done: dict[str, list[int]] = {}
     if path.is_file():
@@ -63,7 +63,7 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
             done = {}
     keys = [json.dumps(p) for p in prompts]
     resumed = sum(k in done for k in keys)
-    todo = [i for i, k in enumerate(keys) if k not in done]
+    todo = sorted((i for i, k in enumerate(keys) if k not in done), key=lambda i: len(prompts[i]))
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
