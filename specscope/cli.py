@@ -133,7 +133,7 @@ def profiles() -> None:
     from rich.console import Console
 
     from specscope.profiles import DEFAULT_PROFILE, list_profiles
-    from specscope.session import METHODS
+    from specscope.session import METHODS, mtp_head
 
     console = Console(highlight=False)
     for p in list_profiles():
@@ -141,6 +141,10 @@ def profiles() -> None:
         console.print(f"[bold]{p.name}[/bold]{default}  {p.description}")
         console.print(f"    target {p.target}  drafter {p.drafter or '-'}  {p.dtype} on {p.device}"
                       f"  draft_len {p.draft_len}", style="dim")
+        head = mtp_head(p)
+        console.print(f"    FastMTP head: {head}" if head else
+                      f"    FastMTP head: none (train one: specscope mtp train --profile {p.name})",
+                      style="dim")
     console.print("\n[bold]methods[/bold]")
     for name, text in METHODS.items():
         console.print(f"  {name:10} {text}")

@@ -13,7 +13,7 @@ from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
 from specscope.core.models import resolve_device, resolve_dtype
 from specscope.profiles import Profile, load_profile
-from specscope.session import METHODS, NEEDS_DRAFTER, Session, load_session
+from specscope.session import METHODS, NEEDS_DRAFTER, Session, load_session, mtp_head, no_mtp_head
 
 
 def quiet_libraries() -> None:
@@ -38,7 +38,9 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
             raise SpecScopeError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
         if method in NEEDS_DRAFTER and not profile.drafter:
             raise SpecScopeError(f"method '{method}' needs a drafter; profile '{profile.name}' has none")
-    if vocab_top_k is not None and not (trimmed or profile.trimmed):
+        if method == "mtp" and mtp_head(profile) is None:
+            raise no_mtp_head(profile)
+    if vocab_top_k is not None and method != "mtp" and not (trimmed or profile.trimmed):
         raise SpecScopeError("--vocab-top-k needs a frequency ranking: pass --trimmed PATH "
                              "(made by `specscope trim`)")
 

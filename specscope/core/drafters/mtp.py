@@ -47,6 +47,8 @@ class MTPDrafter(DrafterBase):
     def reset(self) -> None:
         self.hidden = torch.empty(0, self.target.hidden_size, device=self.target.device,
                                   dtype=next(self.head.parameters()).dtype)
+        # the token at each hidden position (None: observed, not yet matched to ids; -1: a gap)
+        self.hidden_tok: list[int | None] = []
         self.cache = self.head.new_cache()
         self.cached_ids: list[int] = []  # the ids the cache entries were made from (x_0..x_c)
 
@@ -55,11 +57,14 @@ class MTPDrafter(DrafterBase):
 
     def observe_target(self, start: int, hidden: torch.Tensor) -> None:
         """The target's hidden states at positions start..; anything we held from start on is
-        replaced, and cache entries made from it are dropped."""
-        if start > len(self.hidden):
-            raise SpecScopeError(f"MTP drafter: target hidden states skip positions "
-                                 f"{len(self.hidden)}..{start - 1}")
+        replaced, and cache entries made from it are dropped. A gap (another method ran in
+        between) is marked, and filled by the next proposal."""
+        gap = max(0, start - len(self.hidden))
+        if gap:
+            self.hidden = torch.cat([self.hidden, self.hidden.new_zeros(gap, self.hidden.shape[1])])
+            self.hidden_tok += [-1] * gap
         self.hidden = torch.cat([self.hidden[:start], hidden.detach().to(self.hidden.dtype)])
+        self.hidden_tok = self.hidden_tok[:start] + [None] * len(hidden)
         if cache_len(self.cache) > start:
             self._crop(start)
 
@@ -70,11 +75,9 @@ class MTPDrafter(DrafterBase):
         n = len(ids) - 1  # the last committed position; step 1 needs h_{n-1}
         if k <= 0 or n < 1:
             return out
-        if len(self.hidden) < n:
-            raise SpecScopeError(f"MTP drafter: the target's hidden states stop at position "
-                                 f"{len(self.hidden) - 1}, drafting needs {n - 1}")
-        # roll back entries made from other ids (entry t read x_{t+1})
-        valid = min(cache_len(self.cache), common_prefix(self.cached_ids, ids) - 1, n - 1)
+        good = self._check_hidden(ids, n)
+        # roll back entries made from other ids (entry t read x_{t+1}) or from replaced states
+        valid = min(cache_len(self.cache), common_prefix(self.cached_ids, ids) - 1, n - 1, good)
         valid = max(valid, 0)
         self._crop(valid)
         # step 1: every missing committed entry valid..n-1 in one pass; the last one drafts
@@ -107,13 +110,30 @@ class MTPDrafter(DrafterBase):
         return out
 
     # ---- helpers -------------------------------------------------------------------------------
+    def _check_hidden(self, ids: list[int], n: int) -> int:
+        """Make hidden states 0..n-1 those of ids; returns the first position that was not
+        already right. Observed states belong to the ids of the run that handed them over; a
+        state held for other ids, a gap or a missing one is recomputed by one stateless target
+        pass (only after a method switch or a changed conversation)."""
+        tok = self.hidden_tok
+        for i in range(min(len(tok), len(ids))):
+            if tok[i] is None:
+                tok[i] = ids[i]
+        good = common_prefix(tok, ids)
+        if good < n:
+            full = self.target.base(input_ids=torch.tensor([ids[:n]], device=self.target.device))
+            fresh = full.last_hidden_state[0, good:n].to(self.hidden.dtype)
+            self.hidden = torch.cat([self.hidden[:good], fresh])
+            self.hidden_tok = list(ids[:n])
+        return good
+
     def _crop(self, keep: int) -> None:
         have = cache_len(self.cache)
         if keep <= 0:
             self.cache = self.head.new_cache()
             self.cached_ids = []
         elif keep < have:
-            self.cache.crop(keep)
+            self.cache.crop(keep - have)  # negative: drop that many
             self.cached_ids = self.cached_ids[:keep + 1]
 
     def _embed(self, tokens: list[int]) -> torch.Tensor:
