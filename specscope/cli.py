@@ -162,7 +162,7 @@ def profiles() -> None:
     from rich.console import Console
 
     from specscope.profiles import DEFAULT_PROFILE, list_profiles
-    from specscope.session import METHODS
+    from specscope.session import METHODS, mtp_head
 
     console = Console(highlight=False)
     for p in list_profiles():
@@ -170,6 +170,10 @@ def profiles() -> None:
         console.print(f"[bold]{p.name}[/bold]{default}  {p.description}")
         console.print(f"    target {p.target}  drafter {p.drafter or '-'}  {p.dtype} on {p.device}"
                       f"  draft_len {p.draft_len}", style="dim")
+        head = mtp_head(p)
+        console.print(f"    FastMTP head: {head}" if head else
+                      f"    FastMTP head: none (train one: specscope mtp train --profile {p.name})",
+                      style="dim")
     console.print("\n[bold]methods[/bold]")
     for name, text in METHODS.items():
         console.print(f"  {name:10} {text}")
@@ -180,12 +184,14 @@ def _register_commands() -> None:
     from specscope.bench.command import bench
     from specscope.layerskip_command import layerskip_search
     from specscope.lesson.command import lesson
+    from specscope.mtp_command import mtp_app
     from specscope.trim_command import trim
 
     app.command()(trim)
     app.command("layerskip-search")(layerskip_search)
     app.command()(bench)
     app.command()(lesson)
+    app.add_typer(mtp_app, name="mtp")
 
 
 _register_commands()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from specscope.core.controls import Controls
-from specscope.core.drafters.base import NoDrafter
+from specscope.core.drafters.base import DraftSettings, NoDrafter
 from specscope.core.drafters.jacobi import CausalRefiner, JacobiDrafter
 from specscope.core.drafters.layerskip import LayerSkipDrafter
 from specscope.core.drafters.lookup import LookupDrafter
@@ -34,8 +34,22 @@ METHODS = {
     "layerskip": "Draft & Verify: the target drafts for itself with some layers skipped",
     "jacobi": "Speculative Diffusion Decoding's idea, training-free: the draft model refines a "
               "whole block in a few parallel passes (Jacobi)",
+    "mtp": "FastMTP: a small trained head on the target's last hidden state drafts (specscope mtp train)",
 }
 NEEDS_DRAFTER = {"draft", "tree", "pool", "jacobi"}
+
+
+def mtp_head(profile: Profile):
+    """The path of the profile's trained FastMTP head, or None."""
+    from specscope.core.mtp import artifact_path
+
+    path = artifact_path(profile.name)
+    return path if path.is_file() else None
+
+
+def no_mtp_head(profile: Profile) -> SpecScopeError:
+    return SpecScopeError(f"no trained FastMTP head for profile '{profile.name}': train one with "
+                          f"`specscope mtp train --profile {profile.name}` (minutes on a CPU)")
 
 
 @dataclass
@@ -57,8 +71,12 @@ class Session:
 
     def check(self, controls: Controls, prompt_ids: list[int] | None = None) -> None:
         """Refuse settings this session cannot run, before any output is shown."""
-        self.decoder.drafter(controls.method)
-        if controls.vocab_top_k is not None:
+        if controls.method == "mtp" and "mtp" not in self.decoder.methods:
+            raise no_mtp_head(self.profile)
+        drafter = self.decoder.drafter(controls.method)
+        if controls.vocab_top_k is not None and drafter.name == "mtp":  # its own ranking
+            drafter.configure(DraftSettings(controls.vocab_top_k))
+        elif controls.vocab_top_k is not None:
             if self.vocab is None:
                 raise SpecScopeError("a drafter vocabulary size needs a trimmed head (--trimmed PATH)")
             if not 1 <= controls.vocab_top_k <= len(self.vocab.ranking):
@@ -135,5 +153,14 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         factories["jacobi"] = lambda: JacobiDrafter(CausalRefiner(model_drafter()))
     factories["lookup"] = LookupDrafter
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
+    head_path = mtp_head(profile)
+    if head_path is not None:
+        def mtp_drafter():
+            from specscope.core.drafters.mtp import MTPDrafter
+            from specscope.core.mtp import load_artifact
+
+            return MTPDrafter(target, load_artifact(head_path, target, profile.target, tokenizer))
+
+        factories["mtp"] = mtp_drafter
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
     return Session(profile, decoder, tokenizer, target, drafter_lm, vocab)

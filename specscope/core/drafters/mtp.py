@@ -1,0 +1,153 @@
+"""FastMTP: the target drafts for itself through one small head on its own last hidden state.
+
+Step 1 combines the target's hidden state at the last position it has verified (n-1) with the
+last committed token x_n; step j > 1 feeds the head's own state and its own drafted token back
+through the same weights (see core/mtp.py). A drafted token costs one decoder layer and a trimmed
+LM head, not a model.
+
+The head's KV cache holds entry t = (h_t, x_{t+1}) for committed positions only: entries are made
+from the target's hidden states (handed over by the engine through observe_target), the draft
+steps' entries are cropped away at the end of every proposal, and anything past the longest
+common prefix with the committed ids (or past a re-observed hidden state) is rolled back by
+position. Logits cover the first K rows of the artifact's ranking; q is zero elsewhere, so
+rejection sampling stays exact.
+"""
+from __future__ import annotations
+
+import torch
+
+from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
+from specscope.core.drafters.model import RankedHead, draft_dist, pick
+from specscope.core.errors import SpecScopeError
+from specscope.core.lm import CachedLM, common_prefix
+from specscope.core.mtp import MTPArtifact, additive, cache_len, causal_after
+from specscope.core.sampling import Shaping
+
+
+class MTPDrafter(DrafterBase):
+    name = "mtp"
+    accepts_vocab_top_k = True
+    needs_target_hidden = True
+
+    def __init__(self, target: CachedLM, artifact: MTPArtifact) -> None:
+        self.target = target
+        self.head = artifact.head
+        self.ranked = RankedHead(target, artifact.ranking, artifact.k)
+        self.vocab_top_k = artifact.k
+        self.reset()
+
+    # ---- the interface -------------------------------------------------------------------------
+    def configure(self, settings: DraftSettings) -> None:
+        k = settings.vocab_top_k
+        if k is not None and not 1 <= k <= len(self.ranked):
+            raise SpecScopeError(f"vocab top-k must be between 1 and {len(self.ranked)}, got {k}")
+        self.settings = settings
+        self.vocab_top_k = k if k is not None else self.ranked.default_k
+
+    def reset(self) -> None:
+        self.hidden = torch.empty(0, self.target.hidden_size, device=self.target.device,
+                                  dtype=next(self.head.parameters()).dtype)
+        # the token at each hidden position (None: observed, not yet matched to ids; -1: a gap)
+        self.hidden_tok: list[int | None] = []
+        self.cache = self.head.new_cache()
+        self.cached_ids: list[int] = []  # the ids the cache entries were made from (x_0..x_c)
+
+    def read_params(self) -> int:
+        return self.head.param_count() + self.vocab_top_k * self.target.hidden_size
+
+    def observe_target(self, start: int, hidden: torch.Tensor) -> None:
+        """The target's hidden states at positions start..; anything we held from start on is
+        replaced, and cache entries made from it are dropped. A gap (another method ran in
+        between) is marked, and filled by the next proposal."""
+        gap = max(0, start - len(self.hidden))
+        if gap:
+            self.hidden = torch.cat([self.hidden, self.hidden.new_zeros(gap, self.hidden.shape[1])])
+            self.hidden_tok += [-1] * gap
+        self.hidden = torch.cat([self.hidden[:start], hidden.detach().to(self.hidden.dtype)])
+        self.hidden_tok = self.hidden_tok[:start] + [None] * len(hidden)
+        if cache_len(self.cache) > start:
+            self._crop(start)
+
+    @torch.inference_mode()
+    def propose(self, ids: list[int], k: int, shaping: Shaping,
+                generator: torch.Generator | None) -> Proposal:
+        out = Proposal()
+        n = len(ids) - 1  # the last committed position; step 1 needs h_{n-1}
+        if k <= 0 or n < 1:
+            return out
+        good = self._check_hidden(ids, n)
+        # roll back entries made from other ids (entry t read x_{t+1}) or from replaced states
+        valid = min(cache_len(self.cache), common_prefix(self.cached_ids, ids) - 1, n - 1, good)
+        valid = max(valid, 0)
+        self._crop(valid)
+        # step 1: every missing committed entry valid..n-1 in one pass; the last one drafts
+        state = self.hidden[valid:n][None]
+        positions = torch.arange(valid, n, device=self.target.device)[None]
+        mask = additive(causal_after(valid, n - valid)).to(self.target.device)
+        s = self.head.step(state, self._embed(ids[valid + 1:n + 1]), positions, mask, self.cache)[:, -1:]
+        self.cached_ids = list(ids[:n + 1])
+        weight, _ = self.ranked.rows(self.vocab_top_k)
+        qs = []
+        for i in range(k):
+            probs = draft_dist(torch.nn.functional.linear(s[0, -1], weight).float(), shaping)
+            conf = self.settings.min_confidence
+            if i > 0 and conf > 0 and float(probs.max()) < conf:
+                break
+            j = pick(probs, shaping, generator)
+            token = self._token_id(j)
+            out.tokens.append(token)
+            out.parents.append(i - 1)
+            out.q_token.append(float(probs[j]))
+            if not shaping.greedy:
+                qs.append(self._full_q(probs))
+            if i + 1 < k:  # step i+2: the head's own state and token, one position further
+                pos = torch.tensor([[n + i]], device=self.target.device)
+                mask = torch.zeros(1, 1, 1, cache_len(self.cache) + 1, device=self.target.device)
+                s = self.head.step(s, self._embed([token]), pos, mask, self.cache)
+        self._crop(n)  # drafted entries never stay: only committed positions are cached
+        if qs:
+            out.q = torch.stack(qs)
+        return out
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _check_hidden(self, ids: list[int], n: int) -> int:
+        """Make hidden states 0..n-1 those of ids; returns the first position that was not
+        already right. Observed states belong to the ids of the run that handed them over; a
+        state held for other ids, a gap or a missing one is recomputed by one stateless target
+        pass (only after a method switch or a changed conversation)."""
+        tok = self.hidden_tok
+        for i in range(min(len(tok), len(ids))):
+            if tok[i] is None:
+                tok[i] = ids[i]
+        good = common_prefix(tok, ids)
+        if good < n:
+            full = self.target.base(input_ids=torch.tensor([ids[:n]], device=self.target.device))
+            fresh = full.last_hidden_state[0, good:n].to(self.hidden.dtype)
+            self.hidden = torch.cat([self.hidden[:good], fresh])
+            self.hidden_tok = list(ids[:n])
+        return good
+
+    def _crop(self, keep: int) -> None:
+        have = cache_len(self.cache)
+        if keep <= 0:
+            self.cache = self.head.new_cache()
+            self.cached_ids = []
+        elif keep < have:
+            self.cache.crop(keep - have)  # negative: drop that many
+            self.cached_ids = self.cached_ids[:keep + 1]
+
+    def _embed(self, tokens: list[int]) -> torch.Tensor:
+        return self.target.embed(torch.tensor([tokens], device=self.target.device))
+
+    def _token_id(self, j: int) -> int:
+        _, ids = self.ranked.rows(self.vocab_top_k)
+        return int(ids[j])
+
+    def _full_q(self, probs: torch.Tensor) -> torch.Tensor:
+        _, ids = self.ranked.rows(self.vocab_top_k)
+        full = torch.zeros(self.target.vocab_size, dtype=probs.dtype, device=probs.device)
+        return full.index_copy_(0, ids, probs)
+
+    def cached_positions(self) -> int:
+        """How many committed positions the head's cache holds (for tests and display)."""
+        return cache_len(self.cache)

@@ -1,0 +1,172 @@
+"""Training FastMTP's head on the target's own output (self-distillation).
+
+Data: the target's greedy answers to calibration prompts (`self_distill`, left-padded batches),
+then the target's final hidden states over prompt + answer in one teacher-forced pass
+(`teacher_hidden`). Only answer tokens are labels: they are what the target itself produces.
+
+Loss (FastMTP): sum_j beta^(j-1) CE(step j, the target's own token). The steps are unrolled as
+they run when drafting: step j at origin t reads the head's own state from step j-1 and sits at
+position t+j-1, attending to the committed entries 0..t (step 1) and to its own chain's earlier
+steps, exactly like the drafter's cache (entries of step 1 at every origin, then one entry per
+later step). The token fed at step j is the target's own x_{t+j}, not the head's argmax: a
+drafted chain only counts while it matches the target, so step j's prediction matters exactly
+when the head drafted x_{t+j}; teacher tokens train that case and nothing else.
+
+Labels outside the ranking's first K rows are skipped: the head drafts over those rows only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from specscope.core.mtp import MTPHead, additive
+
+
+@dataclass
+class Sample:
+    ids: list[int]  # prompt + answer
+    answer_start: int  # index of the first answer token
+    hidden: torch.Tensor | None = None  # [T, d], the target's final hidden states
+
+
+@torch.inference_mode()
+def self_distill(model, prompts: list[list[int]], max_new_tokens: int, eos_ids: set[int],
+                 pad_id: int) -> list[list[int]]:
+    """The target's greedy answers to a batch of prompts (left-padded), each cut after its
+    first EOS (kept: the head should learn to predict the end too)."""
+    width = max(map(len, prompts))
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    att = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        att[i, width - len(p):] = 1
+    device = next(model.parameters()).device
+    out = model.generate(input_ids=ids.to(device), attention_mask=att.to(device),
+                         max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                         eos_token_id=sorted(eos_ids) or None, pad_token_id=pad_id,
+                         temperature=None, top_p=None, top_k=None)
+    answers = []
+    for row in out[:, width:].tolist():
+        answer = []
+        for x in row:
+            answer.append(x)
+            if x in eos_ids:
+                break
+        answers.append(answer)
+    return answers
+
+
+@torch.inference_mode()
+def teacher_hidden(model, ids: list[int]) -> torch.Tensor:
+    """The target's final hidden states [T, d] over ids, in one pass."""
+    device = next(model.parameters()).device
+    return model.base_model(input_ids=torch.tensor([ids], device=device)).last_hidden_state[0].clone()
+
+
+def unroll_mask(n: int, first: int, step: int) -> torch.Tensor:
+    """bool [n-first, n + (step-1)*(n-first)]: step `step`'s query at origin t (t >= first) sees
+    step 1's entries 0..t and its own chain's entries at steps 2..step (keys are [step 1 at
+    every origin | step 2 | ... | step `step`, at origins first..n-1])."""
+    m = n - first
+    blocks = [torch.ones(n, n, dtype=torch.bool).tril()[first:]]
+    blocks += [torch.eye(m, dtype=torch.bool)] * (step - 1)
+    return torch.cat(blocks, 1)
+
+
+def label_rows(ranking: torch.Tensor, k: int, vocab: int) -> torch.Tensor:
+    """[V] row of each token id among the first k ranked rows, -100 outside them."""
+    rows = torch.full((vocab,), -100, dtype=torch.long)
+    rows[ranking[:k]] = torch.arange(k)
+    return rows
+
+
+def unrolled_logits(head: MTPHead, embed: torch.nn.Module, hidden: torch.Tensor, ids: list[int],
+                    depth: int, weight: torch.Tensor, first: int = 0) -> list[torch.Tensor]:
+    """Logits [N-first, K] of steps 1..depth at origins t = first..N-1 (N = T-2), over `weight`'s
+    rows; step j at origin t predicts x_{t+j+1}. Step 1 runs at every origin (earlier ones are
+    the context later ones attend to); logits and later steps only from `first` on."""
+    T = len(ids)
+    n = T - 2
+    device = hidden.device
+    padded = torch.tensor(ids + [0] * depth, device=device)
+    cache = head.new_cache()
+    state = hidden[:n][None].to(head.proj.weight.dtype)
+    out = []
+    for j in range(1, depth + 1):
+        lo = 0 if j == 1 else first
+        emb = embed(padded[lo + j:n + j][None]).to(state.dtype)  # x_{t+j}
+        positions = torch.arange(lo + j - 1, n + j - 1, device=device)[None]
+        mask = unroll_mask(n, 0, 1) if j == 1 else unroll_mask(n, first, j)
+        state = head.step(state, emb, positions, additive(mask).to(device), cache)
+        if j == 1:
+            state = state[:, first:]
+        out.append(F.linear(state[0], weight.to(state.dtype)).float())
+    return out
+
+
+def step_labels(ids: list[int], answer_start: int, depth: int, rows: torch.Tensor,
+                first: int = 0) -> list[torch.Tensor]:
+    """Per step j: [N-first] label rows (x_{t+j+1} mapped to a kept row), -100 where there is none:
+    past the end, inside the prompt, or outside the kept rows."""
+    T = len(ids)
+    n = T - 2
+    tok = torch.tensor(ids + [0] * (depth + 1))
+    labels = []
+    for j in range(1, depth + 1):
+        at = torch.arange(first, n) + j + 1
+        lab = rows[tok[at]]
+        lab[(at >= T) | (at < answer_start)] = -100
+        labels.append(lab)
+    return labels
+
+
+@dataclass
+class StepStats:
+    loss: float
+    tokens: int  # labelled positions at step 1
+    chain_hits: list[int]  # origins where steps 1..j were all the target's token, per j
+    chain_seen: list[int]  # origins with a label at step j, per j
+
+
+def sequence_loss(head: MTPHead, embed, weight: torch.Tensor, rows: torch.Tensor, sample: Sample,
+                  depth: int, beta: float) -> tuple[torch.Tensor | None, StepStats]:
+    """sum_j beta^(j-1) CE(step j) for one sequence, and its greedy chain hits."""
+    if len(sample.ids) < 3:
+        return None, StepStats(0.0, 0, [0] * depth, [0] * depth)
+    first = max(0, min(sample.answer_start - depth - 1, len(sample.ids) - 3))  # first with a label
+    logits = unrolled_logits(head, embed, sample.hidden, sample.ids, depth, weight, first)
+    labels = [lab.to(weight.device)
+              for lab in step_labels(sample.ids, sample.answer_start, depth, rows, first)]
+    total = None
+    hits, seen = [], []
+    chain = torch.ones_like(labels[0], dtype=torch.bool)
+    for j, (lg, lab) in enumerate(zip(logits, labels)):
+        ok = lab != -100
+        if ok.any():
+            ce = F.cross_entropy(lg[ok], lab[ok])
+            term = beta ** j * ce
+            total = term if total is None else total + term
+        with torch.no_grad():
+            chain = chain & (lg.argmax(-1) == lab)
+            hits.append(int((chain & ok).sum()))
+            seen.append(int(ok.sum()))
+    n1 = seen[0] if seen else 0
+    return total, StepStats(float(total.detach()) if total is not None else 0.0, n1, hits, seen)
+
+
+@torch.no_grad()
+def evaluate(head: MTPHead, embed, weight, rows, samples: list[Sample], depth: int,
+             beta: float) -> tuple[float, list[float]]:
+    """Mean loss and, per step j, the share of labelled origins whose greedy chain 1..j all
+    match the target's tokens (an estimate of greedy acceptance at draft position j)."""
+    losses, hits, seen = [], [0] * depth, [0] * depth
+    for s in samples:
+        loss, st = sequence_loss(head, embed, weight, rows, s, depth, beta)
+        if loss is not None:
+            losses.append(float(loss))
+        hits = [a + b for a, b in zip(hits, st.chain_hits)]
+        seen = [a + b for a, b in zip(seen, st.chain_seen)]
+    mean = sum(losses) / len(losses) if losses else float("nan")
+    return mean, [h / s if s else 0.0 for h, s in zip(hits, seen)]

@@ -1,0 +1,185 @@
+"""`specscope mtp train`: self-distil the target, train FastMTP's head, write its artifact.
+
+1. The target's greedy answers to calibration prompts, in left-padded batches, cached on disk
+   after every batch (an interrupted run resumes where it stopped).
+2. The target's hidden states over prompt + answer (teacher forcing).
+3. Training within a budget (--minutes / --tokens), with a held-apart estimate of greedy
+   acceptance at draft steps 1..depth; a checkpoint at every evaluation, and on Ctrl-C.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from specscope.cli import Dtype, Profile, friendly_errors
+
+mtp_app = typer.Typer(help="FastMTP: train a multi-token-prediction head on the target's own output.",
+                      no_args_is_help=True, rich_markup_mode=None)
+
+
+@mtp_app.command("train")
+@friendly_errors
+def train(
+    profile: Profile = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Prompts per category, from the end of each (bench measures from the start).")] = 3,
+    held: Annotated[int, typer.Option("--held", help="Calibration prompts held apart to estimate acceptance.")] = 4,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Length of the target's answers.")] = 128,
+    max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", help="Skip longer prompts.")] = 768,
+    batch: Annotated[int, typer.Option("--batch", help="Prompts per self-distillation batch.")] = 8,
+    minutes: Annotated[float, typer.Option("--minutes", help="Training time budget (after the data is ready).")] = 10.0,
+    tokens: Annotated[Optional[int], typer.Option("--tokens", help="Stop after this many trained tokens.")] = None,
+    depth: Annotated[int, typer.Option("--depth", help="Draft steps unrolled in training.")] = 3,
+    beta: Annotated[float, typer.Option("--beta", help="Loss weight decay per step: beta^(j-1).")] = 0.6,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
+    vocab_k: Annotated[int, typer.Option("--vocab-k", help="Ranked vocabulary rows the head drafts over.")] = 8192,
+    init: Annotated[str, typer.Option("--init", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
+    trimmed: Annotated[Optional[Path], typer.Option("--trimmed", help="Take the token ranking from this VocabTrim artifact (default: count the answers).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffling.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Artifact path (default: the cache, per profile).")] = None,
+    dtype: Dtype = None,
+) -> None:
+    """Train FastMTP's head on the target's own answers; `--method mtp` then drafts with it."""
+    import torch
+    from rich.console import Console
+
+    from specscope.core.errors import SpecScopeError
+    from specscope.core.lm import CachedLM
+    from specscope.core.models import eos_ids, load_causal_lm, load_tokenizer
+    from specscope.core.mtp import INITS, MTPHead, artifact_path, save_artifact
+    from specscope.core.mtp_train import Sample, evaluate, label_rows, teacher_hidden
+    from specscope.core.vocab import model_fingerprint
+    from specscope.frontends.loading import check_options, quiet_libraries
+    from specscope.mtp_loop import bars, self_distil_cached, train_loop
+    from specscope.profiles import load_profile
+    from specscope.prompts import load_prompts
+    from specscope.session import encode_prompt
+
+    if init not in (*INITS, "auto"):
+        raise SpecScopeError(f"--init must be embed, hidden or auto, got '{init}'")
+    if min(batch, depth, max_new_tokens, vocab_k, max_prompt_tokens) < 1 or held < 1:
+        raise SpecScopeError("--batch, --depth, --held, --max-new-tokens, --vocab-k and "
+                             "--max-prompt-tokens must be >= 1")
+    if minutes <= 0 or (tokens is not None and tokens < 1) or not 0 < beta <= 1 or lr <= 0:
+        raise SpecScopeError("--minutes and --lr must be > 0, --tokens >= 1, --beta in (0, 1]")
+    prof = load_profile(profile)
+    check_options(prof, None, dtype, None)
+    dtype = dtype or prof.dtype
+    chosen = load_prompts(prompts, None, limit, from_end=True)
+    if len(chosen) <= held:
+        raise SpecScopeError(f"{len(chosen)} calibration prompts: need more than --held {held}")
+    out = Path(out or artifact_path(prof.name)).expanduser()
+    ranking = None
+    if trimmed or prof.trimmed:
+        from specscope.core.vocab import read_trimmed
+
+        ranking = read_trimmed(trimmed or prof.trimmed).ranking
+    quiet_libraries()
+    console = Console(stderr=True)
+    torch.manual_seed(seed)
+
+    t_start = time.perf_counter()
+    with bars(console) as progress:
+        tokenizer = load_tokenizer(prof.target, progress)
+        model = load_causal_lm(prof.target, dtype, prof.device, progress)
+    target = CachedLM(model)
+    eos = eos_ids(tokenizer, model, prof.eos_tokens)
+    encoded = [(p, encode_prompt(tokenizer, p.text, prof.chat_template, prof.system_prompt))
+               for p in chosen]
+    skipped = sum(len(ids) > max_prompt_tokens for _, ids in encoded)
+    encoded = [(p, ids) for p, ids in encoded if len(ids) <= max_prompt_tokens]
+    if len(encoded) <= held:
+        raise SpecScopeError(f"only {len(encoded)} prompts of at most {max_prompt_tokens} tokens")
+    fp = model_fingerprint(target, prof.target)
+    key = json.dumps([fp["head_sha256"], dtype, max_new_tokens, [ids for _, ids in encoded]])
+    data_file = out.parent / "data" / f"{prof.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos or {0})
+
+    t0 = time.perf_counter()
+    answers, resumed = self_distil_cached(model, [ids for _, ids in encoded], max_new_tokens, eos,
+                                          pad, batch, data_file, console)
+    gen_s = time.perf_counter() - t0
+    samples = [Sample(ids + ans, len(ids)) for (_, ids), ans in zip(encoded, answers)]
+    step = len(samples) / held
+    held_idx = {int(i * step) for i in range(held)}
+    held_out = [s for i, s in enumerate(samples) if i in held_idx]
+    train_set = [s for i, s in enumerate(samples) if i not in held_idx]
+
+    t0 = time.perf_counter()
+    with bars(console) as progress:
+        for i, s in enumerate(samples):
+            progress("teacher-forced hidden states", i, len(samples))
+            s.hidden = teacher_hidden(model, s.ids)
+        progress("teacher-forced hidden states", len(samples), len(samples))
+    hidden_s = time.perf_counter() - t0
+
+    vocab = target.vocab_size
+    if ranking is None:
+        from specscope.core.vocab import count_tokens, rank_tokens, special_ids
+
+        counts = count_tokens(s.ids[s.answer_start:] for s in train_set)
+        ranking = torch.tensor(rank_tokens(counts, vocab, special_ids(tokenizer)), dtype=torch.long)
+    if len(ranking) != vocab:
+        raise SpecScopeError(f"the ranking covers {len(ranking)} tokens, the target has {vocab}")
+    k = min(vocab_k, vocab)
+    rows = label_rows(ranking, k, vocab).to(target.device)
+    weight = target.head.weight.detach()[ranking[:k].to(target.device)]
+    embed = target.embed
+
+    head = MTPHead(model).to(target.device, torch.float32)
+    autocast = dtype != "float32"
+    amp = torch.autocast(target.device.type, dtype=model.dtype, enabled=autocast)
+    inits = INITS if init == "auto" else (init,)
+    scores = {}
+    for name in inits:
+        head.init_from(model, name)
+        with amp:
+            scores[name] = evaluate(head, embed, weight, rows, held_out, depth, beta)
+    init = max(scores, key=lambda n: scores[n][1][0])
+    head.init_from(model, init)
+    held_tokens = sum(len(s.ids) - s.answer_start for s in held_out)
+    in_rows = sum(int((rows[torch.tensor(s.ids[s.answer_start:], device=rows.device)] >= 0).sum())
+                  for s in held_out)
+    settings = {"prompts": str(prompts or "default"), "n_train": len(train_set), "n_held": len(held_out),
+                "limit_per_category": limit, "max_new_tokens": max_new_tokens, "depth": depth,
+                "beta": beta, "lr": lr, "vocab_k": k, "dtype": dtype, "init": init, "seed": seed,
+                "init_scores": {n: [round(v, 4) for v in s[1]] for n, s in scores.items()}}
+
+    def checkpoint(result: dict) -> Path:
+        return save_artifact(out, head, ranking, k, target, prof.target, tokenizer, prof.name,
+                             {**settings, **result}, torch.bfloat16 if autocast else torch.float32)
+
+    result, interrupted = train_loop(head, embed, weight, rows, train_set, held_out, depth, beta,
+                                     lr, minutes, tokens, amp, seed, checkpoint, console)
+    path = checkpoint(result)
+
+    report = Console(highlight=False)
+    report.print(f"[bold]FastMTP head[/bold] for {prof.target} ({dtype})"
+                 + ("  [yellow]interrupted: kept the last weights[/yellow]" if interrupted else ""))
+    report.print(f"  data: {len(train_set)} training + {len(held_out)} held-apart prompts"
+                 f"{f' ({skipped} longer than {max_prompt_tokens} tokens skipped)' if skipped else ''}, "
+                 f"{sum(len(a) for a in answers)} answer tokens; self-distillation {gen_s:.0f} s"
+                 f"{f' ({resumed} answers from {data_file})' if resumed else ''}, hidden states {hidden_s:.0f} s")
+    for name, (loss, acc) in scores.items():
+        mark = "  <- chosen" if name == init else ""
+        report.print(f"  init W = {'[0;I]' if name == 'embed' else '[I;0]'} ({name}): held-apart loss "
+                     f"{loss:.2f}, greedy chain acceptance {_fmt(acc)}{mark}")
+    report.print(f"  training: {result['seconds']:.0f} s, {result['steps']} steps, "
+                 f"{result['tokens']} tokens, loss {result['train_loss']:.3f}")
+    report.print(f"  held-apart: loss {result['held_loss']:.3f}, greedy chain acceptance at steps "
+                 f"1..{depth}: {_fmt(result['held_acceptance'])}")
+    report.print(f"  vocabulary: {k} ranked rows cover {in_rows / max(held_tokens, 1):.1%} of held-apart answer tokens")
+    report.print(f"  total {time.perf_counter() - t_start:.0f} s; wrote {path}")
+    report.print(f"  use it: specscope generate \"...\" --profile {prof.name} --method mtp -k 3")
+    if interrupted:
+        raise typer.Exit(130)
+
+
+def _fmt(acc: list[float]) -> str:
+    return " ".join(f"{a:.2f}" for a in acc)
+

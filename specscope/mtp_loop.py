@@ -1,0 +1,149 @@
+"""The long-running parts of `specscope mtp train`, behind rich progress bars: self-distillation
+with a resumable on-disk cache, and the training loop with its budget, evaluations and
+checkpoints."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+from specscope.core.mtp_train import evaluate, self_distill, sequence_loss
+
+EVAL_EVERY_S = 90.0
+WARMUP_STEPS = 10
+
+
+@contextmanager
+def bars(console: Console):
+    """A progress callback (stage, done, total) drawing one bar per stage."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: float, total: float | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        yield report
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos: set[int], pad: int,
+                       batch: int, path: Path, console: Console) -> tuple[list[list[int]], int]:
+    """The target's answers to every prompt, generated `batch` at a time (similar lengths
+    together, so left padding wastes little) and saved after each batch; answers already in `path` (keyed by the prompt's ids) are reused. Returns (answers,
+    how many came from the file)."""
+    done: dict[str, list[int]] = {}
+    if path.is_file():
+        try:
+            done = json.loads(path.read_text())
+        except (OSError, ValueError):
+            done = {}
+    keys = [json.dumps(p) for p in prompts]
+    resumed = sum(k in done for k in keys)
+    todo = sorted((i for i, k in enumerate(keys) if k not in done), key=lambda i: len(prompts[i]))
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("self-distillation: the target answers", total=len(prompts),
+                                 completed=resumed, tokens=sum(len(done[k]) for k in keys if k in done))
+        for b in range(0, len(todo), batch):
+            idx = todo[b:b + batch]
+            for i, ans in zip(idx, self_distill(model, [prompts[i] for i in idx], max_new_tokens, eos, pad)):
+                done[keys[i]] = ans
+            _write_json(path, done)
+            progress.update(task, completed=sum(k in done for k in keys),
+                            tokens=sum(len(done[k]) for k in keys if k in done))
+    return [done[k] for k in keys], resumed
+
+
+def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta: float, lr: float,
+               minutes: float, max_tokens: int | None, amp, seed: int, checkpoint,
+               console: Console) -> tuple[dict, bool]:
+    """AdamW over the head's weights, one sequence a step, until the time or token budget is
+    spent (learning rate: short warm-up, then cosine to a tenth). Evaluates on the held-apart
+    samples and checkpoints every EVAL_EVERY_S seconds; Ctrl-C stops with the weights so far."""
+    params = [p for p in head.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    rng = random.Random(seed)
+    budget_s = minutes * 60
+    state = {"steps": 0, "tokens": 0, "train_loss": float("nan"), "held_loss": float("nan"),
+             "held_acceptance": [0.0] * depth, "seconds": 0.0}
+    t0 = last_eval = time.perf_counter()
+
+    def used() -> float:
+        frac = (time.perf_counter() - t0) / budget_s
+        if max_tokens:
+            frac = max(frac, state["tokens"] / max_tokens)
+        return min(frac, 1.0)
+
+    def held() -> None:
+        with amp:
+            state["held_loss"], state["held_acceptance"] = evaluate(head, embed, weight, rows, held_out,
+                                                                    depth, beta)
+
+    columns = [TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TextColumn("{task.fields[tokens]} tokens  loss {task.fields[loss]}  "
+                          "held-apart acceptance {task.fields[acc]}"), TimeElapsedColumn()]
+    interrupted = False
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("train", total=100, tokens=0, loss="-", acc="-")
+        ema = None
+        try:
+            held()
+            while used() < 1.0:
+                order = list(train_set)
+                rng.shuffle(order)
+                for sample in order:
+                    frac = used()
+                    if frac >= 1.0:
+                        break
+                    warm = min(1.0, (state["steps"] + 1) / WARMUP_STEPS)
+                    for g in opt.param_groups:
+                        g["lr"] = lr * warm * (0.1 + 0.45 * (1 + math.cos(math.pi * frac)))
+                    with amp:
+                        loss, st = sequence_loss(head, embed, weight, rows, sample, depth, beta)
+                    if loss is None:
+                        continue
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                    opt.step()
+                    state["steps"] += 1
+                    state["tokens"] += st.tokens
+                    ema = st.loss if ema is None else 0.9 * ema + 0.1 * st.loss
+                    state["train_loss"] = ema
+                    if time.perf_counter() - last_eval > EVAL_EVERY_S:
+                        held()
+                        checkpoint({**state, "seconds": round(time.perf_counter() - t0, 1)})
+                        last_eval = time.perf_counter()
+                    progress.update(task, completed=100 * used(), tokens=state["tokens"],
+                                    loss=f"{ema:.3f}",
+                                    acc=" ".join(f"{a:.2f}" for a in state["held_acceptance"]))
+            held()
+        except KeyboardInterrupt:
+            interrupted = True
+    state["seconds"] = round(time.perf_counter() - t0, 1)
+    return state, interrupted

@@ -1,0 +1,132 @@
+"""FastMTP's head and its training, on the tiny seeded target in float32.
+
+The unrolled training forward is checked against a plain-torch recomputation from the same
+weights (mtp_reference.py), a few optimiser steps must lower the loss, and the artifact must
+round-trip and refuse another target or tokenizer.
+"""
+import pytest
+import torch
+
+from specscope.core.errors import SpecScopeError
+from specscope.core.lm import CachedLM
+from specscope.core.mtp import MTPHead, load_artifact, read_meta, save_artifact
+from specscope.core.mtp_train import Sample, label_rows, sequence_loss, teacher_hidden, unrolled_logits
+from specscope.core.tiny import tiny_model, tiny_tokenizer
+from tests.core.mtp_reference import reference_chain
+
+V = 1024
+
+
+def make_head(model, seed=0, noise=0.05, init="embed"):
+    """A head initialised from the target, then perturbed so no weight is a trivial copy."""
+    head = MTPHead(model)
+    head.init_from(model, init)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(noise * torch.randn(p.shape, generator=g))
+    return head.eval()
+
+
+def sequence(model, n=14, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(3, V, (6,), generator=g).tolist()
+    ids = list(prompt)
+    with torch.no_grad():
+        while len(ids) < n:  # the target's own greedy continuation, as in self-distillation
+            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
+    return ids, len(prompt)
+
+
+def test_unrolled_training_forward_matches_hand_computation():
+    model = tiny_model("target", 0)
+    head = make_head(model)
+    ids, _ = sequence(model)
+    hidden = teacher_hidden(model, ids)
+    with torch.no_grad():
+        for first in (0, 4):
+            logits = unrolled_logits(head, model.get_input_embeddings(), hidden, ids, 3,
+                                     model.lm_head.weight, first)
+            for t in (first, first + 3, len(ids) - 3):
+                ref, _ = reference_chain(head, model, hidden, ids, t, step_tokens=(ids + [0, 0])[t + 2:t + 4])
+                for j in range(3):
+                    torch.testing.assert_close(logits[j][t - first], ref[j], atol=2e-4, rtol=2e-4)
+
+
+def test_the_reference_sees_a_broken_head():
+    """The comparison above can fail: feeding the state back before Norm_out is caught."""
+    model = tiny_model("target", 0)
+    head = make_head(model)
+    ids, _ = sequence(model)
+    hidden = teacher_hidden(model, ids)
+    norm = head.norm_out
+    head.norm_out = torch.nn.Identity()  # the head's states now skip the output norm
+    with torch.no_grad():
+        logits = unrolled_logits(head, model.get_input_embeddings(), hidden, ids, 3, model.lm_head.weight)
+    head.norm_out = norm
+    ref, _ = reference_chain(head, model, hidden, ids, 5, step_tokens=ids[7:9])
+    assert not torch.allclose(logits[1][5], ref[1], atol=1e-3)
+
+
+def test_a_few_training_steps_lower_the_loss():
+    model = tiny_model("target", 0)
+    head = make_head(model, noise=0.0)
+    ids, start = sequence(model, n=24)
+    sample = Sample(ids, start, teacher_hidden(model, ids))
+    rows = label_rows(torch.arange(V), V, V)
+    embed, weight = model.get_input_embeddings(), model.lm_head.weight
+    before, _ = sequence_loss(head, embed, weight, rows, sample, 3, 0.6)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3)
+    for _ in range(5):
+        loss, _ = sequence_loss(head, embed, weight, rows, sample, 3, 0.6)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after, stats = sequence_loss(head, embed, weight, rows, sample, 3, 0.6)
+    assert float(after) < 0.5 * float(before)
+    assert stats.chain_seen[0] == len(ids) - start  # every answer token is a step-1 label
+
+
+def test_labels_are_answer_tokens_inside_the_kept_rows():
+    model = tiny_model("target", 0)
+    ids, start = sequence(model, n=20)
+    ranking = torch.randperm(V, generator=torch.Generator().manual_seed(0))
+    rows = label_rows(ranking, 600, V)
+    from specscope.core.mtp_train import step_labels
+
+    for j, lab in enumerate(step_labels(ids, start, 3, rows), 1):
+        for t, row in enumerate(lab.tolist()):
+            target = t + j + 1
+            if target >= len(ids) or target < start or ids[target] not in ranking[:600].tolist():
+                assert row == -100
+            else:
+                assert int(ranking[row]) == ids[target]
+
+
+def test_artifact_round_trip_and_refusals(tmp_path):
+    model = tiny_model("target", 0)
+    target = CachedLM(model)
+    tok = tiny_tokenizer()
+    head = make_head(model)
+    ranking = torch.randperm(V, generator=torch.Generator().manual_seed(1))
+    path = save_artifact(tmp_path / "mtp.safetensors", head, ranking, 100, target, "tiny-random:target",
+                         tok, "tiny-random", {"steps": 3}, torch.float32)
+    art = load_artifact(path, target, "tiny-random:target", tok)
+    assert art.k == 100 and torch.equal(art.ranking, ranking)
+    assert art.meta["training"] == {"steps": 3}
+    for name, tensor in head.state_dict().items():
+        assert torch.equal(art.head.state_dict()[name], tensor), name
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left behind
+
+    other = CachedLM(tiny_model("target", 1))
+    with pytest.raises(SpecScopeError, match="another target"):
+        load_artifact(path, other, "tiny-random:target", tok)
+    other_tok = tiny_tokenizer(vocab_size=900)
+    with pytest.raises(SpecScopeError, match="another tokenizer"):
+        load_artifact(path, target, "tiny-random:target", other_tok)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(SpecScopeError, match="not a specscope MTP head"):
+        read_meta(junk)
+    with pytest.raises(SpecScopeError, match="not found"):
+        read_meta(tmp_path / "missing.safetensors")
