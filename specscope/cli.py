@@ -164,7 +164,7 @@ def profiles() -> None:
     from specscope.profiles import DEFAULT_PROFILE, list_profiles
     from specscope.session import METHODS, mtp_head
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # a pipe or a log: whole lines, not cut at 80
     for p in list_profiles():
         default = " (default)" if p.name == DEFAULT_PROFILE else ""
         console.print(f"[bold]{p.name}[/bold]{default}  {p.description}")

@@ -51,11 +51,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, write)
 
 
-def check_output_dir(out: Path, what: str = "output directory") -> None:
-    """Fail before any model loads if `out` cannot be created and written; leave nothing behind."""
+def dir_problem(out: Path) -> str | None:
+    """Why the folder `out` cannot be created and written, or None. Probes by creating what is
+    missing and a temporary file in it, then removes them: leaves nothing behind."""
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise SpecScopeError(f"cannot write to {what} {out}: it is a file, not a directory")
+        return "it is a file, not a directory"
     created: list[Path] = []
     try:
         missing = [p for p in [out, *out.parents] if not p.exists()]
@@ -66,13 +67,22 @@ def check_output_dir(out: Path, what: str = "output directory") -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise SpecScopeError(f"cannot write to {what} {out}: {e.strerror or e}") from None
+        where = f" ({e.filename})" if e.filename and Path(e.filename) != out else ""
+        return f"{e.strerror or e}{where}"
     finally:
         for p in reversed(created):
             try:
                 p.rmdir()
             except OSError:
                 pass
+    return None
+
+
+def check_output_dir(out: Path, what: str = "output directory") -> None:
+    """Fail before any model loads if `out` cannot be created and written."""
+    problem = dir_problem(out)
+    if problem:
+        raise SpecScopeError(f"cannot write to {what} {Path(out).expanduser()}: {problem}")
 
 
 def check_output_file(path: Path, what: str = "output file") -> Path:
@@ -82,7 +92,9 @@ def check_output_file(path: Path, what: str = "output file") -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise SpecScopeError(f"{what} {path} is a directory; give a file name")
-    check_output_dir(path.parent, f"the folder of the {what}")
+    problem = dir_problem(path.parent)
+    if problem:
+        raise SpecScopeError(f"cannot write {what} {path}: its folder {path.parent}: {problem}")
     return path
 
 

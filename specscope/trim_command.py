@@ -87,6 +87,14 @@ def trim(
     if top_k > vocab_size:  # the config said otherwise, or could not be read before loading
         raise SpecScopeError(f"--top-k {top_k} is larger than the drafter's vocabulary ({vocab_size} tokens)")
 
+    fits = [p for p in chosen if len(session.encode(p.text)) + max_new_tokens < session.target.max_positions]
+    if len(fits) < len(chosen):  # as bench does: a long prompt must not end calibration half way
+        console.print(f"note: skipping {len(chosen) - len(fits)} prompts that do not fit the context "
+                      f"window of {session.target.max_positions} with {max_new_tokens} new tokens")
+    if not fits:
+        raise SpecScopeError("no calibration prompt fits the target's context window")
+    chosen = fits
+
     columns = [description(24), BarColumn(bar_width=12), AmountColumn(),
                TextColumn("{task.fields[tokens]:,} tokens"), TimeElapsedColumn(), EtaColumn()]
     t0 = time.perf_counter()

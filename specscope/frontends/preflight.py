@@ -40,7 +40,7 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
     if artifact:
         check_trimmed(artifact, profile, [vocab_top_k] if vocab_top_k is not None else [])
     if max_new_tokens is not None:
-        check_new_tokens(profile, max_new_tokens, "--max-new-tokens")
+        check_new_tokens(profile, max_new_tokens, "-n/--max-new-tokens")
     check_model_cache(profile)
 
 
