@@ -37,10 +37,12 @@ def read_shape(source: str) -> ModelShape | None:
         from transformers import AutoConfig
 
         if source.startswith("embedded:"):
-            from specscope.core.embedded import cache_dir
+            from specscope.core.embedded import CACHE_DTYPES, converted_dir
 
-            path = cache_dir() / "models" / source.split(":", 1)[1]
-            if not (path / "config.json").is_file():
+            name = source.split(":", 1)[1]
+            # any converted copy has the config (the dtype does not change the shape)
+            path = next((p for d in CACHE_DTYPES if (p := converted_dir(name, d))), None)
+            if path is None:
                 return None  # not converted yet: the GGUF slices hold it, we do not convert here
             return _from_config(AutoConfig.from_pretrained(str(path)))
         if os.path.isdir(source):
