@@ -120,7 +120,10 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         from specscope.core.vocab import load_trimmed
 
         vocab = load_trimmed(trimmed, profile, drafter_lm, target, tokenizer)
+    # Quantize after the artifact's fingerprint check, which reads the original head.
+    target.quantize(profile.quant)
     if drafter_lm is not None:
+        drafter_lm.quantize(profile.draft_quant)
         ranking, k = (None, None) if vocab is None else (vocab.ranking, vocab.k)
         factories["draft"] = lambda: ModelDrafter(drafter_lm, target.vocab_size, ranking, k)
         factories["tree"] = lambda: TreeDrafter(ModelDrafter(drafter_lm, target.vocab_size, ranking, k))

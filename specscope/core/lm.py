@@ -4,6 +4,7 @@
 last `n_last` positions. The cache is synced by longest common prefix: anything past it (rejected
 drafts, an older conversation turn) is cropped away first, so callers never manage rollback.
 The LM head is applied separately (`logits`), so a drafter can use only some rows of it.
+`quantize` swaps the Linear layers (head included) for weight-only int8/int4 ones (quant.py).
 """
 from __future__ import annotations
 
@@ -44,17 +45,18 @@ class CachedLM:
         self.ids: list[int] = []
         self.cache = DynamicCache(config=self.config)
         self.forward_passes = 0
+        self.quant = "none"
         # transformers >= 5.2x names the argument `cache`; older releases `past_key_values`.
         params = inspect.signature(self.base.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
     @property
     def vocab_size(self) -> int:
-        return self.head.weight.shape[0]
+        return self.head.out_features
 
     @property
     def hidden_size(self) -> int:
-        return self.head.weight.shape[1]
+        return self.head.in_features
 
     @property
     def max_positions(self) -> int:
@@ -63,10 +65,30 @@ class CachedLM:
     def read_params(self, head_rows: int | None = None) -> int:
         """Weights read per decoding step: everything but the embedding lookup, with the LM head
         counted for `head_rows` rows (the full head by default). Used for the ratio r in MBSU."""
-        skip = {id(self.embed.weight), id(self.head.weight)}
+        from specscope.core.quant import QuantLinear
+
+        skip = {id(self.embed.weight)} | {id(p) for p in self.head.parameters()}
         body = sum(p.numel() for p in self.model.parameters() if id(p) not in skip)
+        quantized = [m for m in self.model.modules() if isinstance(m, QuantLinear) and m is not self.head]
+        body += sum(m.weight_count() for m in quantized)
         rows = self.vocab_size if head_rows is None else head_rows
         return body + rows * self.hidden_size
+
+    def quantize(self, mode: str) -> None:
+        """Weight-only quantization of every Linear, the head included: 'none', 'int8', 'int4'."""
+        from specscope.core.quant import quantize_model
+
+        if mode != "none":
+            quantize_model(self.model, mode)
+            self.head = self.model.get_output_embeddings()
+            self.quant = mode
+
+    def head_rows(self, index: torch.Tensor):
+        """The head's rows `index`, in that order, for `logits(hidden, rows[:k])`: a weight tensor,
+        or a quantized linear over those rows when the head is quantized."""
+        if hasattr(self.head, "select_rows"):
+            return self.head.select_rows(index)
+        return self.head.weight.detach()[index].contiguous()
 
     def reset(self) -> None:
         self.ids = []
@@ -115,9 +137,11 @@ class CachedLM:
         self.ids = list(ids) + [tokens[i] for i in path]
 
     @torch.inference_mode()
-    def logits(self, hidden: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Float32 logits over the full vocabulary, or over the rows of `weight` (a slice of the
-        head, e.g. VocabTrim's ranked rows)."""
+    def logits(self, hidden: torch.Tensor, weight=None) -> torch.Tensor:
+        """Float32 logits over the full vocabulary, or over the rows of `weight` (a slice of
+        `head_rows`, e.g. VocabTrim's ranked rows: a tensor, or a quantized linear)."""
         if weight is None:
-            return torch.nn.functional.linear(hidden, self.head.weight, self.head.bias).float()
-        return torch.nn.functional.linear(hidden, weight).float()
+            return self.head(hidden).float()
+        if isinstance(weight, torch.Tensor):
+            return torch.nn.functional.linear(hidden, weight).float()
+        return weight(hidden).float()

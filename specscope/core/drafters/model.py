@@ -25,7 +25,7 @@ class ModelDrafter:
         self.ranking = ranking  # VocabTrim's full rank order of token ids, or None (full head)
         self.default_top_k = default_top_k
         self.vocab_top_k = default_top_k
-        self._ranked_head: torch.Tensor | None = None
+        self._ranked_head = None  # the head's rows in rank order (lm.head_rows), sliced per K
         # Stop drafting when the drafter's top probability falls below this (set per step by an
         # adaptive policy; 0 = never). Decided before sampling, so q stays exact.
         self.min_confidence = 0.0
@@ -43,7 +43,7 @@ class ModelDrafter:
             return None, None
         if self._ranked_head is None:
             self.ranking = self.ranking.to(self.lm.device)
-            self._ranked_head = self.lm.head.weight.detach()[self.ranking].contiguous()
+            self._ranked_head = self.lm.head_rows(self.ranking)
         k = self.vocab_top_k
         return self._ranked_head[:k], self.ranking[:k]
 
