@@ -33,6 +33,8 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed for sampling.")]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help="float32, bfloat16 or float16 (default: the profile's).")]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the profile's).")]
 Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", help="A VocabTrim artifact from `specscope trim`.")]
+DraftQuant = Annotated[Optional[str], typer.Option("--draft-quant", help="Weight-only quantization of the drafter: none, int8 or int4 (output unchanged; default: the profile's).")]
+Quant = Annotated[Optional[str], typer.Option("--quant", help="Weight-only quantization of the target: none or int8 (output is then the int8 target's own; default: the profile's).")]
 VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", help="Drafter vocabulary size (needs --trimmed).")]
 
 
@@ -84,6 +86,8 @@ def generate(
     device: Device = None,
     trimmed: Trimmed = None,
     vocab_top_k: VocabTopK = None,
+    draft_quant: DraftQuant = None,
+    quant: Quant = None,
     stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop after this string (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
     hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
@@ -99,7 +103,7 @@ def generate(
                  adaptive=adaptive, adaptive_rule=rule,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                  seed=seed, dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
-                 stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw)
+                 draft_quant=draft_quant, quant=quant, stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw)
 
 
 @app.command()
@@ -116,6 +120,8 @@ def chat(
     device: Device = None,
     trimmed: Trimmed = None,
     vocab_top_k: VocabTopK = None,
+    draft_quant: DraftQuant = None,
+    quant: Quant = None,
 ) -> None:
     """The interactive explorer (Textual TUI)."""
     from specscope.tui.app import run_chat
@@ -123,7 +129,8 @@ def chat(
     draft_len, adaptive, rule = parse_draft_len(draft_len)
     run_chat(profile=profile, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
              temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
-             trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive, adaptive_rule=rule)
+             trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive, adaptive_rule=rule,
+             draft_quant=draft_quant, quant=quant)
 
 
 @app.command()

@@ -107,6 +107,14 @@ def with_quant(profile: Profile, quant: str | None = None, draft_quant: str | No
     return replace(profile, quant=quant or profile.quant, draft_quant=draft_quant or profile.draft_quant)
 
 
+def quant_label(profile: Profile) -> str:
+    """'target int8, drafter int4' (what runs quantized), '' when nothing is."""
+    parts = [f"target {profile.quant}"] if profile.quant != "none" else []
+    if profile.drafter and profile.draft_quant != "none":
+        parts.append(f"drafter {profile.draft_quant}")
+    return ", ".join(parts)
+
+
 def load_profile(name_or_path: str | None) -> Profile:
     return parse_profile(_find(name_or_path or DEFAULT_PROFILE))
 

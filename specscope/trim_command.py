@@ -26,6 +26,7 @@ def trim(
     limit: Annotated[Optional[int], typer.Option("--limit", help="Prompts per category (taken from the end of each category; bench takes from the start).")] = 4,
     source: Annotated[str, typer.Option("--source", help="generate: count the target's answers; corpus: count the texts themselves.")] = "generate",
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Answer length per calibration prompt.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Calibration answers generated together (1: one at a time, drafted).")] = 8,
     out: Annotated[Optional[Path], typer.Option("--out", help="Where to write the artifact (.safetensors).")] = None,
     dtype: Dtype = None,
 ) -> None:
@@ -33,13 +34,13 @@ def trim(
     import time
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from specscope.core.embedded import cache_dir
     from specscope.core.errors import SpecScopeError
     from specscope.core.vocab import build_trimmed
     from specscope.frontends.loading import open_session
-    from specscope.profiles import load_profile
+    from specscope.profiles import load_profile, with_quant
     from specscope.prompts import load_prompts
     from specscope.trim import count_corpus, count_generated
 
@@ -47,9 +48,11 @@ def trim(
         raise SpecScopeError(f"--top-k must be a positive number of tokens, got {top_k}")
     if source not in ("generate", "corpus"):
         raise SpecScopeError(f"--source must be 'generate' or 'corpus', got '{source}'")
+    if batch_size < 1:
+        raise SpecScopeError(f"--batch-size must be >= 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise SpecScopeError(f"--limit must be >= 1, got {limit}")
-    prof = load_profile(profile)
+    prof = with_quant(load_profile(profile), "none", "none")  # calibrate and fingerprint the originals
     if not prof.drafter:
         raise SpecScopeError(f"profile '{prof.name}' has no drafter to trim")
     chosen = load_prompts(prompts, None, limit, from_end=True)
@@ -62,21 +65,31 @@ def trim(
     if top_k > vocab_size:
         raise SpecScopeError(f"--top-k {top_k} is larger than the drafter's vocabulary ({vocab_size})")
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[tokens]} tokens"), TimeRemainingColumn()]
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[prompts]}"),
+               TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), TextColumn("left"),
+               TimeRemainingColumn()]
     t0 = time.perf_counter()
+    batches = -(-len(chosen) // batch_size)
+    batched = source == "generate" and batch_size > 1
+    # Batched: the bar counts decoding steps (max_new_tokens a batch; a batch that stops early
+    # jumps to its end), so the time left moves during a batch, not only between batches.
+    total = batches * max_new_tokens if batched else len(chosen)
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"calibrating ({source})", total=len(chosen), tokens=0)
+        task = bar.add_task(f"calibrating ({source})", total=total, tokens=0,
+                            prompts=f"0/{len(chosen)} prompts")
 
         def on_prompt(done: int, tokens: int) -> None:
-            bar.update(task, completed=done, tokens=tokens)
+            finished = -(-done // batch_size) * max_new_tokens if batched else done
+            bar.update(task, completed=finished, tokens=tokens, prompts=f"{done}/{len(chosen)} prompts")
 
         if source == "generate":
-            counts = count_generated(session, chosen, max_new_tokens, on_prompt)
+            counts = count_generated(session, chosen, max_new_tokens, on_prompt, batch_size,
+                                     on_step=lambda n: bar.advance(task, n))
         else:
             counts = count_corpus(session.tokenizer, chosen, on_prompt)
     calibration = {"source": source, "prompts": str(prompts or "default"), "n_prompts": len(chosen),
                    "limit_per_category": limit, "max_new_tokens": max_new_tokens,
+                   "batch_size": batch_size,
                    "dtype": session.profile.dtype, "seconds": round(time.perf_counter() - t0, 1)}
     vocab = build_trimmed(counts, top_k, session.drafter_lm, session.target, session.tokenizer,
                           prof.name, prof.drafter, prof.target, calibration)
