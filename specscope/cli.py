@@ -139,7 +139,7 @@ def profiles() -> None:
     """List the profiles: name, target, drafter and a one-line description."""
     from rich.console import Console
 
-    from specscope.profiles import DEFAULT_PROFILE, list_profiles
+    from specscope.profiles import DEFAULT_PROFILE, list_profiles, quant_label
     from specscope.session import METHODS
 
     console = Console(highlight=False)
@@ -147,7 +147,8 @@ def profiles() -> None:
         default = " (default)" if p.name == DEFAULT_PROFILE else ""
         console.print(f"[bold]{p.name}[/bold]{default}  {p.description}")
         console.print(f"    target {p.target}  drafter {p.drafter or '-'}  {p.dtype} on {p.device}"
-                      f"  draft_len {p.draft_len}", style="dim")
+                      f"  draft_len {p.draft_len}" + (f"  ({quant_label(p)})" if quant_label(p) else ""),
+                      style="dim")
     console.print("\n[bold]methods[/bold]")
     for name, text in METHODS.items():
         console.print(f"  {name:10} {text}")
