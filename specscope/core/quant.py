@@ -8,15 +8,18 @@ int8:  w[n, :] ~= q[n, :] * scale[n]             (symmetric, q in [-127, 127])
 int4:  w[n, g] ~= (q[n, g] - 8) * scale + zero   (asymmetric per group of `group_size` inputs,
                                                   q in [0, 15]; torch's convention)
 
-On a CPU the matmuls run on torch's weight-only kernels (`_weight_int8pack_mm`,
-`_weight_int4pack_mm_for_cpu`). Elsewhere, or where a shape does not suit the int4 kernel
-(rows not a multiple of 16, inputs not a multiple of the group size), the same numbers are
-dequantized on the fly: slower, never wrong.
+On a CPU, passes of a few tokens (decoding, drafting, verification) run on torch's weight-only
+kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`), which read the small weights
+directly. Those kernels cost time linear in the number of tokens, so a long pass (a prefill)
+dequantizes the weights on the fly and runs one ordinary matmul instead. Off the CPU, or where a
+shape does not suit the int4 kernel (rows not a multiple of 16), it always dequantizes: slower,
+never wrong. An input size no int4 group tiles falls back to int8.
 
-A quantized head can be cut to some of its rows (`select_rows`, then `[:k]`), which VocabTrim's
-ranked head needs: int8 rows slice trivially; int4 keeps its codes in a plain nibble layout for
-that (the kernel's layout interleaves 64-row blocks, so a slice is rounded up to whole blocks and
-the extra logits are dropped).
+int4 keeps its codes twice: in the kernel's layout, and as plain nibbles (two a byte, row by
+row) for dequantizing and for cutting rows. A quantized head can be cut to some of its rows
+(`select_rows`, then `[:k]`), which VocabTrim's ranked head needs: int8 rows slice trivially;
+the int4 kernel's layout interleaves 64-row blocks, so a slice is rounded up to whole blocks and
+the extra logits are dropped.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ DRAFT_MODES = ("none", "int8", "int4")
 TARGET_MODES = ("none", "int8")
 INT4_GROUP = 32  # inputs per int4 scale/zero pair (32, 64, 128, 256 work with the kernel)
 INT4_BLOCK = 64  # rows the CPU int4 kernel packs together
+KERNEL_MAX_TOKENS = 16  # longer passes (prefill) dequantize and run one matmul
 
 
 def check_mode(mode: str, allowed: tuple[str, ...], what: str) -> str:
@@ -38,8 +42,8 @@ def check_mode(mode: str, allowed: tuple[str, ...], what: str) -> str:
     return mode
 
 
-def _on_cpu(t: torch.Tensor) -> bool:
-    return t.device.type == "cpu"
+def _use_kernel(x2: torch.Tensor) -> bool:
+    return x2.device.type == "cpu" and x2.shape[0] < KERNEL_MAX_TOKENS
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +97,7 @@ class Int8Linear(QuantLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = _flat(x)
-        if _on_cpu(x2):
+        if _use_kernel(x2):
             y = torch.ops.aten._weight_int8pack_mm(x2, self.q, self.scale.to(x2.dtype))
         else:
             y = F.linear(x2, self.q.to(x2.dtype)) * self.scale.to(x2.dtype)
@@ -129,8 +133,8 @@ class Int4Linear(QuantLinear):
     def __init__(self, nibbles: torch.Tensor | None, pairs: torch.Tensor, group_size: int,
                  bias: torch.Tensor | None, packed: torch.Tensor | None = None,
                  out_features: int | None = None) -> None:
-        """nibbles: [out, in/2] uint8, two codes a byte (row-major, row-separable), kept where
-        rows may be selected or the kernel cannot run; packed: the CPU kernel's layout."""
+        """nibbles: [out, in/2] uint8, two codes a byte (row-major, row-separable); packed: the
+        CPU kernel's layout, or None where it cannot run."""
         rows = pairs.shape[1]
         super().__init__(pairs.shape[0] * group_size, out_features or rows, bias)
         self.group_size = group_size
@@ -143,57 +147,54 @@ class Int4Linear(QuantLinear):
         return out_features % 16 == 0 and in_features % group_size == 0 and group_size >= 32
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, group_size: int = INT4_GROUP,
-                    keep_nibbles: bool = False) -> Int4Linear | Int8Linear:
+    def from_linear(cls, linear: nn.Linear, group_size: int = INT4_GROUP) -> Int4Linear | Int8Linear:
         n, k = linear.weight.shape
         if k % group_size or k % 2:
             return Int8Linear.from_linear(linear)  # int4 groups cannot tile this input size
         q, pairs = int4_codes(linear.weight.detach(), group_size)
         return cls.from_codes(q, pairs.to(linear.weight.dtype), group_size, linear.bias,
-                              keep_nibbles, linear.weight.device)
+                              linear.weight.device)
 
     @classmethod
     def from_codes(cls, q: torch.Tensor, pairs: torch.Tensor, group_size: int,
-                   bias: torch.Tensor | None, keep_nibbles: bool, device: torch.device) -> Int4Linear:
+                   bias: torch.Tensor | None, device: torch.device) -> Int4Linear:
         n, k = q.shape
         packed = None
         if device.type == "cpu" and cls.kernel_fits(n, k, group_size):
             packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1)
-        nibbles = (q[:, 0::2] | (q[:, 1::2] << 4)) if keep_nibbles or packed is None else None
-        return cls(nibbles, pairs, group_size, bias, packed)
+        return cls(q[:, 0::2] | (q[:, 1::2] << 4), pairs, group_size, bias, packed)
 
     def codes(self) -> torch.Tensor:
-        if self.nibbles is None:
-            raise SpecScopeError("this int4 layer keeps only the kernel's packed weights")
+        """[out, in] uint8 codes in 0..15."""
         q = torch.stack([self.nibbles & 15, self.nibbles >> 4], -1)
         return q.reshape(self.nibbles.shape[0], -1)[: self.out_features]
 
-    def dequantize(self) -> torch.Tensor:
-        if self.nibbles is None:  # read the kernel's weights back through it: x = identity
-            eye = torch.eye(self.in_features, dtype=torch.float32, device=self.pairs.device)
-            return self._kernel(eye, self.pairs.float()).t()[: self.out_features].to(self.pairs.dtype)
-        q = self.codes().float()
-        n, k = q.shape
-        scale, zero = self.pairs[..., 0].float().t(), self.pairs[..., 1].float().t()
-        scale, zero = scale[:n].repeat_interleave(self.group_size, 1), zero[:n].repeat_interleave(self.group_size, 1)
-        return ((q - 8) * scale + zero).to(self.pairs.dtype)
+    def dequantize(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """[out, in] weights, computed in `dtype` (default: the model's)."""
+        dtype = dtype or self.pairs.dtype
+        q = self.codes()
+        n, groups = q.shape[0], self.pairs.shape[0]
+        scale, zero = self.pairs[:, :n, 0].t().to(dtype), self.pairs[:, :n, 1].t().to(dtype)
+        w = q.reshape(n, groups, self.group_size).to(dtype) * scale[..., None] \
+            + (zero - 8 * scale)[..., None]
+        return w.reshape(n, -1)
 
     def _kernel(self, x2: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group_size, pairs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = _flat(x)
-        if self.packed is not None and _on_cpu(x2):
+        if self.packed is not None and _use_kernel(x2):
             y = self._kernel(x2, self.pairs.to(x2.dtype))[:, : self.out_features]
         else:
-            y = F.linear(x2, self.dequantize().to(x2.dtype))
+            y = F.linear(x2, self.dequantize(x2.dtype))
         return self._finish(y, x)
 
     def select_rows(self, index: torch.Tensor) -> Int4Linear:
         q = self.codes()[index.to(self.pairs.device)]
         bias = None if self.bias is None else self.bias[index]
         return Int4Linear.from_codes(q.contiguous(), self.pairs[:, index].contiguous(), self.group_size,
-                                     bias, True, self.pairs.device)
+                                     bias, self.pairs.device)
 
     def __getitem__(self, rows: slice) -> Int4Linear:
         """The first k rows (`[:k]`). On the kernel path the packed weights are cut at a whole
@@ -207,8 +208,8 @@ class Int4Linear(QuantLinear):
         if self.packed is None:
             return Int4Linear(self.nibbles[:k], self.pairs[:, :k], self.group_size, bias)
         blocks = min(-(-k // INT4_BLOCK) * INT4_BLOCK, self.pairs.shape[1])
-        return Int4Linear(None, self.pairs[:, :blocks].contiguous(), self.group_size, bias,
-                          self.packed[:blocks], out_features=k)
+        return Int4Linear(self.nibbles[:blocks], self.pairs[:, :blocks].contiguous(), self.group_size,
+                          bias, self.packed[:blocks], out_features=k)
 
 
 def weight_count(module: nn.Module) -> int:
@@ -219,17 +220,16 @@ def weight_count(module: nn.Module) -> int:
 
 def quantize_model(model: nn.Module, mode: str, group_size: int = INT4_GROUP) -> int:
     """Replace every nn.Linear of `model` (the LM head included) by its quantized version, in
-    place. Returns how many were replaced. The head keeps row-selectable codes (VocabTrim)."""
+    place. Returns how many were replaced."""
     if mode == "none":
         return 0
     check_mode(mode, DRAFT_MODES, "quantization")
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     swaps = [(name, child, parent) for parent in model.modules()
              for name, child in parent.named_children() if isinstance(child, nn.Linear)]
     for name, child, parent in swaps:
         if mode == "int8":
             new = Int8Linear.from_linear(child)
         else:
-            new = Int4Linear.from_linear(child, group_size, keep_nibbles=child is head)
+            new = Int4Linear.from_linear(child, group_size)
         setattr(parent, name, new)
     return len(swaps)

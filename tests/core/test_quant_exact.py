@@ -44,8 +44,7 @@ def test_quantized_drafter_greedy_is_exact(mode, vocab):
     assert_greedy_exact(decoder)
 
 
-@pytest.mark.parametrize("mode", ["int8", "int4"])
-@pytest.mark.parametrize("k", [100, 700])
+@pytest.mark.parametrize("mode,k", [("int8", 100), ("int4", 100), ("int4", 700)])
 def test_quantized_trimmed_drafter_greedy_is_exact(mode, k):
     ranking = calibrated_ranking(tiny_decoder(), 1024)
     decoder = quantized_decoder(mode, ranking=ranking, k=k)
@@ -62,8 +61,7 @@ def test_quantized_target_speculation_equals_its_own_plain_decoding():
     assert_greedy_exact(decoder)
 
 
-@pytest.mark.parametrize("mode", ["int8", "int4"])
-@pytest.mark.parametrize("trimmed", [False, True])
+@pytest.mark.parametrize("mode,trimmed", [("int8", False), ("int4", False), ("int4", True)])
 def test_quantized_drafter_sampling_preserves_target_distribution(mode, trimmed):
     from tests.core.test_distribution import PROMPT, VOCAB, assert_follows_target
 
