@@ -31,7 +31,7 @@ from specscope.core.errors import SpecScopeError
 
 DRAFT_MODES = ("none", "int8", "int4")
 TARGET_MODES = ("none", "int8")
-INT4_GROUP = 32  # inputs per int4 scale/zero pair (32, 64, 128, 256 work with the kernel)
+INT4_GROUP = 64  # inputs per int4 scale/zero pair (32, 64, 128, 256 work with the kernel)
 INT4_BLOCK = 64  # rows the CPU int4 kernel packs together
 KERNEL_MAX_TOKENS = 16  # longer passes (prefill) dequantize and run one matmul
 
@@ -224,12 +224,12 @@ def quantize_model(model: nn.Module, mode: str, group_size: int = INT4_GROUP) ->
     if mode == "none":
         return 0
     check_mode(mode, DRAFT_MODES, "quantization")
-    swaps = [(name, child, parent) for parent in model.modules()
+    # (parent, name) only: each original Linear is freed as soon as its replacement is in.
+    swaps = [(parent, name) for parent in model.modules()
              for name, child in parent.named_children() if isinstance(child, nn.Linear)]
-    for name, child, parent in swaps:
-        if mode == "int8":
-            new = Int8Linear.from_linear(child)
-        else:
-            new = Int4Linear.from_linear(child, group_size)
+    for parent, name in swaps:
+        child = getattr(parent, name)
+        new = Int8Linear.from_linear(child) if mode == "int8" else Int4Linear.from_linear(child, group_size)
         setattr(parent, name, new)
+        del child
     return len(swaps)
