@@ -35,6 +35,8 @@ Device = Annotated[Optional[str], typer.Option("--device", metavar="DEVICE", hel
 Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", metavar="FILE", help="A VocabTrim artifact from `specscope trim`.")]
 VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", metavar="K", help="Drafter vocabulary size (needs --trimmed).")]
 RefineSteps = Annotated[Optional[str], typer.Option("--refine-steps", metavar="T|auto", help="jacobi: parallel refinement passes per block (1-16), or auto (default; from measured costs and acceptance).")]
+DraftQuant = Annotated[Optional[str], typer.Option("--draft-quant", metavar="none|int8|int4", help="Weight-only quantization of the drafter: none, int8 or int4 (output unchanged; default: the profile's).")]
+Quant = Annotated[Optional[str], typer.Option("--quant", metavar="none|int8", help="Weight-only quantization of the target: none or int8 (output is then the int8 target's own; default: the profile's).")]
 
 
 def parse_draft_len(value: str | None) -> tuple[int | None, bool | None, str | None]:
@@ -96,6 +98,8 @@ def generate(
     trimmed: Trimmed = None,
     vocab_top_k: VocabTopK = None,
     refine_steps: RefineSteps = None,
+    draft_quant: DraftQuant = None,
+    quant: Quant = None,
     stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop after this string (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
     hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
@@ -112,7 +116,7 @@ def generate(
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                  seed=seed, dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
                  stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw,
-                 refine_steps=parse_refine_steps(refine_steps))
+                 refine_steps=parse_refine_steps(refine_steps), draft_quant=draft_quant, quant=quant)
 
 
 @app.command()
@@ -130,6 +134,8 @@ def chat(
     trimmed: Trimmed = None,
     vocab_top_k: VocabTopK = None,
     refine_steps: RefineSteps = None,
+    draft_quant: DraftQuant = None,
+    quant: Quant = None,
 ) -> None:
     """The interactive explorer (Textual TUI). Needs a terminal."""
     from specscope.tui.app import make_app
@@ -139,7 +145,8 @@ def chat(
                         temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
                         trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive,
                         adaptive_rule=rule,
-                        refine_steps=parse_refine_steps(refine_steps))  # checks every option, loads nothing
+                        refine_steps=parse_refine_steps(refine_steps),
+                        draft_quant=draft_quant, quant=quant)  # checks every option, loads nothing
     require_terminal("chat")
     explorer.run()
 
@@ -161,7 +168,7 @@ def profiles() -> None:
     """List the profiles: name, target, drafter and a one-line description."""
     from rich.console import Console
 
-    from specscope.profiles import DEFAULT_PROFILE, list_profiles
+    from specscope.profiles import DEFAULT_PROFILE, list_profiles, quant_label
     from specscope.session import METHODS, mtp_head
 
     console = Console(highlight=False, soft_wrap=True)  # a pipe or a log: whole lines, not cut at 80
@@ -169,7 +176,8 @@ def profiles() -> None:
         default = " (default)" if p.name == DEFAULT_PROFILE else ""
         console.print(f"[bold]{p.name}[/bold]{default}  {p.description}")
         console.print(f"    target {p.target}  drafter {p.drafter or '-'}  {p.dtype} on {p.device}"
-                      f"  draft_len {p.draft_len}", style="dim")
+                      f"  draft_len {p.draft_len}" + (f"  ({quant_label(p)})" if quant_label(p) else ""),
+                      style="dim")
         head = mtp_head(p)
         console.print(f"    FastMTP head: {head}" if head else
                       f"    FastMTP head: none (train one: specscope mtp train --profile {p.name})",

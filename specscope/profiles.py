@@ -11,13 +11,14 @@ at build time and no second copy to drift.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
 from specscope.core.errors import SpecScopeError
 from specscope.core.models import DTYPES
+from specscope.core.quant import DRAFT_MODES, TARGET_MODES, check_mode
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin_profiles"
 DEFAULT_PROFILE = "qwen2.5-coder"
@@ -44,13 +45,16 @@ class Profile:
     system_prompt: str | None = None
     eos_tokens: list[str] = field(default_factory=list)
     trimmed: str | None = None  # a VocabTrim artifact for the drafter
+    draft_quant: str = "none"  # weight-only quantization of the drafter: none, int8, int4
+    quant: str = "none"  # of the target (outputs then match the quantized target's): none, int8
     path: str = ""
 
 
 _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description": str,
           "dtype": str, "device": str, "draft_len": int, "temperature": (int, float),
           "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,
-          "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None))}
+          "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None)),
+          "draft_quant": str, "quant": str}
 
 
 def _find(name_or_path: str) -> Path:
@@ -89,9 +93,31 @@ def parse_profile(path: Path) -> Profile:
         raise SpecScopeError(f"{path}: missing field 'target'")
     if data.get("dtype", "bfloat16") not in DTYPES:
         raise SpecScopeError(f"{path}: field 'dtype' must be one of {', '.join(DTYPES)}")
+    for key, modes in (("draft_quant", DRAFT_MODES), ("quant", TARGET_MODES)):
+        if data.get(key, "none") not in modes:
+            raise SpecScopeError(f"{path}: field '{key}' must be one of {', '.join(modes)}")
     if not all(isinstance(t, str) for t in data.get("eos_tokens", [])):
         raise SpecScopeError(f"{path}: field 'eos_tokens' must be a list of strings")
     return Profile(**data, path=str(path))
+
+
+def with_quant(profile: Profile, quant: str | None = None, draft_quant: str | None = None) -> Profile:
+    """The profile with --quant / --draft-quant applied (None keeps the profile's), checked."""
+    if quant is not None:
+        check_mode(quant, TARGET_MODES, "--quant")
+    if draft_quant is not None:
+        check_mode(draft_quant, DRAFT_MODES, "--draft-quant")
+        if draft_quant != "none" and not profile.drafter:
+            raise SpecScopeError(f"--draft-quant {draft_quant}: profile '{profile.name}' has no drafter")
+    return replace(profile, quant=quant or profile.quant, draft_quant=draft_quant or profile.draft_quant)
+
+
+def quant_label(profile: Profile) -> str:
+    """'target int8, drafter int4' (what runs quantized), '' when nothing is."""
+    parts = [f"target {profile.quant}"] if profile.quant != "none" else []
+    if profile.drafter and profile.draft_quant != "none":
+        parts.append(f"drafter {profile.draft_quant}")
+    return ", ".join(parts)
 
 
 def load_profile(name_or_path: str | None) -> Profile:

@@ -141,7 +141,10 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         from specscope.core.vocab import load_trimmed
 
         vocab = load_trimmed(trimmed, profile, drafter_lm, target, tokenizer)
+    # Quantize after the artifact's fingerprint check, which reads the original head.
+    target.quantize(profile.quant)
     if drafter_lm is not None:
+        drafter_lm.quantize(profile.draft_quant)
         ranked = None if vocab is None else RankedHead(drafter_lm, vocab.ranking, vocab.k)
 
         def model_drafter() -> ModelDrafter:  # one ranked head copy, shared by every drafter

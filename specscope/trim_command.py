@@ -29,12 +29,12 @@ def default_out(profile_name: str, top_k: int) -> Path:
 
 
 def validate(top_k: int, profile: str | None, prompts: Path | None, limit: int | None, source: str,
-             max_new_tokens: int, out: Path | None, dtype: str | None):
+             max_new_tokens: int, out: Path | None, dtype: str | None, batch_size: int = 8):
     """Every option, before any model loads. Returns (profile, prompts, output path)."""
     from specscope.core.errors import SpecScopeError
     from specscope.frontends.preflight import check_drafter_vocab, check_new_tokens, check_options
     from specscope.outputs import check_output_file
-    from specscope.profiles import load_profile
+    from specscope.profiles import load_profile, with_quant
     from specscope.prompts import load_prompts
 
     if top_k < 1:
@@ -45,7 +45,9 @@ def validate(top_k: int, profile: str | None, prompts: Path | None, limit: int |
         raise SpecScopeError(f"--limit must be >= 1, got {limit}")
     if max_new_tokens < 1:
         raise SpecScopeError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
-    prof = load_profile(profile)
+    if batch_size < 1:
+        raise SpecScopeError(f"--batch-size must be >= 1, got {batch_size}")
+    prof = with_quant(load_profile(profile), "none", "none")  # calibrate and fingerprint the originals
     if not prof.drafter:
         raise SpecScopeError(f"profile '{prof.name}' has no drafter to trim")
     check_options(prof, None, dtype, None)
@@ -65,6 +67,7 @@ def trim(
     limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Prompts per category (taken from the end of each category; bench takes from the start).")] = 4,
     source: Annotated[str, typer.Option("--source", metavar="generate|corpus", help="generate: count the target's answers; corpus: count the texts themselves.")] = "generate",
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", metavar="N", help="Answer length per calibration prompt.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Calibration answers generated together (1: one at a time, drafted).")] = 8,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="FILE", help=OUT_HELP)] = None,
     dtype: Dtype = None,
 ) -> None:
@@ -80,7 +83,8 @@ def trim(
     from specscope.frontends.progress import AmountColumn, EtaColumn, description, make_progress
     from specscope.trim import count_corpus, count_generated
 
-    prof, chosen, out = validate(top_k, profile, prompts, limit, source, max_new_tokens, out, dtype)
+    prof, chosen, out = validate(top_k, profile, prompts, limit, source, max_new_tokens, out, dtype,
+                                batch_size)
     console = Console(stderr=True)
     session = open_session(prof, dtype=dtype, console=console, lines=True)
     vocab_size = session.drafter_lm.vocab_size
@@ -98,18 +102,25 @@ def trim(
     columns = [description(24), BarColumn(bar_width=12), AmountColumn(),
                TextColumn("{task.fields[tokens]:,} tokens"), TimeElapsedColumn(), EtaColumn()]
     t0 = time.perf_counter()
+    batched = source == "generate" and batch_size > 1
+    # Batched: the bar counts decoding steps (max_new_tokens a batch; a batch that stops early
+    # jumps to its end), so the time left moves during a batch, not only between batches.
+    total = -(-len(chosen) // batch_size) * max_new_tokens if batched else len(chosen)
     with make_progress(console, columns, lines=True) as bar:
-        task = bar.add_task(f"calibrating ({source})", total=len(chosen), tokens=0)
+        task = bar.add_task(f"calibrating ({source})", total=total, tokens=0)
 
         def on_prompt(done: int, tokens: int) -> None:
-            bar.update(task, completed=done, tokens=tokens)
+            finished = -(-done // batch_size) * max_new_tokens if batched else done
+            bar.update(task, completed=finished, tokens=tokens)
 
         if source == "generate":
-            counts = count_generated(session, chosen, max_new_tokens, on_prompt)
+            counts = count_generated(session, chosen, max_new_tokens, on_prompt, batch_size,
+                                     on_step=lambda n: bar.advance(task, n))
         else:
             counts = count_corpus(session.tokenizer, chosen, on_prompt)
     calibration = {"source": source, "prompts": str(prompts or "default"), "n_prompts": len(chosen),
                    "limit_per_category": limit, "max_new_tokens": max_new_tokens,
+                   "batch_size": batch_size,
                    "dtype": session.profile.dtype, "seconds": round(time.perf_counter() - t0, 1)}
     vocab = build_trimmed(counts, top_k, session.drafter_lm, session.target, session.tokenizer,
                           prof.name, prof.drafter, prof.target, calibration)

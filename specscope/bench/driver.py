@@ -39,6 +39,8 @@ class Options:
     vocab_top_k: list[str] | None = None
     trimmed: Path | None = None
     refine_steps: str | None = None  # jacobi's passes per block for every jacobi row (None: auto)
+    draft_quant: str | None = None
+    quant: str | None = None
     max_new_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -111,6 +113,8 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> 
         "drafter": prof.drafter,
         "trimmed": str(o.trimmed or prof.trimmed or "") or None,
         "dtype": session.profile.dtype,
+        "quant": session.profile.quant,  # the target measured: its own quantized plain decoding
+        "draft_quant": session.profile.draft_quant,
         "device": device,
         "settings": {"temperature": base.temperature, "top_p": base.top_p,
                      "max_new_tokens": base.max_new_tokens,
@@ -139,14 +143,14 @@ def validate(o: Options):
     """Everything that can be checked without models. Returns (profile, prompts, grid axes)."""
     from specscope.frontends.loading import quiet_libraries
     from specscope.frontends.preflight import check_new_tokens, check_options, check_trimmed
-    from specscope.profiles import load_profile
+    from specscope.profiles import load_profile, with_quant
     from specscope.session import METHODS, make_controls
 
     if o.reference not in (None, "hf"):
         raise SpecScopeError(f"unknown reference '{o.reference}' (the only one is 'hf')")
     if o.repeats < 1:
         raise SpecScopeError(f"--repeats must be >= 1, got {o.repeats}")
-    prof = load_profile(o.profile)
+    prof = with_quant(load_profile(o.profile), o.quant, o.draft_quant)
     methods = parse_methods(o.methods, METHODS)
     lens = parse_draft_lens(o.draft_len) or [prof.draft_len]
     sizes = parse_vocab_sizes(o.vocab_top_k) or [None]
@@ -203,6 +207,7 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console)
 
 def run_bench(o: Options) -> None:
     from specscope.frontends.loading import open_session
+    from specscope.profiles import quant_label
 
     err = Console(stderr=True)
     out = Console(highlight=False)
@@ -231,7 +236,8 @@ def run_bench(o: Options) -> None:
     meta.update(runs=len(records), interrupted=interrupted)
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
-    title = (f"specscope bench: {prof.name}, {meta['dtype']} on {meta['device']}, "
+    quant = quant_label(prof)
+    title = (f"specscope bench: {prof.name}, {meta['dtype']}{f' ({quant})' if quant else ''} on {meta['device']}, "
              f"{len({r['prompt_id'] for r in records})} prompts, temperature {base.temperature}, "
              f"max {base.max_new_tokens} new tokens; speedup over ar (Spec-Bench: mean tok/s ratio)")
     out.print(render_table(rows, title))

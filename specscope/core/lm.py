@@ -9,6 +9,7 @@ have grown and others not; the next pass starts from a clean prefill.
 The LM head is applied separately (`logits`), so a drafter can use only some rows of it. Whatever
 the model's own forward does after its head (final-logit soft-capping, logit scaling) is applied
 too, and checked once at load against the model's own logits, so p is the model's p.
+`quantize` swaps the Linear layers (head included) for weight-only int8/int4 ones (quant.py).
 """
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ class CachedLM:
         self.device = next(model.parameters()).device
         self.ids: list[int] = []
         self._body_params: int | None = None
+        self.quant = "none"
         self.cache = self._new_cache()
         self._cache_kwarg = cache_kwarg(self.base.forward)
         self._after_head = logit_transform(self.config)
@@ -117,7 +119,7 @@ class CachedLM:
         ids = torch.tensor([[0, 1, 2]], device=self.device) % self.vocab_size
         theirs = self.model(input_ids=ids).logits[0].float()
         ours = self.logits(self.base(input_ids=ids).last_hidden_state[0])
-        tol = 1e-3 if theirs.dtype == torch.float32 and self.head.weight.dtype == torch.float32 else 5e-2
+        tol = 1e-3 if theirs.dtype == torch.float32 and self.embed.weight.dtype == torch.float32 else 5e-2
         if theirs.shape != ours.shape or not torch.allclose(ours, theirs, atol=tol, rtol=tol):
             raise SpecScopeError(
                 f"{type(self.model).__name__} computes its logits in a way specscope does not "
@@ -125,11 +127,11 @@ class CachedLM:
 
     @property
     def vocab_size(self) -> int:
-        return self.head.weight.shape[0]
+        return self.head.out_features
 
     @property
     def hidden_size(self) -> int:
-        return self.head.weight.shape[1]
+        return self.head.in_features
 
     @property
     def max_positions(self) -> int:
@@ -138,11 +140,32 @@ class CachedLM:
     def read_params(self, head_rows: int | None = None) -> int:
         """Weights read per decoding step: everything but the embedding lookup, with the LM head
         counted for `head_rows` rows (the full head by default). Used for the ratio r in MBSU."""
-        if self._body_params is None:  # weights do not change: count them once
-            skip = {id(self.embed.weight), id(self.head.weight)}
+        if self._body_params is None:  # weights change only in quantize(): count them once
+            from specscope.core.quant import QuantLinear
+
+            skip = {id(self.embed.weight)} | {id(p) for p in self.head.parameters()}
             self._body_params = sum(p.numel() for p in self.model.parameters() if id(p) not in skip)
+            self._body_params += sum(m.weight_count() for m in self.model.modules()
+                                     if isinstance(m, QuantLinear) and m is not self.head)
         rows = self.vocab_size if head_rows is None else head_rows
         return self._body_params + rows * self.hidden_size
+
+    def quantize(self, mode: str) -> None:
+        """Weight-only quantization of every Linear, the head included: 'none', 'int8', 'int4'."""
+        from specscope.core.quant import quantize_model
+
+        if mode != "none":
+            quantize_model(self.model, mode)
+            self.head = self.model.get_output_embeddings()
+            self.quant = mode
+            self._body_params = None
+
+    def head_rows(self, index: torch.Tensor):
+        """The head's rows `index`, in that order, for `logits(hidden, rows[:k])`: a weight tensor,
+        or a quantized linear over those rows when the head is quantized."""
+        if hasattr(self.head, "select_rows"):
+            return self.head.select_rows(index)
+        return self.head.weight.detach()[index].contiguous()
 
     def reset(self) -> None:
         self.ids = []
@@ -205,12 +228,14 @@ class CachedLM:
         self.ids = list(ids) + [tokens[i] for i in path]
 
     @torch.inference_mode()
-    def logits(self, hidden: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Float32 logits over the full vocabulary, or over the rows of `weight` (a slice of the
-        head, e.g. VocabTrim's ranked rows)."""
+    def logits(self, hidden: torch.Tensor, weight=None) -> torch.Tensor:
+        """Float32 logits over the full vocabulary, or over the rows of `weight` (a slice of
+        `head_rows`, e.g. VocabTrim's ranked rows: a tensor, or a quantized linear)."""
         if weight is None:
-            out = torch.nn.functional.linear(hidden, self.head.weight, self.head.bias)
-        else:
+            out = self.head(hidden)
+        elif isinstance(weight, torch.Tensor):
             out = torch.nn.functional.linear(hidden, weight)
+        else:
+            out = weight(hidden)  # a quantized slice of the head
         out = out.float()
         return self._after_head(out) if self._after_head else out

@@ -12,7 +12,7 @@ from specscope.core.stats import Stats
 from specscope.core.tree import children
 from specscope.frontends.loading import open_session
 from specscope.frontends.marks import step_marks
-from specscope.profiles import load_profile
+from specscope.profiles import load_profile, quant_label, with_quant
 from specscope.session import make_controls
 
 STYLES = {"accepted": "green", "rejected": "red strike dim", "dropped": "grey50 italic",
@@ -91,22 +91,31 @@ def render_step(drafted: Drafted | None, verified: Verified, hide_rejected: bool
     return out
 
 
-def stats_line(s) -> str:
+def stats_line(s, quant: str = "") -> str:
     return (f"{s.new_tokens} tokens in {s.wall_s:.2f}s ({s.tokens_per_s:.2f} tok/s) | steps {s.steps} "
             f"| tau {s.tau:.2f} | acceptance {s.acceptance_rate:.0%} ({s.accepted}/{s.drafted}) "
             f"| draft {s.draft_s:.2f}s verify {s.verify_s:.2f}s prefill {s.prefill_s:.2f}s "
-            f"| MBSU {s.mbsu:.2f} | stop: {s.stop_reason}")
+            f"| MBSU {s.mbsu:.2f} | stop: {s.stop_reason}" + (f" | {quant}" if quant else ""))
+
+
+def as_json(event, profile) -> dict:
+    """An event as a dict; the summary also says what ran (dtype and quantization)."""
+    d = event_to_dict(event)
+    if isinstance(event, Finished):
+        d.update(dtype=profile.dtype, quant=profile.quant, draft_quant=profile.draft_quant)
+    return d
 
 
 def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, temperature, top_p,
                  top_k, seed, dtype, device, trimmed, vocab_top_k, stop, json_out, hide_rejected,
-                 raw, adaptive=None, adaptive_rule=None, refine_steps=None) -> None:
+                 raw, adaptive=None, adaptive_rule=None, refine_steps=None, draft_quant=None,
+                 quant=None) -> None:
     err = Console(stderr=True)
     if not prompt.strip():
         from specscope.core.errors import SpecScopeError
 
         raise SpecScopeError("the prompt is empty")
-    prof = load_profile(profile)
+    prof = with_quant(load_profile(profile), quant, draft_quant)
     if raw:
         prof.chat_template = False
     controls = make_controls(prof, method=method, draft_len=draft_len, adaptive=adaptive,
@@ -121,6 +130,7 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
     plain = uncoloured(out)
     if not json_out:
         err.print(legend(plain))
+    label = quant_label(session.profile)
     stats = Stats(session.decoder.param_ratio(session.decoder.drafter(controls.method)))
     events = session.decoder.run(ids, controls)
     drafted = None
@@ -129,7 +139,7 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
         for event in events:
             stats.add(event)
             if json_out:
-                print(json.dumps(event_to_dict(event)), flush=True)
+                print(json.dumps(as_json(event, session.profile)), flush=True)
             if isinstance(event, Drafted):
                 drafted = event
             elif isinstance(event, Verified) and not json_out:
@@ -140,11 +150,11 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
         events.close()
         summary = stats.summary("interrupted")
         if json_out:
-            print(json.dumps(event_to_dict(Finished(summary))), flush=True)
+            print(json.dumps(as_json(Finished(summary), session.profile)), flush=True)
         else:
             out.print()
-            err.print(stats_line(summary))
+            err.print(stats_line(summary, label))
         raise SystemExit(130)
     if not json_out:
         out.print()
-        err.print(stats_line(summary))
+        err.print(stats_line(summary, label))

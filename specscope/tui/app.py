@@ -23,7 +23,7 @@ from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
 from specscope.core.events import Drafted, Summary, Verified
 from specscope.frontends.loading import check_options, quiet_libraries
-from specscope.profiles import Profile, load_profile
+from specscope.profiles import Profile, load_profile, quant_label, with_quant
 from specscope.session import load_session, make_controls
 from specscope.tui import keys
 from specscope.tui.actions import SettingActions
@@ -69,7 +69,7 @@ class SpecScopeApp(SettingActions, App[None]):
         self.pacer = Pacer()
         self._redraw_timer = None
         self._stopping = False
-        self.sub_title = profile.name
+        self.sub_title = profile.name + (f" ({quant_label(profile)})" if quant_label(profile) else "")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -370,7 +370,8 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
              dtype: str | None = None, device: str | None = None, trimmed: str | Path | None = None,
              vocab_top_k: int | None = None, adaptive: bool | None = None,
              adaptive_rule: str | None = None, refine_steps: int | None = None,
-             snapshot: bool = False) -> SpecScopeApp:
+             snapshot: bool = False, draft_quant: str | None = None,
+             quant: str | None = None) -> SpecScopeApp:
     """Validate the options (raising SpecScopeError), then build the app.
 
     With `session` (a loaded specscope Session, as tests pass) nothing loads; otherwise the app
@@ -380,6 +381,7 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
         prof = session.profile
     else:
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
+        prof = with_quant(prof, quant, draft_quant)
     check_options(prof, method, dtype, device, vocab_top_k, trimmed,
                   max_new_tokens or prof.max_new_tokens)
     controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,

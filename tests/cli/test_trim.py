@@ -103,3 +103,34 @@ def test_corpus_source_counts_prompt_tokens(tmp_path):
     specials = vocab.meta["always_kept"]
     assert vocab.ranking[len(specials)].item() == top
     assert vocab.meta["calibration_tokens"] == sum(counts.values())
+
+
+def test_batched_calibration_counts_equal_one_by_one():
+    """Left-padded batches through transformers' generate give the very answers of specscope's
+    own loop, prompt by prompt, in float32 (so the counts, and the ranking, are the same)."""
+    from pathlib import Path
+
+    from specscope.profiles import load_profile
+    from specscope.prompts import load_prompts
+    from specscope.session import load_session
+    from specscope.trim import count_generated, count_generated_one_by_one, greedy_batch
+
+    session = load_session(load_profile("tiny-random"))
+    prompts = load_prompts(Path(PROMPTS), None, 1, from_end=True)
+    assert len({len(session.encode(p.text)) for p in prompts}) > 1  # padding is exercised
+    one = count_generated_one_by_one(session, prompts, 16, lambda *a: None)
+    steps = []
+    batched = count_generated(session, prompts, 16, lambda *a: None, batch_size=5, on_step=steps.append)
+    assert batched == one and sum(one.values()) > 0
+    assert steps and len(steps) <= 3 * 16  # three batches, at most 16 steps each
+    ids = [session.encode(p.text) for p in prompts[:4]]
+    answers = greedy_batch(session, ids, 16)
+    for prompt, answer in zip(ids, answers):
+        controls = session.controls(method="ar", temperature=0.0, max_new_tokens=16)
+        assert list(list(session.decoder.run(prompt, controls))[-1].summary.token_ids) == answer
+
+
+def test_bad_batch_size(tmp_path):
+    r = runner.invoke(app, ["trim", "--top-k", "10", "-p", "tiny-random", "--prompts", PROMPTS,
+                            "--batch-size", "0", "--out", str(tmp_path / "x.safetensors")])
+    assert_clean_error(r, "--batch-size")

@@ -22,6 +22,7 @@ from specscope.core.drafters.base import DrafterBase, Proposal
 from specscope.core.drafters.model import draft_dist, pick
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM, cache_kwarg, reset_on_failure, sync_cache
+from specscope.core.quant import weight_count
 from specscope.core.sampling import Shaping
 
 
@@ -62,9 +63,9 @@ class SkipLM:
 
     def read_params(self) -> int:
         """Weights read per drafted token: kept layers, final norm and the full head."""
-        head = self.model.get_output_embeddings().weight
-        layers = sum(p.numel() for i in self.kept for p in self.base.layers[i].parameters())
-        return layers + sum(p.numel() for p in self.base.norm.parameters()) + head.numel()
+        head = self.model.get_output_embeddings()  # in/out features: also right when quantized
+        layers = sum(weight_count(self.base.layers[i]) for i in self.kept)
+        return layers + sum(p.numel() for p in self.base.norm.parameters()) + head.in_features * head.out_features
 
     def reset(self) -> None:
         self.ids = []

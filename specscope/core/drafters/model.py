@@ -50,7 +50,7 @@ class RankedHead:
     def rows(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(the first k ranked rows of the head, their token ids)."""
         if self._rows is None:
-            self._rows = self.lm.head.weight.detach()[self.ranking].contiguous()
+            self._rows = self.lm.head_rows(self.ranking)  # a tensor, or a quantized slice
         return self._rows[:k], self.ranking[:k]
 
 

@@ -1,0 +1,235 @@
+"""Weight-only quantization of a model's Linear layers: int8 per output row, or int4 in groups.
+
+Only the weights are quantized; activations stay in the model's dtype. Decoding on a CPU is
+memory-bound (every weight is read once per token), so fewer bytes per weight make a pass
+cheaper. The embedding lookup stays as it is; the LM head is a Linear like any other.
+
+int8:  w[n, :] ~= q[n, :] * scale[n]             (symmetric, q in [-127, 127])
+int4:  w[n, g] ~= (q[n, g] - 8) * scale + zero   (asymmetric per group of `group_size` inputs,
+                                                  q in [0, 15]; torch's convention)
+
+On a CPU, passes of a few tokens (decoding, drafting, verification) run on torch's weight-only
+kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`), which read the small weights
+directly. Those kernels cost time linear in the number of tokens, so a long pass (a prefill)
+dequantizes the weights on the fly and runs one ordinary matmul instead. Off the CPU, or where a
+shape does not suit the int4 kernel (rows not a multiple of 16), it always dequantizes: slower,
+never wrong. An input size no int4 group tiles falls back to int8.
+
+int4 keeps its codes twice: in the kernel's layout, and as plain nibbles (two a byte, row by
+row) for dequantizing and for cutting rows. A quantized head can be cut to some of its rows
+(`select_rows`, then `[:k]`), which VocabTrim's ranked head needs: int8 rows slice trivially;
+the int4 kernel's layout interleaves 64-row blocks, so a slice is rounded up to whole blocks and
+the extra logits are dropped.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from specscope.core.errors import SpecScopeError
+
+DRAFT_MODES = ("none", "int8", "int4")
+TARGET_MODES = ("none", "int8")
+INT4_GROUP = 64  # inputs per int4 scale/zero pair (32, 64, 128, 256 work with the kernel)
+INT4_BLOCK = 64  # rows the CPU int4 kernel packs together
+KERNEL_MAX_TOKENS = 16  # longer passes (prefill) dequantize and run one matmul
+
+
+def check_mode(mode: str, allowed: tuple[str, ...], what: str) -> str:
+    if mode not in allowed:
+        raise SpecScopeError(f"{what} must be one of {', '.join(allowed)}, got '{mode}'")
+    return mode
+
+
+def _use_kernel(x2: torch.Tensor) -> bool:
+    return x2.device.type == "cpu" and x2.shape[0] < KERNEL_MAX_TOKENS
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(-1, x.shape[-1]).contiguous()
+
+
+class QuantLinear(nn.Module):
+    """Common parts: shapes, bias, and `weight` as a dequantized copy (for inspection and tests;
+    it costs a full dequantization, so the forward pass never uses it on the kernel path)."""
+
+    bits = 16
+
+    def __init__(self, in_features: int, out_features: int, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.dequantize()
+
+    def weight_count(self) -> int:
+        """Weights (and biases) this layer stands for, as an nn.Linear would count them."""
+        return self.in_features * self.out_features + (0 if self.bias is None else self.bias.numel())
+
+    def _finish(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        y = y.reshape(*x.shape[:-1], y.shape[-1])
+        return y if self.bias is None else y + self.bias[: y.shape[-1]]
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}"
+
+
+class Int8Linear(QuantLinear):
+    bits = 8
+
+    def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__(q.shape[1], q.shape[0], bias)
+        self.register_buffer("q", q)  # [out, in] int8
+        self.register_buffer("scale", scale)  # [out], the model's dtype
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8Linear:
+        w = linear.weight.detach().float()
+        scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)
+        q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        return cls(q, scale.to(linear.weight.dtype), linear.bias)
+
+    def dequantize(self) -> torch.Tensor:
+        return self.q.float().mul(self.scale.float()[:, None]).to(self.scale.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = _flat(x)
+        if _use_kernel(x2):
+            y = torch.ops.aten._weight_int8pack_mm(x2, self.q, self.scale.to(x2.dtype))
+        else:
+            y = F.linear(x2, self.q.to(x2.dtype)) * self.scale.to(x2.dtype)
+        return self._finish(y, x)
+
+    def select_rows(self, index: torch.Tensor) -> Int8Linear:
+        index = index.to(self.q.device)
+        bias = None if self.bias is None else self.bias[index]
+        return Int8Linear(self.q[index].contiguous(), self.scale[index].contiguous(), bias)
+
+    def __getitem__(self, rows: slice) -> Int8Linear:
+        """The first rows (`[:k]`): views, no copy."""
+        bias = None if self.bias is None else self.bias[rows]
+        return Int8Linear(self.q[rows], self.scale[rows], bias)
+
+
+def int4_codes(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes [out, in] in 0..15 (uint8) and scale/zero pairs [in/group, out, 2] (float32):
+    min/max per group, so both ends of every group are represented exactly."""
+    n, k = w.shape
+    g = w.float().reshape(n, k // group_size, group_size)
+    lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+    scale = ((hi - lo) / 15).clamp(min=1e-12)
+    q = torch.round((g - lo) / scale).clamp(0, 15).to(torch.uint8).reshape(n, k)
+    zero = lo + 8 * scale
+    pairs = torch.cat([scale, zero], -1).transpose(0, 1).contiguous()
+    return q, pairs
+
+
+class Int4Linear(QuantLinear):
+    bits = 4
+
+    def __init__(self, nibbles: torch.Tensor | None, pairs: torch.Tensor, group_size: int,
+                 bias: torch.Tensor | None, packed: torch.Tensor | None = None,
+                 out_features: int | None = None) -> None:
+        """nibbles: [out, in/2] uint8, two codes a byte (row-major, row-separable); packed: the
+        CPU kernel's layout, or None where it cannot run."""
+        rows = pairs.shape[1]
+        super().__init__(pairs.shape[0] * group_size, out_features or rows, bias)
+        self.group_size = group_size
+        self.register_buffer("nibbles", nibbles)
+        self.register_buffer("pairs", pairs)  # [in/group, rows, 2], the model's dtype
+        self.register_buffer("packed", packed)
+
+    @staticmethod
+    def kernel_fits(out_features: int, in_features: int, group_size: int) -> bool:
+        return out_features % 16 == 0 and in_features % group_size == 0 and group_size >= 32
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int = INT4_GROUP) -> Int4Linear | Int8Linear:
+        n, k = linear.weight.shape
+        if k % group_size or k % 2:
+            return Int8Linear.from_linear(linear)  # int4 groups cannot tile this input size
+        q, pairs = int4_codes(linear.weight.detach(), group_size)
+        return cls.from_codes(q, pairs.to(linear.weight.dtype), group_size, linear.bias,
+                              linear.weight.device)
+
+    @classmethod
+    def from_codes(cls, q: torch.Tensor, pairs: torch.Tensor, group_size: int,
+                   bias: torch.Tensor | None, device: torch.device) -> Int4Linear:
+        n, k = q.shape
+        packed = None
+        if device.type == "cpu" and cls.kernel_fits(n, k, group_size):
+            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1)
+        return cls(q[:, 0::2] | (q[:, 1::2] << 4), pairs, group_size, bias, packed)
+
+    def codes(self) -> torch.Tensor:
+        """[out, in] uint8 codes in 0..15."""
+        q = torch.stack([self.nibbles & 15, self.nibbles >> 4], -1)
+        return q.reshape(self.nibbles.shape[0], -1)[: self.out_features]
+
+    def dequantize(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """[out, in] weights, computed in `dtype` (default: the model's)."""
+        dtype = dtype or self.pairs.dtype
+        q = self.codes()
+        n, groups = q.shape[0], self.pairs.shape[0]
+        scale, zero = self.pairs[:, :n, 0].t().to(dtype), self.pairs[:, :n, 1].t().to(dtype)
+        w = q.reshape(n, groups, self.group_size).to(dtype) * scale[..., None] \
+            + (zero - 8 * scale)[..., None]
+        return w.reshape(n, -1)
+
+    def _kernel(self, x2: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group_size, pairs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = _flat(x)
+        if self.packed is not None and _use_kernel(x2):
+            y = self._kernel(x2, self.pairs.to(x2.dtype))[:, : self.out_features]
+        else:
+            y = F.linear(x2, self.dequantize(x2.dtype))
+        return self._finish(y, x)
+
+    def select_rows(self, index: torch.Tensor) -> Int4Linear:
+        q = self.codes()[index.to(self.pairs.device)]
+        bias = None if self.bias is None else self.bias[index]
+        return Int4Linear.from_codes(q.contiguous(), self.pairs[:, index].contiguous(), self.group_size,
+                                     bias, self.pairs.device)
+
+    def __getitem__(self, rows: slice) -> Int4Linear:
+        """The first k rows (`[:k]`). On the kernel path the packed weights are cut at a whole
+        64-row block (the kernel's unit) and the extra outputs dropped."""
+        k = len(range(*rows.indices(self.out_features)))
+        if rows.start not in (None, 0) or rows.step not in (None, 1):
+            raise ValueError("only a leading slice [:k] of an int4 layer is supported")
+        if k == self.out_features:
+            return self
+        bias = None if self.bias is None else self.bias[:k]
+        if self.packed is None:
+            return Int4Linear(self.nibbles[:k], self.pairs[:, :k], self.group_size, bias)
+        blocks = min(-(-k // INT4_BLOCK) * INT4_BLOCK, self.pairs.shape[1])
+        return Int4Linear(self.nibbles[:blocks], self.pairs[:, :blocks].contiguous(), self.group_size,
+                          bias, self.packed[:blocks], out_features=k)
+
+
+def weight_count(module: nn.Module) -> int:
+    """Weights in `module`: its parameters, and its quantized linears at their full shapes."""
+    return (sum(p.numel() for p in module.parameters())
+            + sum(m.weight_count() for m in module.modules() if isinstance(m, QuantLinear)))
+
+
+def quantize_model(model: nn.Module, mode: str, group_size: int = INT4_GROUP) -> int:
+    """Replace every nn.Linear of `model` (the LM head included) by its quantized version, in
+    place. Returns how many were replaced."""
+    if mode == "none":
+        return 0
+    check_mode(mode, DRAFT_MODES, "quantization")
+    # (parent, name) only: each original Linear is freed as soon as its replacement is in.
+    swaps = [(parent, name) for parent in model.modules()
+             for name, child in parent.named_children() if isinstance(child, nn.Linear)]
+    for parent, name in swaps:
+        child = getattr(parent, name)
+        new = Int8Linear.from_linear(child) if mode == "int8" else Int4Linear.from_linear(child, group_size)
+        setattr(parent, name, new)
+        del child
+    return len(swaps)

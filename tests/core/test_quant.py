@@ -1,0 +1,114 @@
+"""Weight-only quantized linears: against a dequantized reference matmul, on the kernel path and
+on the fallback path, and cut to some rows (VocabTrim's ranked head)."""
+import pytest
+import torch
+from torch import nn
+
+from specscope.core.errors import SpecScopeError
+from specscope.core.lm import CachedLM
+from specscope.core.quant import (Int4Linear, Int8Linear, QuantLinear, check_mode, int4_codes,
+                                  quantize_model)
+from specscope.core.tiny import tiny_model
+
+
+def linear(n_in, n_out, seed=0, bias=True):
+    torch.manual_seed(seed)
+    lin = nn.Linear(n_in, n_out, bias=bias)
+    with torch.no_grad():
+        lin.weight.mul_(torch.rand(n_out, 1) * 4)  # rows of different ranges: scales must differ
+    return lin
+
+
+def reference(module: QuantLinear, x: torch.Tensor) -> torch.Tensor:
+    """The matmul with the dequantized weights, done the plain way in float64."""
+    bias = None if module.bias is None else module.bias.double()
+    return nn.functional.linear(x.double(), module.dequantize().double(), bias)
+
+
+def test_int8_codes_and_matmul():
+    lin = linear(96, 80)
+    q = Int8Linear.from_linear(lin)
+    w = lin.weight.detach()
+    assert q.q.dtype == torch.int8 and q.q.abs().max() == 127
+    assert ((q.dequantize() - w).abs() <= q.scale[:, None] / 2 + 1e-7).all()  # half a step at most
+    for x in (torch.randn(2, 5, 96), torch.randn(1, 40, 96)):  # the kernel; a long pass (prefill)
+        y = q(x)
+        assert y.shape == (*x.shape[:-1], 80)
+        torch.testing.assert_close(y.double(), reference(q, x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(y, lin(x), atol=0.05 * w.abs().max().item() * 96 ** 0.5, rtol=0)
+
+
+def test_int4_codes_keep_each_group_within_half_a_step():
+    w = linear(128, 32).weight.detach()
+    q, pairs = int4_codes(w, 32)
+    assert q.min() == 0 and q.max() == 15
+    scale, zero = pairs[..., 0].t().repeat_interleave(32, 1), pairs[..., 1].t().repeat_interleave(32, 1)
+    deq = (q.float() - 8) * scale + zero
+    assert ((deq - w).abs() <= scale / 2 + 1e-6).all()
+
+
+@pytest.mark.parametrize("n_in,n_out,group,kernel", [
+    (64, 1024, 32, True),    # the CPU int4 kernel
+    (128, 48, 64, True),
+    (64, 40, 32, False),     # 40 rows: not a multiple of 16, dequantized on the fly
+])
+def test_int4_matmul_kernel_and_fallback(n_in, n_out, group, kernel):
+    lin = linear(n_in, n_out, seed=n_out)
+    q = Int4Linear.from_linear(lin, group)
+    assert isinstance(q, Int4Linear) and (q.packed is not None) == kernel
+    for x in (torch.randn(3, n_in), torch.randn(40, n_in)):  # the kernel; a long pass (prefill)
+        torch.testing.assert_close(q(x).double(), reference(q, x), atol=1e-4, rtol=1e-4)
+
+
+def test_int4_falls_back_to_int8_when_groups_cannot_tile_the_input():
+    lin = linear(48, 32)  # 48 inputs: no group of 32 tiles them
+    q = Int4Linear.from_linear(lin, 32)
+    assert isinstance(q, Int8Linear)
+    x = torch.randn(2, 48)
+    torch.testing.assert_close(q(x).double(), reference(q, x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lin: Int8Linear.from_linear(lin),
+    lambda lin: Int4Linear.from_linear(lin, 32),                           # kernel path
+    lambda lin: Int4Linear.from_linear(linear(64, 1000, 3), 32),           # fallback
+])
+def test_ranked_rows_and_leading_slices(make):
+    q = make(linear(64, 1024, seed=1))
+    n = q.out_features
+    ranking = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    ranked = q.select_rows(ranking)
+    full = q.dequantize()
+    x = torch.randn(4, 64)  # a short pass: the kernel where it fits
+    bias = q.bias[ranking]
+    for k in (1, 3, 16, 64, 65, 100, 640, n):
+        want = nn.functional.linear(x.double(), full[ranking[:k]].double(), bias[:k].double())
+        got = ranked[:k](x)
+        assert got.shape == (4, k)
+        torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)
+
+
+def test_quantize_model_swaps_every_linear_but_not_the_embedding():
+    model = tiny_model("target")
+    embed = model.get_input_embeddings().weight.clone()
+    plain = CachedLM(tiny_model("target"))
+    n_linear = sum(isinstance(m, nn.Linear) for m in model.modules())
+    lm = CachedLM(model)
+    lm.quantize("int4")
+    assert lm.quant == "int4" and isinstance(lm.head, QuantLinear)
+    assert not any(isinstance(m, nn.Linear) for m in model.modules())
+    assert sum(isinstance(m, QuantLinear) for m in model.modules()) == n_linear
+    assert torch.equal(model.get_input_embeddings().weight, embed)
+    assert lm.vocab_size == 1024 and lm.hidden_size == 64
+    assert lm.read_params() == plain.read_params() and lm.read_params(100) == plain.read_params(100)
+    ids = [5, 17, 230, 41]
+    h_q, h_p = lm.forward(ids, 1), plain.forward(ids, 1)
+    gap = (lm.logits(h_q) - plain.logits(h_p)).abs().max()
+    assert 0 < gap < 0.5 * plain.logits(h_p).abs().max()  # other numbers, but near the originals
+
+
+def test_bad_modes_are_refused():
+    with pytest.raises(SpecScopeError, match="int8"):
+        check_mode("int3", ("none", "int8"), "--quant")
+    with pytest.raises(SpecScopeError):
+        quantize_model(tiny_model("draft"), "fp8")

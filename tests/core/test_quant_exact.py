@@ -1,0 +1,79 @@
+"""A quantized drafter changes what is proposed, never what is output: greedy identity with the
+target's plain decoding (draft and tree, 3+ deep, with and without a trimmed head) and the
+sampling law; a quantized target's speculative output equals its own plain output."""
+import pytest
+import torch
+
+from specscope.core.drafters.model import ModelDrafter
+from specscope.core.drafters.tree import TreeDrafter
+from specscope.core.quant import Int4Linear, QuantLinear
+from tests.core.helpers import run, tiny_decoder
+from tests.core.test_vocabtrim import calibrated_ranking
+
+PROMPTS = [[5, 17, 230, 41], [900, 3, 3, 3, 77, 12, 640, 11, 2]]
+
+
+def quantized_decoder(mode, vocab_size=1024, ranking=None, k=None, target_mode="none", **kw):
+    def extra(target, draft):
+        draft.quantize(mode)
+        target.quantize(target_mode)
+        return {"draft": lambda: ModelDrafter(draft, target.vocab_size, ranking, k),
+                "tree": lambda: TreeDrafter(ModelDrafter(draft, target.vocab_size, ranking, k))}
+    return tiny_decoder(vocab_size=vocab_size, extra=extra, **kw)
+
+
+def assert_greedy_exact(decoder, methods=("draft", "tree"), lens=(3, 5)):
+    accepted = 0
+    for prompt in PROMPTS:
+        _, base = run(decoder, prompt, method="ar", max_new_tokens=32)
+        for method in methods:
+            for k in lens:
+                _, spec = run(decoder, prompt, method=method, draft_len=k, max_new_tokens=32)
+                assert spec.token_ids == base.token_ids, f"{method} k={k}"
+                accepted += spec.accepted
+    assert accepted > 0  # the quantized drafter still guesses right sometimes
+
+
+@pytest.mark.parametrize("mode,vocab", [("int8", 1024), ("int4", 1024), ("int4", 1000)])
+def test_quantized_drafter_greedy_is_exact(mode, vocab):
+    decoder = quantized_decoder(mode, vocab)
+    lm = decoder.drafter("draft").lm
+    assert lm.quant == mode and isinstance(lm.head, QuantLinear)
+    if mode == "int4":  # 1024 rows: the int4 kernel; 1000 rows: not a multiple of 16, fallback
+        assert (lm.head.packed is not None) == (vocab % 16 == 0)
+    assert_greedy_exact(decoder)
+
+
+@pytest.mark.parametrize("mode,k", [("int8", 100), ("int4", 100), ("int4", 700)])
+def test_quantized_trimmed_drafter_greedy_is_exact(mode, k):
+    ranking = calibrated_ranking(tiny_decoder(), 1024)
+    decoder = quantized_decoder(mode, ranking=ranking, k=k)
+    events, _ = run(decoder, PROMPTS[0], method="draft", draft_len=4, max_new_tokens=20)
+    kept = set(ranking[:k].tolist())
+    assert all(t in kept for e in events if e.kind == "drafted" for t in e.tokens)
+    assert_greedy_exact(decoder, lens=(4,))
+
+
+def test_quantized_target_speculation_equals_its_own_plain_decoding():
+    decoder = quantized_decoder("int8", target_mode="int8")
+    assert decoder.target.quant == "int8"
+    assert isinstance(decoder.target.head, QuantLinear)
+    assert_greedy_exact(decoder)
+
+
+@pytest.mark.parametrize("mode,trimmed", [("int8", False), ("int4", False), ("int4", True)])
+def test_quantized_drafter_sampling_preserves_target_distribution(mode, trimmed):
+    from tests.core.test_distribution import PROMPT, VOCAB, assert_follows_target
+
+    ranking, k = (torch.tensor([3, 0, 4, 1, 2, 5]), 3) if trimmed else (None, None)
+    decoder = quantized_decoder(mode, VOCAB, ranking, k, seed=2, init=0.15, later_scale=0.5)
+    drafter = decoder.drafter("draft")
+    if mode == "int4":  # the body runs on the int4 kernel (the 6-row head falls back)
+        assert any(isinstance(m, Int4Linear) and m.packed is not None for m in drafter.lm.model.modules())
+    with torch.no_grad():  # the drafter must differ from the target for the test to mean something
+        q = torch.softmax(drafter.lm.model(torch.tensor([PROMPT])).logits[0, -1], -1)
+        p = torch.softmax(decoder.target.model(torch.tensor([PROMPT])).logits[0, -1], -1)
+    assert (p - q).abs().sum() > 0.5
+    counts = assert_follows_target(decoder, "draft", draft_len=3, n=1500)
+    if trimmed:
+        assert counts[[1, 2, 5]].sum() > 0  # tokens the drafter cannot propose still appear
