@@ -37,7 +37,7 @@ class Profile:
     description: str = ""
     dtype: str = "bfloat16"
     device: str = "cpu"
-    draft_len: int = 5
+    draft_len: int | str = 5  # a fixed length, or auto / auto:heuristic (adapted every step)
     temperature: float = 0.0
     top_p: float = 1.0
     max_new_tokens: int = 256
@@ -49,9 +49,22 @@ class Profile:
     quant: str = "none"  # of the target (outputs then match the quantized target's): none, int8
     path: str = ""
 
+    @property
+    def adaptive_rule(self) -> str | None:
+        """'cost' or 'heuristic' when draft_len is auto[:rule], else None (a fixed length)."""
+        if isinstance(self.draft_len, int):
+            return None
+        return self.draft_len.partition(":")[2] or "cost"
 
+    @property
+    def start_len(self) -> int:
+        """The fixed length, or where an adaptive length starts."""
+        return self.draft_len if isinstance(self.draft_len, int) else 5
+
+
+AUTO_LENS = ("auto", "auto:cost", "auto:heuristic")
 _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description": str,
-          "dtype": str, "device": str, "draft_len": int, "temperature": (int, float),
+          "dtype": str, "device": str, "draft_len": (int, str), "temperature": (int, float),
           "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,
           "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None)),
           "draft_quant": str, "quant": str}
@@ -87,10 +100,12 @@ def parse_profile(path: Path) -> Profile:
     for key, value in data.items():
         if key not in known:
             raise SpecScopeError(f"{path}: unknown field '{key}' (known: {', '.join(sorted(known))})")
-        if not isinstance(value, _TYPES[key]) or (isinstance(value, bool) and _TYPES[key] is int):
+        if not isinstance(value, _TYPES[key]) or (isinstance(value, bool) and _TYPES[key] is not bool):
             raise SpecScopeError(f"{path}: field '{key}' has the wrong type ({type(value).__name__})")
     if "target" not in data:
         raise SpecScopeError(f"{path}: missing field 'target'")
+    if isinstance(data.get("draft_len"), str) and data["draft_len"] not in AUTO_LENS:
+        raise SpecScopeError(f"{path}: field 'draft_len' must be a number or one of {', '.join(AUTO_LENS)}")
     if data.get("dtype", "bfloat16") not in DTYPES:
         raise SpecScopeError(f"{path}: field 'dtype' must be one of {', '.join(DTYPES)}")
     for key, modes in (("draft_quant", DRAFT_MODES), ("quant", TARGET_MODES)):

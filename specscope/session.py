@@ -90,7 +90,9 @@ def make_controls(profile: Profile, **overrides) -> Controls:
     """Controls from a profile's defaults, with the given (non-None) overrides; validated."""
     c = Controls(
         method="draft" if profile.drafter else "ar",
-        draft_len=profile.draft_len,
+        draft_len=profile.start_len,
+        adaptive=profile.adaptive_rule is not None,
+        adaptive_rule=profile.adaptive_rule or "cost",
         temperature=profile.temperature,
         top_p=profile.top_p,
         max_new_tokens=profile.max_new_tokens,

@@ -190,7 +190,7 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console)
     if any(v is not None for v in sizes) and not any(c.vocab_top_k is not None for c in configs):
         err.print("note: no benchmarked method drafts with a vocabulary; --vocab-top-k ignored")
     if o.reference == "hf":
-        configs += hf_grid(methods, lens, session.profile.draft_len, session.drafter_lm is not None)
+        configs += hf_grid(methods, lens, session.profile.start_len, session.drafter_lm is not None)
     kept, ids = [], []
     for p in prompts:
         x = session.encode(p.text)
