@@ -91,3 +91,55 @@ def test_adaptive_sampling_preserves_target_distribution():
         counts[a, b] += 1
     stat, df = chi_square(counts, exact_joint(decoder, Shaping(1.0)) * n)
     assert stat < chi2_critical(df)
+
+
+def test_the_first_step_is_plain_and_measures_a_target_pass():
+    p = AdaptiveLength(rule="cost")
+    p.start_run(ratio=0.2, target_prefill_s=0.1, budget=100)
+    assert p.next_length() == 0
+    p.observe(0, 0, 0, 0.0, 0.2)
+    assert p.next_length() > 0  # a cheap drafter, a short prompt: worth trying
+
+
+def test_a_drafter_prefill_that_cannot_be_repaid_keeps_the_answer_plain():
+    """Before its first draft the drafter must read the prompt; with few tokens left to
+    generate, even good acceptance cannot repay it."""
+    long_prompt = AdaptiveLength(rule="cost")
+    long_prompt.start_run(ratio=0.4, target_prefill_s=30.0, budget=16)
+    long_prompt.observe(0, 0, 0, 0.0, 0.2)
+    assert long_prompt.next_length() == 0
+    short_prompt = AdaptiveLength(rule="cost")
+    short_prompt.start_run(ratio=0.4, target_prefill_s=0.3, budget=200)
+    short_prompt.observe(0, 0, 0, 0.0, 0.2)
+    assert short_prompt.next_length() > 0
+
+
+def test_the_confidence_cut_off_is_the_measured_cost_ratio():
+    p = AdaptiveLength(rule="cost")
+    p.start_run(ratio=0.3, target_prefill_s=0.0, budget=100)
+    p.observe(0, 0, 0, 0.0, 0.2)
+    p.observe(4, 4, 4, 0.4, 0.22)  # the first draft (prefill included)
+    p.observe(4, 4, 4, 0.32, 0.22)  # 0.08 s a token
+    assert p.min_confidence == pytest.approx(p.draft_per_token / p._verify_time(0))
+    assert 0.3 < p.min_confidence < 0.5
+
+
+def test_an_artificially_slow_drafter_falls_back_to_plain_decoding():
+    """A drafter 50 ms a token against a tiny target's ~1 ms pass: auto must stop drafting."""
+    import time
+
+    from specscope.core.drafters.model import ModelDrafter
+
+    class Slow(ModelDrafter):
+        def propose(self, ids, k, shaping, generator):
+            out = super().propose(ids, k, shaping, generator)
+            time.sleep(0.05 * len(out.tokens))
+            return out
+
+    decoder = tiny_decoder(extra=lambda t, d: {"slow": lambda: Slow(d, t.vocab_size)})
+    prompt = [5, 17, 230, 41]
+    _, plain = run(decoder, prompt, method="ar", max_new_tokens=60)
+    events, spec = run(decoder, prompt, method="slow", adaptive=True, max_new_tokens=60)
+    assert spec.token_ids == plain.token_ids
+    lengths = [e.draft_len for e in events if isinstance(e, Drafted)]
+    assert lengths.count(0) >= 0.8 * len(lengths)  # plain steps, an occasional probe
