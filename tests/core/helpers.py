@@ -26,3 +26,14 @@ def run(decoder, prompt, **controls):
 
     events = list(decoder.run(prompt, Controls(**controls)))
     return events, events[-1].summary
+
+
+def model_greedy(model, prompt, n):
+    """The model's own greedy continuation: plain model(...) calls, no cache, no specscope."""
+    import torch
+
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
+    return ids[len(prompt):]

@@ -11,7 +11,7 @@ from specscope.core.events import Drafted, Verified
 from specscope.core.lm import CachedLM
 from specscope.core.sampling import Shaping
 from specscope.core.tiny import tiny_model
-from tests.core.helpers import run, tiny_decoder
+from tests.core.helpers import model_greedy, run, tiny_decoder
 from tests.core.test_drafter_common import assert_law, one_thread  # noqa: F401
 
 GREEDY = Shaping(0.0)
@@ -25,15 +25,6 @@ def jacobis(target, draft):
         "jacobi": lambda: JacobiDrafter(CausalRefiner(ModelDrafter(draft, target.vocab_size))),
         "jacobi-self": lambda: JacobiDrafter(CausalRefiner(ModelDrafter(own, target.vocab_size))),
     }
-
-
-def argmax_chain(model, prompt, n):
-    """The model's own greedy continuation: a full forward pass per token, no cache."""
-    ids = list(prompt)
-    with torch.no_grad():
-        for _ in range(n):
-            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
-    return ids[len(prompt):]
 
 
 PROMPTS = [[5, 17, 230], [9, 9, 9, 9], [1, 2, 3, 4, 1, 2, 3], list(range(40, 60))]
@@ -72,7 +63,7 @@ def test_after_t_passes_the_first_t_positions_are_the_greedy_chain(ranked):
 @pytest.mark.parametrize("prompt", [[5, 17, 230], [1, 2, 3, 1, 2, 3, 1, 2]])
 def test_greedy_output_is_the_targets_own(prompt):
     decoder = tiny_decoder(extra=jacobis)
-    own = argmax_chain(decoder.target.model, prompt, 32)
+    own = model_greedy(decoder.target.model, prompt, 32)
     _, plain = run(decoder, prompt, method="ar", max_new_tokens=32)
     assert list(plain.token_ids) == own
     deepest = 0

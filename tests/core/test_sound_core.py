@@ -14,19 +14,10 @@ from specscope.core.errors import SpecScopeError
 from specscope.core.events import Drafted, Verified
 from specscope.core.lm import CachedLM
 from specscope.core.stats import Stats
-from tests.core.helpers import run, tiny_decoder
+from tests.core.helpers import model_greedy, run, tiny_decoder
 from tests.core.test_drafter_common import one_thread  # noqa: F401
 
 PROMPT = [5, 17, 230, 41]
-
-
-def model_greedy(model, prompt, n):
-    """The model's own greedy continuation: plain model(...) calls, no cache, no specscope."""
-    ids = list(prompt)
-    with torch.no_grad():
-        for _ in range(n):
-            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
-    return ids[len(prompt):]
 
 
 def all_drafters(target, draft):

@@ -40,8 +40,9 @@ class DraftSettings:
     """What the engine tells a drafter before each step (from the run's Controls)."""
 
     vocab_top_k: int | None = None  # drafter vocabulary size (trimmed heads); None: its default
-    # Stop drafting when the drafter's top probability falls below this (0: never). Decided before
-    # a token is sampled, so the proposal's q stays the law the token was drawn from.
+    # Stop drafting when the drafter's confidence in the whole draft (the product of its top
+    # probabilities so far) falls below this (0: never). Decided before a token is sampled, so
+    # the proposal's q stays the law the token was drawn from.
     min_confidence: float = 0.0
     refine_steps: int | None = None  # block-refining drafters (jacobi): passes; None: their auto
 

@@ -88,10 +88,11 @@ class MTPDrafter(DrafterBase):
         self.cached_ids = list(ids[:n + 1])
         weight, _ = self.ranked.rows(self.vocab_top_k)
         qs = []
+        path = 1.0  # confidence in the whole draft so far (DraftSettings.min_confidence)
         for i in range(k):
             probs = draft_dist(torch.nn.functional.linear(s[0, -1], weight).float(), shaping)
-            conf = self.settings.min_confidence
-            if i > 0 and conf > 0 and float(probs.max()) < conf:
+            path *= float(probs.max())
+            if i > 0 and path < self.settings.min_confidence:
                 break
             j = pick(probs, shaping, generator)
             token = self._token_id(j)
