@@ -4,7 +4,7 @@ sampling law; a quantized target's speculative output equals its own plain outpu
 import pytest
 import torch
 
-from specscope.core.drafters.model import ModelDrafter
+from specscope.core.drafters.model import ModelDrafter, RankedHead
 from specscope.core.drafters.tree import TreeDrafter
 from specscope.core.quant import Int4Linear, QuantLinear
 from tests.core.helpers import run, tiny_decoder
@@ -17,8 +17,9 @@ def quantized_decoder(mode, vocab_size=1024, ranking=None, k=None, target_mode="
     def extra(target, draft):
         draft.quantize(mode)
         target.quantize(target_mode)
-        return {"draft": lambda: ModelDrafter(draft, target.vocab_size, ranking, k),
-                "tree": lambda: TreeDrafter(ModelDrafter(draft, target.vocab_size, ranking, k))}
+        ranked = None if ranking is None else RankedHead(draft, ranking, k)
+        return {"draft": lambda: ModelDrafter(draft, target.vocab_size, ranked),
+                "tree": lambda: TreeDrafter(ModelDrafter(draft, target.vocab_size, ranked))}
     return tiny_decoder(vocab_size=vocab_size, extra=extra, **kw)
 
 
