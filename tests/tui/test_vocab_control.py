@@ -1,29 +1,17 @@
 """The drafter-vocabulary control with a trimmed head loaded: halving it changes the drafts."""
 import pytest
-from typer.testing import CliRunner
 
-from specscope.cli import app as cli
 from specscope.core.vocab import read_trimmed
 from specscope.tui.app import make_app
 
 from tui_helpers import SIZE, parked, rendered_text, run, send, settle, until
 
 
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trim") / "tiny-top300.safetensors"
-    r = CliRunner().invoke(cli, ["trim", "--top-k", "300", "-p", "tiny-random", "--prompts",
-                                 "tests/data/spec_bench_sample.jsonl", "--limit", "1",
-                                 "--source", "corpus", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    return out
-
-
-def test_vocab_size_changes_mid_run_and_later_drafts_stay_inside_it(artifact):
-    ranking = read_trimmed(artifact).ranking.tolist()
+def test_vocab_size_changes_mid_run_and_later_drafts_stay_inside_it(tiny_trimmed):
+    ranking = read_trimmed(tiny_trimmed).ranking.tolist()
 
     async def body():
-        app = make_app("tiny-random", trimmed=artifact, snapshot=True, max_new_tokens=40)
+        app = make_app("tiny-random", trimmed=tiny_trimmed, snapshot=True, max_new_tokens=40)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.session is not None)
             panel = app.controls_panel
