@@ -16,29 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from specscope.core.errors import SpecScopeError
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call write(temp_path), then move the temporary file over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from specscope.core.files import atomic_write  # noqa: F401  (the writers import it from here)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -21,7 +21,8 @@ from specscope.core.engine import SpecDecoder
 from specscope.core.errors import SpecScopeError
 from specscope.core.layerskip_search import best_known_skip
 from specscope.core.lm import CachedLM
-from specscope.core.models import check_vocab_match, eos_ids, load_causal_lm, load_tokenizer
+from specscope.core.models import (check_vocab_match, eos_ids, load_causal_lm, load_tokenizer,
+                                    same_tokenizer_files)
 from specscope.profiles import Profile
 
 # Drafting methods: name -> one line for help texts.
@@ -128,12 +129,15 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     profile = replace(profile, dtype=dtype, device=device)
     tokenizer = load_tokenizer(profile.target, progress, dtype)
     target_model = load_causal_lm(profile.target, dtype, device, progress)
-    target = CachedLM(target_model)
+    # Each model's logits check runs once it is quantized: a check before would read (and make
+    # resident) the unquantized weights that a quantized model no longer needs.
+    target = CachedLM(target_model, check=False)
     drafter_lm = None
     factories = {"ar": NoDrafter}
     if profile.drafter:
-        draft_tok = load_tokenizer(profile.drafter, progress, dtype)
-        drafter_lm = CachedLM(load_causal_lm(profile.drafter, dtype, device, progress))
+        drafter_lm = CachedLM(load_causal_lm(profile.drafter, dtype, device, progress), check=False)
+        same = same_tokenizer_files(profile.target, profile.drafter, dtype)
+        draft_tok = tokenizer if same else load_tokenizer(profile.drafter, progress, dtype)
         check_vocab_match(target, drafter_lm, tokenizer, draft_tok)
     vocab = None
     trimmed = trimmed or profile.trimmed
@@ -144,9 +148,11 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
 
         vocab = load_trimmed(trimmed, profile, drafter_lm, target, tokenizer)
     # Quantize after the artifact's fingerprint check, which reads the original head.
-    target.quantize(profile.quant)
+    target.quantize(profile.quant, progress)
+    target.check_logits()
     if drafter_lm is not None:
-        drafter_lm.quantize(profile.draft_quant)
+        drafter_lm.quantize(profile.draft_quant, progress)
+        drafter_lm.check_logits()
         ranked = None if vocab is None else RankedHead(drafter_lm, vocab.ranking, vocab.k)
 
         def model_drafter() -> ModelDrafter:  # one ranked head copy, shared by every drafter

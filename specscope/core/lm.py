@@ -102,7 +102,7 @@ class CachedLM:
         self._cache_kwarg = cache_kwarg(self.base.forward)
         self._after_head = logit_transform(self.config)
         if check:
-            self._check_logits()
+            self.check_logits()
 
     def _new_cache(self) -> DynamicCache:
         cache = DynamicCache(config=self.config)
@@ -114,7 +114,7 @@ class CachedLM:
         return cache
 
     @torch.inference_mode()
-    def _check_logits(self) -> None:
+    def check_logits(self) -> None:
         """Refuse a model whose own forward computes logits some other way than ours."""
         ids = torch.tensor([[0, 1, 2]], device=self.device) % self.vocab_size
         theirs = self.model(input_ids=ids).logits[0].float()
@@ -150,12 +150,16 @@ class CachedLM:
         rows = self.vocab_size if head_rows is None else head_rows
         return self._body_params + rows * self.hidden_size
 
-    def quantize(self, mode: str) -> None:
-        """Weight-only quantization of every Linear, the head included: 'none', 'int8', 'int4'."""
-        from specscope.core.quant import quantize_model
+    def quantize(self, mode: str, progress=None) -> None:
+        """Weight-only quantization of every Linear, the head included: 'none', 'int8', 'int4'.
+        Through the on-disk cache (quant_cache.py) where the model has a local source: a later
+        load memory-maps the codes instead of reading the weights to quantize them again. Build
+        with check=False and call check_logits() afterwards, so the check does not read (and
+        make resident) the unquantized weights."""
+        from specscope.core.quant_cache import quantize_cached
 
         if mode != "none":
-            quantize_model(self.model, mode)
+            quantize_cached(self.model, mode, progress=progress)
             self.head = self.model.get_output_embeddings()
             self.quant = mode
             self._body_params = None

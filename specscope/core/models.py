@@ -89,6 +89,33 @@ def load_tokenizer(source: str, progress: Progress | None = None, dtype: str = "
         raise SpecScopeError(f"could not load the tokenizer of '{source}': {first}") from None
 
 
+# the files that define a vocabulary (not the chat template: a drafter's may differ, harmlessly)
+VOCAB_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+               "merges.txt", "tokenizer.model", "added_tokens.json")
+
+
+def same_tokenizer_files(a: str, b: str, dtype: str = "bfloat16") -> bool:
+    """Whether two sources are local directories holding byte-identical vocabulary files (as a
+    model family's sizes do), so the target's tokenizer stands for the drafter's in the vocabulary
+    check: parsing a 150k-token vocabulary takes over a second. False whenever in doubt: the
+    caller then loads both."""
+    if any(s.startswith("tiny-random:") for s in (a, b)):
+        return False
+    from pathlib import Path
+
+    da, db = Path(_local_dir(a, None, dtype)), Path(_local_dir(b, None, dtype))
+    if not (da.is_dir() and db.is_dir() and (da / "tokenizer.json").is_file()):
+        return False
+    for name in VOCAB_FILES:
+        fa, fb = da / name, db / name
+        if fa.is_file() != fb.is_file():
+            return False
+        if fa.is_file() and (fa.stat().st_size != fb.stat().st_size
+                             or fa.read_bytes() != fb.read_bytes()):
+            return False
+    return True
+
+
 def eos_ids(tokenizer, model: torch.nn.Module, extra: list[str] = ()) -> set[int]:
     ids: set[int] = set()
     if tokenizer.eos_token_id is not None:
