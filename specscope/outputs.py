@@ -5,18 +5,17 @@ entry, the embedded pair's conversion) asks `check_output_file` or `check_output
 validates its options, so a folder that cannot be created costs a second and one error line, not
 minutes of loading and calibration and then a traceback. The probes leave nothing behind.
 
-Atomic output: every file is written to a temporary name in the same folder, then renamed. A
+Atomic output (`core/files.py`): every file is written to a temporary name in the same folder, then renamed. A
 reader (or a Ctrl-C, or a crash) never sees a half-written file: it sees the old one or the new.
 """
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from specscope.core.errors import SpecScopeError
-from specscope.core.files import atomic_write  # noqa: F401  (the writers import it from here)
+from specscope.core.files import atomic_write
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 
 from specscope.core.errors import SpecScopeError
+from specscope.core.files import atomic_write
 from specscope.core.lm import CachedLM
 
 FORMAT = "specscope-vocabtrim/1"
@@ -97,16 +97,9 @@ class TrimmedVocab:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"ranking": self.ranking.cpu().contiguous(),
-                       "head": self.head.detach().cpu().contiguous()},
-                      tmp, metadata={"specscope": json.dumps(self.meta)})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: save_file(
+            {"ranking": self.ranking.cpu().contiguous(), "head": self.head.detach().cpu().contiguous()},
+            tmp, metadata={"specscope": json.dumps(self.meta)}))
         return path
 
 
