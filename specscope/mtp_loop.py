@@ -9,33 +9,24 @@ import os
 import random
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from specscope.core.mtp_train import evaluate, self_distill, sequence_loss
+from specscope.frontends.loading import loading_progress
+from specscope.frontends.progress import make_progress
 
 EVAL_EVERY_S = 90.0
 WARMUP_STEPS = 10
 
 
-@contextmanager
 def bars(console: Console):
-    """A progress callback (stage, done, total) drawing one bar per stage."""
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: float, total: float | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
-        yield report
+    """A progress callback (stage, done, total) drawing one bar per stage; without a terminal,
+    a line per stage now and then."""
+    return loading_progress(console, lines=True)
 
 
 def _write_json(path: Path, data) -> None:
@@ -66,7 +57,7 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
     todo = sorted((i for i, k in enumerate(keys) if k not in done), key=lambda i: len(prompts[i]))
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
+    with make_progress(console, columns, lines=True, transient=True) as progress:
         task = progress.add_task("self-distillation: the target answers", total=len(prompts),
                                  completed=resumed, tokens=sum(len(done[k]) for k in keys if k in done))
         for b in range(0, len(todo), batch):
@@ -108,7 +99,7 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
                TextColumn("{task.fields[tokens]} tokens  loss {task.fields[loss]}  "
                           "held-apart acceptance {task.fields[acc]}"), TimeElapsedColumn()]
     interrupted = False
-    with Progress(*columns, console=console, transient=True) as progress:
+    with make_progress(console, columns, lines=True, transient=True) as progress:
         task = progress.add_task("train", total=100, tokens=0, loss="-", acc="-")
         ema = None
         try:

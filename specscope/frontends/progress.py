@@ -91,6 +91,8 @@ def task_line(task: Task) -> str:
     for key, value in task.fields.items():
         if key != "unit" and isinstance(value, int | float) and not isinstance(value, bool):
             parts.append(f"{value:,} {key}")
+        elif key != "unit" and isinstance(value, str) and value not in ("", "-"):
+            parts.append(f"{key} {value}")  # e.g. a loss shown as text
     parts.append(f"{clock(task.elapsed or 0)} elapsed")
     left = None if task.finished else eta_seconds(task)
     if task.finished:

@@ -74,6 +74,22 @@ def test_trim_without_a_terminal_reports_calibration_on_stderr(tmp_path):
     assert lines[-1].startswith("calibrating (corpus): 2/2") and "done" in lines[-1]
 
 
+def test_mtp_train_without_a_terminal_reports_each_stage_and_the_loss_on_stderr(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
+    texts = tmp_path / "prompts.txt"
+    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\n")
+    out = tmp_path / "head.safetensors"
+    r = runner.invoke(app, ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts),
+                            "--held", "1", "--max-new-tokens", "6", "--tokens", "200",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.is_file()
+    for stage in ("self-distillation", "teacher-forced hidden states", "train"):
+        lines = [line for line in r.stderr.splitlines() if line.startswith(stage)]
+        assert lines and "done" in lines[-1], (stage, r.stderr)
+    assert re.search(r"^train: 100/100, [\d,]+ tokens, loss \d", r.stderr, re.M), r.stderr
+
+
 def help_text(*command):
     r = runner.invoke(app, [*command, "--help"], terminal_width=100)
     assert r.exit_code == 0, r.output
