@@ -13,7 +13,7 @@ from rich.console import Console
 from specscope.core.events import Prefilling
 from specscope.frontends.progress import LineProgress, make_progress
 
-LABELS = {"target": "reading the prompt", "draft": "drafter reading the prompt"}
+LABELS = {"target": "reading the prompt (target)", "draft": "reading the prompt (drafter)"}
 
 
 class PrefillDisplay:
@@ -31,7 +31,7 @@ class PrefillDisplay:
             self.progress = make_progress(self.console, lines=True, transient=True)
             self.progress.start()
         if event.model not in self.tasks:
-            label = f"{LABELS.get(event.model, event.model)} ({event.total:,} tokens)"
+            label = LABELS.get(event.model, event.model)  # the bar's amount says how many tokens
             task = self.progress.add_task(label, total=event.total - event.done)
             self.tasks[event.model] = (task, event.done)
         task, start = self.tasks[event.model]

@@ -99,7 +99,7 @@ def run(lesson: Lesson, label: str, prompt: str, **overrides) -> Run:
                 tokens += len(event.emitted)
                 lesson.progress(label, tokens)
             elif isinstance(event, Prefilling):  # a long prompt: tokens read so far
-                who = "reading the prompt" if event.model == "target" else "drafter reading the prompt"
+                who = "reading the prompt" if event.model == "target" else "drafter reading it"
                 lesson.progress(f"{label}, {who}", event.done)
             if lesson.cancelled():
                 raise Cancelled()

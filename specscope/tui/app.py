@@ -177,8 +177,8 @@ class SpecScopeApp(SettingActions, App[None]):
 
     def show_prefill(self, event: Prefilling) -> None:
         """A long prompt's prefill (minutes on a CPU) as the run's state, until it is read."""
-        who = "reading the prompt" if event.model == "target" else "drafter reading the prompt"
-        self.controls_panel.state = (f"{who} {event.done:,}/{event.total:,} tokens"
+        who = "reading prompt" if event.model == "target" else "drafter reading"
+        self.controls_panel.state = (f"{who} {event.done:,}/{event.total:,}"
                                      if event.done < event.total else self.run_state())
 
     def launch(self, run_id: int, ids: list[int], controls: Controls, gate: Gate) -> None:

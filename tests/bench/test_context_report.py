@@ -77,7 +77,7 @@ def test_a_bench_with_a_long_prompt_reads_it_in_chunks(tmp_path):
     r = CliRunner().invoke(app, ["bench", "-p", "tiny-random", "--prompts", str(prompts), "-n", "6",
                                  "-m", "draft", "-k", "3", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "reading the prompt (" in r.stderr and "drafter reading the prompt (" in r.stderr
+    assert "reading the prompt (target)" in r.stderr and "reading the prompt (drafter)" in r.stderr
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     by = {(x["config"], x["category"]): x for x in runs}
     assert by["draft k=3", "long"]["prompt_tokens"] > 512 > by["draft k=3", "short"]["prompt_tokens"]

@@ -44,7 +44,7 @@ def test_json_carries_the_prefill_progress_of_both_models(long_json):
 
 def test_progress_lines_on_stderr_without_a_terminal(long_json):
     err = long_json.stderr
-    assert "reading the prompt (" in err and "drafter reading the prompt (" in err
+    assert "reading the prompt (target)" in err and "reading the prompt (drafter)" in err
     assert err.count("done") == 2  # one closing line per model
 
 

@@ -46,8 +46,8 @@ def test_the_state_line_shows_both_prefills_then_the_answer_is_the_engines(make,
             await settle(pilot)
             ids = tiny_session.encode([{"role": "user", "content": PROMPT}])
             n = len(ids) - 1
-            assert states[0] == f"reading the prompt 0/{n} tokens"
-            assert f"drafter reading the prompt 8/{n} tokens" in states
+            assert states[0] == f"reading prompt 0/{n}"
+            assert f"drafter reading 8/{n}" in states
             assert states[-1] == "generating" and app.controls_panel.state == "idle"
             tiny_session.decoder.reset()
             events = list(tiny_session.decoder.run(ids, make_controls(
