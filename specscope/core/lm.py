@@ -31,7 +31,6 @@ from specscope.core.errors import SpecScopeError
 PREFILL_CHUNK = 512  # tokens a pass when reading a long input
 
 
-
 def common_prefix(a: list[int], b: list[int]) -> int:
     """Length of the longest common prefix (slice comparisons run in C: O(log n) of them)."""
     n = min(len(a), len(b))
