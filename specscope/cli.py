@@ -81,10 +81,33 @@ def friendly_errors(command):
     return wrapper
 
 
+def read_prompt(prompt: str | None, prompt_file: str | None) -> str:
+    """The prompt from the argument, or from --prompt-file (a path, or - for stdin)."""
+    if prompt is None and prompt_file is None:
+        raise SpecScopeError("no prompt: give PROMPT, or --prompt-file FILE (- for stdin)")
+    if prompt is not None and prompt_file is not None:
+        raise SpecScopeError("give the prompt as PROMPT or with --prompt-file, not both")
+    if prompt == "-" or prompt_file == "-":
+        return sys.stdin.read()
+    if prompt is not None:
+        return prompt
+    path = Path(prompt_file).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecScopeError(f"prompt file not found: {path}") from None
+    except IsADirectoryError:
+        raise SpecScopeError(f"--prompt-file {path} is a folder, not a file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecScopeError(f"cannot read prompt file {path}: "
+                             f"{getattr(e, 'strerror', None) or e}") from None
+
+
 @app.command()
 @friendly_errors
 def generate(
-    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="The prompt (use - to read it from stdin).")],
+    prompt: Annotated[Optional[str], typer.Argument(metavar="PROMPT", help="The prompt (use - to read it from stdin), or --prompt-file.", show_default=False)] = None,
+    prompt_file: Annotated[Optional[str], typer.Option("--prompt-file", "-f", metavar="FILE", help="Read the prompt from this file (- for stdin) instead, e.g. a long document.")] = None,
     profile: Profile = None,
     method: Method = None,
     draft_len: DraftLen = None,
@@ -108,8 +131,7 @@ def generate(
     """Stream an answer, colouring accepted drafts, rejected drafts and the target's own tokens."""
     from specscope.frontends.generate import run_generate
 
-    if prompt == "-":
-        prompt = sys.stdin.read()
+    prompt = read_prompt(prompt, prompt_file)
     draft_len, adaptive, rule = parse_draft_len(draft_len)
     run_generate(prompt=prompt, profile=profile, method=method, draft_len=draft_len,
                  adaptive=adaptive, adaptive_rule=rule,

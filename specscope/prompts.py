@@ -1,5 +1,7 @@
 """Prompt files for bench, trim and layerskip-search.
 
+`--prompts` takes a file or the name of a packaged set (`long`, see PROMPT_SETS).
+
 Spec-Bench form: JSONL with `category` and `turns` (the first turn is used); any other file is
 plain text, one prompt a line (category `text`). Spec-Bench reports its eight MT-bench categories
 as one group, `mt_bench`; `--categories` accepts that name too, and reports group categories the
@@ -21,6 +23,14 @@ MT_BENCH_GROUP = "mt_bench"
 DEFAULT_PROMPTS = Path(__file__).resolve().parent / "data" / "spec_bench_dev.jsonl"
 DEFAULT_PROMPTS_HELP = ("Default: the packaged Spec-Bench dev half (240 prompts, 13 categories), "
                         "or the file named by $SPECSCOPE_BENCH_PROMPTS.")
+# Packaged prompt sets chosen by name instead of a path (a file called so: ./long).
+PROMPT_SETS = {
+    # long-context tasks cut from Python's stdlib sources (data/README.md; prompts_long.py)
+    "long": DEFAULT_PROMPTS.parent / "long_context.jsonl",
+}
+PROMPT_SETS_HELP = ("'long': the packaged long-context set, tasks on Python stdlib sources of "
+                    "about 1k, 2k, 4k and 8k tokens (categories long-1k, long-2k, long-4k, "
+                    "long-8k; 3 prompts each).")
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,15 @@ def default_prompt_file() -> Path:
         raise SpecScopeError(f"no prompt file: {path} ({where}) does not exist; pass --prompts FILE "
                              "(Spec-Bench JSONL: one object a line with 'category' and 'turns')")
     return path
+
+
+def prompt_source(value: str | Path | None) -> Path:
+    """The file behind --prompts: a packaged set's name, a path, or None for the default."""
+    if value is None:
+        return default_prompt_file()
+    if isinstance(value, str) and value in PROMPT_SETS:
+        return PROMPT_SETS[value]
+    return Path(value).expanduser()
 
 
 def read_prompts(path: Path) -> list[Prompt]:
@@ -119,7 +138,8 @@ def select_prompts(prompts: list[Prompt], categories: list[str] | None, limit: i
     return out[::-1] if from_end else out
 
 
-def load_prompts(path: Path | None = None, categories: str | None = None, limit: int | None = None,
-                 from_end: bool = False) -> list[Prompt]:
-    path = Path(path).expanduser() if path is not None else default_prompt_file()
+def load_prompts(path: str | Path | None = None, categories: str | None = None,
+                 limit: int | None = None, from_end: bool = False) -> list[Prompt]:
+    """`path`: a file, the name of a packaged set (PROMPT_SETS; a str), or None: the default."""
+    path = prompt_source(path)
     return select_prompts(read_prompts(path), parse_categories(categories), limit, path, from_end)

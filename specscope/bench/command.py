@@ -13,7 +13,7 @@ import typer
 
 from specscope.cli import (Device, DraftQuant, Dtype, MaxNew, Profile, Quant, RefineSteps, Seed,
                            Temperature, TopP, Trimmed, friendly_errors)
-from specscope.prompts import DEFAULT_PROMPTS_HELP
+from specscope.prompts import DEFAULT_PROMPTS_HELP, PROMPT_SETS_HELP
 
 Methods = Annotated[Optional[list[str]], typer.Option(
     "--methods", "-m", metavar="LIST", help="Methods to compare with the ar baseline, comma-separated or repeated "
@@ -29,12 +29,13 @@ VocabSizes = Annotated[Optional[list[str]], typer.Option(
 @friendly_errors
 def bench(
     profile: Profile = None,
-    prompts: Annotated[Optional[Path], typer.Option(
-        "--prompts", metavar="FILE", help="Spec-Bench JSONL ('category' and 'turns'; the first "
-        "turn is used). " + DEFAULT_PROMPTS_HELP)] = None,
+    prompts: Annotated[Optional[str], typer.Option(
+        "--prompts", metavar="FILE|long", help="Spec-Bench JSONL ('category' and 'turns'; the first "
+        "turn is used), or " + PROMPT_SETS_HELP + " " + DEFAULT_PROMPTS_HELP)] = None,
     categories: Annotated[Optional[str], typer.Option(
         "--categories", metavar="LIST", help="Comma-separated categories of the prompt file, or mt_bench "
-        "(Spec-Bench's group of the eight MT-bench categories).")] = None,
+        "(Spec-Bench's group of the eight MT-bench categories); with --prompts long, lengths: "
+        "e.g. long-1k,long-8k.")] = None,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", metavar="N", help="At most this many prompts per category.")] = None,
     methods: Methods = None,
@@ -63,7 +64,8 @@ def bench(
         "--compare", metavar="DIR DIR", help="Print the differences between two result directories, run nothing.")] = None,
 ) -> None:
     """Measure speedup, tau, acceptance, tok/s and MBSU of methods against plain decoding on
-    Spec-Bench prompts; write results.json, results.csv, runs.jsonl and plots to --out."""
+    Spec-Bench prompts (or long contexts: --prompts long); write results.json, results.csv,
+    runs.jsonl and plots to --out."""
     from rich.console import Console
 
     if compare is not None:

@@ -5,6 +5,7 @@ Per configuration, pooled over its runs (seconds are the loop's own timings, pre
   t_verify       this configuration's verify seconds per step, over tokens_per_verify tokens
                  (the draft + the target's own token): what a (k+1)-token pass costs
   t_draft_token  draft seconds per drafted token, and draft_ratio = t_draft_token / t_target
+                 (the drafter's reading of a long context is prefill, like the target's)
   predicted      the cost model's speedup over the baseline, tau * t_target /
                  (t_draft_step + t_verify): what the step timings promise
   measured       tokens per second over the baseline's, on the wall clock (prefill, Python
@@ -35,7 +36,8 @@ def cost_rows(records: list[dict], rows: list[dict], target_bytes: int | None = 
             continue  # transformers' rows: their step timings are not observable
         steps = sum(r["steps"] for r in runs)
         drafted = sum(r["drafted"] for r in runs)
-        draft_s = sum(r["draft_s"] for r in runs)
+        read_s = sum(r.get("draft_prefill_s") or 0.0 for r in runs)  # the drafter's prefill
+        draft_s = sum(r["draft_s"] for r in runs) - read_s
         verify_s = sum(r["verify_s"] for r in runs)
         tau = _ratio(sum(r["new_tokens"] for r in runs), steps)
         t_draft_token = _ratio(draft_s, drafted)
@@ -52,7 +54,7 @@ def cost_rows(records: list[dict], rows: list[dict], target_bytes: int | None = 
             "draft_ratio": _ratio(t_draft_token, t_target) if t_draft_token is not None and t_target else None,
             "predicted": tau * t_target / step_s if tau and t_target and step_s else None,
             "measured": measured.get(config),
-            "prefill_share": _ratio(sum(r.get("prefill_s") or 0.0 for r in runs), wall),
+            "prefill_share": _ratio(sum(r.get("prefill_s") or 0.0 for r in runs) + read_s, wall),
             "overhead_share": _ratio(wall - loop, wall),
             "target_gbs": target_bytes / t_target / 1e9 if target_bytes and t_target else None,
         })

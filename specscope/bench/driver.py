@@ -18,11 +18,12 @@ from rich.console import Console
 from rich.progress import Progress
 
 from specscope.bench.costs import cost_rows, memory_bandwidth_gbs, render_costs, weight_bytes
+from specscope.frontends.prefill import PrefillDisplay
 from specscope.frontends.progress import make_progress
 from specscope.outputs import atomic_write_text, check_output_dir, ensure_dir
 from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
                                   parse_vocab_sizes)
-from specscope.prompts import default_prompt_file, load_prompts
+from specscope.prompts import load_prompts, prompt_source
 from specscope.bench.report import render_table, runs_jsonl, write_results
 from specscope.bench.runner import Plan, Runner, controls_for, run_plan, warm_up
 from specscope.core.errors import SpecScopeError
@@ -31,7 +32,7 @@ from specscope.core.errors import SpecScopeError
 @dataclass
 class Options:
     profile: str | None = None
-    prompts: Path | None = None
+    prompts: str | Path | None = None  # a file, a packaged set's name (long), None: default
     categories: str | None = None
     limit: int | None = None
     methods: list[str] | None = None
@@ -219,7 +220,7 @@ def run_bench(o: Options) -> None:
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
     plan = build_plan(o, session, prompts, methods, lens, sizes, err)
     base = plan_controls(session, o)
-    prompt_file = str(o.prompts) if o.prompts else str(default_prompt_file())
+    prompt_file = str(prompt_source(o.prompts))
     meta = make_meta(o, prof, session, plan, base, prompt_file)
     runner = Runner(session, base)
 
@@ -227,6 +228,7 @@ def run_bench(o: Options) -> None:
         atomic_write_text(ensure_dir(o.out) / "runs.jsonl", runs_jsonl(records))
 
     with make_progress(err, lines=True, transient=True) as progress:
+        runner.on_prefill = PrefillDisplay(progress=progress).show
         if o.warmup:
             warm_up(runner, plan, ProgressWatcher(progress, "warm-up", len(plan.all_configs)))
         watch = ProgressWatcher(progress, "runs", plan.total_runs)

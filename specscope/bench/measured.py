@@ -22,6 +22,7 @@ class Measured:
     prefill_s: float | None = None
     draft_s: float | None = None
     verify_s: float | None = None
+    draft_prefill_s: float | None = None  # of draft_s: the drafter reading a long context
 
 
 def sync(device) -> None:

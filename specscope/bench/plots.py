@@ -4,6 +4,9 @@ its title says what was measured, its subtitle on what (profile, dtype, device, 
   speedup_by_category.png     speedup over `ar` per category group, one bar per configuration
   acceptance_by_position.png  how often the i-th draft token is accepted, one curve per config
   speedup_vs_draft_len.png    overall speedup against draft length, one line per method
+  speedup_vs_context.png      speedup against context length (a category's mean prompt tokens),
+  cost_vs_context.png         and draft seconds per token / verify seconds per pass against it;
+                              both when the categories differ in length (e.g. --prompts long)
 """
 from __future__ import annotations
 
@@ -116,14 +119,70 @@ def speedup_vs_draft_len(rows: list[dict], meta: dict, path: Path) -> None:
     _save(fig, path)
 
 
+def by_context(rows: list[dict], key: str) -> dict[str, list[tuple[float, float]]]:
+    """Per configuration, (context tokens, rows[key]) of each category, by context length."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        if r["category"] != OVERALL and r.get("context_tokens") and r.get(key) is not None:
+            series.setdefault(r["config"], []).append((r["context_tokens"], r[key]))
+    return {config: sorted(points) for config, points in series.items()}
+
+
+def _context_axis(ax) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context length (mean prompt tokens of a category; log scale)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def speedup_vs_context(rows: list[dict], meta: dict, path: Path) -> None:
+    fig, ax = _figure("Speedup against context length", meta)
+    for config, points in by_context(rows, "speedup").items():
+        if config != BASELINE:
+            ax.plot([c for c, _ in points], [s for _, s in points], marker="o", label=config)
+    ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1, label="baseline (ar) = 1.0")
+    ax.set_ylabel("speedup over plain decoding")
+    _context_axis(ax)
+    _save(fig, path)
+
+
+def cost_vs_context(rows: list[dict], meta: dict, path: Path) -> None:
+    """Solid: draft ms per drafted token (the drafter's reading of a long context left out);
+    dashed: verify ms per target pass, which for `ar` is a plain decoding step."""
+    fig, ax = _figure("Per-token cost against context length", meta)
+    colours = {}
+    for config, points in by_context(rows, "t_verify").items():
+        line, = ax.plot([c for c, _ in points], [t * 1e3 for _, t in points], marker="s",
+                        linestyle="--", label=f"{config}: verify pass")
+        colours[config] = line.get_color()
+    for config, points in by_context(rows, "t_draft_token").items():
+        ax.plot([c for c, _ in points], [t * 1e3 for _, t in points], marker="o",
+                color=colours.get(config), label=f"{config}: draft token")
+    ax.set_ylabel("milliseconds (draft: per drafted token; verify: per target pass)")
+    ax.set_ylim(bottom=0)
+    _context_axis(ax)
+    _save(fig, path)
+
+
 PLOTS = {"speedup_by_category.png": speedup_by_category,
          "acceptance_by_position.png": acceptance_by_position,
          "speedup_vs_draft_len.png": speedup_vs_draft_len}
+CONTEXT_PLOTS = {"speedup_vs_context.png": speedup_vs_context,
+                 "cost_vs_context.png": cost_vs_context}
+
+
+def spans_contexts(rows: list[dict]) -> bool:
+    """Categories of clearly different lengths (the longest at least twice the shortest)."""
+    lengths = [r["context_tokens"] for r in rows
+               if r["category"] != OVERALL and r.get("context_tokens")]
+    return len(lengths) > 1 and max(lengths) >= 2 * min(lengths)
 
 
 def write_plots(out: Path, rows: list[dict], meta: dict) -> list[Path]:
+    plots = {**PLOTS, **(CONTEXT_PLOTS if spans_contexts(rows) else {})}
+    for name in CONTEXT_PLOTS.keys() - plots.keys():  # an earlier result's, in the same folder
+        (Path(out) / name).unlink(missing_ok=True)
     paths = []
-    for name, plot in PLOTS.items():
+    for name, plot in plots.items():
         plot(rows, meta, Path(out) / name)
         paths.append(Path(out) / name)
     return paths

@@ -10,6 +10,10 @@ Definitions (per configuration, per category group, and `overall` over all promp
   per_position     for each draft position i, how often the i-th draft token was accepted, pooled
   mbsu             tau / (k * r + 1), k the pooled mean draft length, r drafter/target weights
   identical_share  share of runs whose token ids equal the baseline's for the same prompt and repeat
+  context_tokens   mean prompt length in tokens (the context the runs decode after), over prompts
+  t_draft_token    draft seconds per drafted token, pooled, without the drafter's reading of a
+                   long context (Drafted.prefill_s): how drafting cost grows with the context
+  t_verify         verify seconds per target pass, pooled (for `ar`: a plain decoding step)
 """
 from __future__ import annotations
 
@@ -22,10 +26,11 @@ from specscope.bench.costs import cost_rows
 from specscope.outputs import atomic_write_text
 from specscope.bench.grid import BASELINE, OVERALL
 
-KEYS = ["config", "kind", "method", "draft_len", "vocab_top_k", "category", "speedup", "tau",
+KEYS = ["config", "kind", "method", "draft_len", "vocab_top_k", "category", "context_tokens",
+        "speedup", "tau",
         "acceptance_rate", "tokens_per_s", "baseline_tokens_per_s", "mbsu", "identical_share",
-        "mean_draft_len", "prompts", "runs", "new_tokens", "wall_s", "per_position",
-        "per_position_drafted"]
+        "mean_draft_len", "t_draft_token", "t_verify", "prompts", "runs", "new_tokens", "wall_s",
+        "per_position", "per_position_drafted"]
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -69,7 +74,12 @@ def summarize(records: list[dict], baseline: list[dict]) -> dict:
             pos_a[i] += a
     pairs = [(r["token_ids"], base_ids[(r["prompt_id"], r["repeat"])]) for r in records
              if (r["prompt_id"], r["repeat"]) in base_ids]
+    contexts = {r["prompt_id"]: r.get("prompt_tokens") for r in records}
+    timed = [r for r in known if r.get("draft_s") is not None and r.get("verify_s") is not None]
+    timed_drafted = sum(r["drafted"] for r in timed)
+    timed_steps = sum(r["steps"] for r in timed)
     return {
+        "context_tokens": _mean([c for c in contexts.values() if c is not None]),
         "speedup": mean_tps / mean_base if mean_tps is not None and mean_base else None,
         "tau": tau,
         "acceptance_rate": accepted / drafted if drafted else None,
@@ -79,6 +89,9 @@ def summarize(records: list[dict], baseline: list[dict]) -> dict:
         else None,
         "identical_share": _mean([float(list(a) == list(b)) for a, b in pairs]),
         "mean_draft_len": k,
+        "t_draft_token": sum(r["draft_s"] - (r.get("draft_prefill_s") or 0.0) for r in timed)
+        / timed_drafted if timed_drafted else None,
+        "t_verify": sum(r["verify_s"] for r in timed) / timed_steps if timed_steps else None,
         "prompts": len(prompts),
         "runs": len(records),
         "new_tokens": new,
@@ -119,6 +132,7 @@ def render_table(rows: list[dict], title: str = ""):
     table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("configuration", no_wrap=True)
     table.add_column("category", no_wrap=True)
+    table.add_column("context", justify="right")
     for name in ("speedup", "tau", "accept", "tok/s", "MBSU", "identical", "prompts"):
         table.add_column(name, justify="right")
     last = None
@@ -127,7 +141,8 @@ def render_table(rows: list[dict], title: str = ""):
         if first and last is not None:
             table.add_section()
         last = r["config"]
-        table.add_row(r["config"] if first else "", r["category"], _fmt(r["speedup"], ".2f", "x"),
+        table.add_row(r["config"] if first else "", r["category"],
+                      _fmt(r.get("context_tokens"), ",.0f"), _fmt(r["speedup"], ".2f", "x"),
                       _fmt(r["tau"], ".2f"), _fmt(r["acceptance_rate"], ".0%"),
                       _fmt(r["tokens_per_s"], ".1f"), _fmt(r["mbsu"], ".2f"),
                       _fmt(r["identical_share"], ".0%"), str(r["prompts"]),

@@ -19,10 +19,11 @@ from specscope.bench.grid import BASELINE, Config, is_auto
 from specscope.bench.measured import Measured, sync
 from specscope.prompts import Prompt
 from specscope.core.controls import Controls
-from specscope.core.events import Finished
+from specscope.core.events import Finished, Prefilling
 from specscope.core.stats import Stats
 
 WARMUP_TOKENS = 8
+WARMUP_CONTEXT = 256  # prompt tokens a warm-up reads: first-call costs, not a long prefill
 
 
 def reset_caches(session) -> None:
@@ -47,8 +48,11 @@ def controls_for(base: Controls, config: Config, max_new_tokens: int | None = No
     return c
 
 
-def run_ours(session, ids: list[int], controls: Controls) -> Measured:
-    """One generation through specscope's loop, folded from its events."""
+def run_ours(session, ids: list[int], controls: Controls,
+             on_prefill: Callable[[Prefilling], None] | None = None) -> Measured:
+    """One generation through specscope's loop, folded from its events; a long prompt's
+    prefill progress goes to `on_prefill` (its time is the run's: shown, and timed like
+    everything else)."""
     reset_caches(session)
     stats = Stats()
     summary = None
@@ -57,19 +61,24 @@ def run_ours(session, ids: list[int], controls: Controls) -> Measured:
         stats.add(event)
         if isinstance(event, Finished):
             summary = event.summary
+        elif on_prefill is not None and isinstance(event, Prefilling):
+            on_prefill(event)
     sync(session.target.device)
     wall = time.perf_counter() - t0
     return Measured(list(summary.token_ids), wall, summary.steps, summary.drafted, summary.accepted,
                     list(stats.pos_drafted), list(stats.pos_accepted), summary.param_ratio,
-                    summary.stop_reason, summary.prefill_s, summary.draft_s, summary.verify_s)
+                    summary.stop_reason, summary.prefill_s, summary.draft_s, summary.verify_s,
+                    summary.draft_prefill_s)
 
 
 class Runner:
     """Runs any configuration (ours or transformers') on token ids with shared base controls."""
 
-    def __init__(self, session, base: Controls) -> None:
+    def __init__(self, session, base: Controls,
+                 on_prefill: Callable[[Prefilling], None] | None = None) -> None:
         self.session = session
         self.base = base
+        self.on_prefill = on_prefill  # shows a long prompt's prefill (our rows only)
 
     def measure(self, config: Config, ids: list[int], seed: int,
                 max_new_tokens: int | None = None) -> Measured:
@@ -79,7 +88,7 @@ class Runner:
             from specscope.bench.hf import run_hf
 
             return run_hf(self.session, ids, config, controls)
-        return run_ours(self.session, ids, controls)
+        return run_ours(self.session, ids, controls, self.on_prefill)
 
 
 def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens: int,
@@ -94,6 +103,7 @@ def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens
         "pos_drafted": m.pos_drafted, "pos_accepted": m.pos_accepted,
         "param_ratio": m.param_ratio, "stop_reason": m.stop_reason,
         "prefill_s": m.prefill_s, "draft_s": m.draft_s, "verify_s": m.verify_s,
+        "draft_prefill_s": m.draft_prefill_s,
         "token_ids": m.token_ids,
     }
 
@@ -133,8 +143,9 @@ class Silent:
 
 def warm_up(runner: Runner, plan: Plan, watch: Watcher = Silent()) -> None:
     """One short untimed generation per configuration: first-call costs (allocations, lazy
-    initialisation, kernel selection) stay out of the timed runs."""
-    ids = plan.prompt_ids[0]
+    initialisation, kernel selection) stay out of the timed runs. The first prompt's start
+    is enough for that; a long prompt's whole prefill would cost minutes per configuration."""
+    ids = plan.prompt_ids[0][:WARMUP_CONTEXT]
     for config in plan.all_configs:
         watch.begin(f"warm-up  {config.name}")
         runner.measure(config, ids, plan.seed, WARMUP_TOKENS)

@@ -14,7 +14,7 @@ target's device (one generator per run, seeded from the controls).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 
 import torch
 
@@ -22,8 +22,8 @@ from specscope.core.adaptive import AdaptiveLength
 from specscope.core.controls import Controls
 from specscope.core.drafters.base import Drafter, DraftSettings, Proposal
 from specscope.core.errors import SpecScopeError
-from specscope.core.events import Drafted, Event, Finished, Started, Verified
-from specscope.core.lm import CachedLM
+from specscope.core.events import Drafted, Event, Finished, Prefilling, Started, Verified
+from specscope.core.lm import CachedLM, common_prefix
 from specscope.core.sampling import probs_from_logits
 from specscope.core.stats import Stats
 from specscope.core.text import IncrementalText
@@ -102,6 +102,36 @@ class SpecDecoder:
                 f"the prompt has {len(prompt_ids)} tokens; the target's context window is "
                 f"{self.target.max_positions}")
 
+    def _read_prompt(self, drafter: Drafter, ids: list[int]) -> Generator[Prefilling, None, float]:
+        """The target reads ids a chunk a pass, handing each chunk's hidden states to a drafter
+        that wants them; Prefilling between passes when there is more than one. Returns the
+        seconds spent reading (not those the consumer held an event)."""
+        total = len(ids)
+        done = common_prefix(self.target.ids, ids)
+        report = total - done > self.target.prefill_chunk
+        if report:
+            yield Prefilling("target", done, total)
+        seconds, t = 0.0, time.perf_counter()
+        for start, hidden in self.target.prefill_chunks(ids):
+            if drafter.needs_target_hidden:
+                drafter.observe_target(start, hidden)
+            seconds += time.perf_counter() - t
+            if report:
+                yield Prefilling("target", start + len(hidden), total)
+            t = time.perf_counter()
+        return seconds + time.perf_counter() - t
+
+    @staticmethod
+    def _read_context(drafter: Drafter, ids: list[int]) -> Generator[Prefilling, None, float]:
+        """A drafter reads a long unread context before it drafts (Drafter.prefill), reported
+        the same way. Returns its seconds (0 when there was nothing long to read)."""
+        seconds, t, read = 0.0, time.perf_counter(), False
+        for done, total in drafter.prefill(ids):
+            seconds += time.perf_counter() - t
+            yield Prefilling("draft", done, total)
+            t, read = time.perf_counter(), True
+        return seconds + time.perf_counter() - t if read else 0.0
+
     def run(self, prompt_ids: list[int], controls: Controls) -> Iterator[Event]:
         """Generate from prompt_ids, yielding events. Reads `controls` at every step boundary.
 
@@ -112,10 +142,8 @@ class SpecDecoder:
         drafter = self.drafter(controls.method)
         stats = Stats(self.param_ratio(drafter))
         t0 = time.perf_counter()
-        start, hidden = self.target.prefill(prompt_ids[:-1])  # all but the last token
-        if drafter.needs_target_hidden:
-            drafter.observe_target(start, hidden)
-        started = Started(len(prompt_ids), controls.method, time.perf_counter() - t0)
+        prefill_s = yield from self._read_prompt(drafter, prompt_ids[:-1])  # all but the last token
+        started = Started(len(prompt_ids), controls.method, prefill_s)
         stats.add(started)
         yield started
 
@@ -145,15 +173,17 @@ class SpecDecoder:
             wanted = policy.next_length() if policy else controls.draft_len
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
 
+            read_s = (yield from self._read_context(drafter, ids[:-1])) if k > 0 else 0.0
             t = time.perf_counter()
             proposal = drafter.propose(ids, k, shaping, generator) if k > 0 else Proposal()
-            draft_s = time.perf_counter() - t
+            draft_s = read_s + time.perf_counter() - t
             drafted = Drafted(step, len(ids), controls.method, k, tuple(proposal.tokens),
                               tuple(text.token_text(x) for x in proposal.tokens),
                               tuple(proposal.q_token), tuple(proposal.parents), draft_s,
                               refinement=tuple(map(tuple, proposal.refinement)),
                               refinement_texts=tuple(tuple(map(text.token_text, block))
-                                                     for block in proposal.refinement))
+                                                     for block in proposal.refinement),
+                              prefill_s=read_s)
             stats.add(drafted)
             yield drafted
 

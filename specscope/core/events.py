@@ -2,6 +2,11 @@
 
 A run yields `Started`, then per step a `Drafted` and a `Verified`, then `Finished`.
 Every front end (CLI, TUI, bench, JSON) is a consumer of this stream.
+
+A long input (more than one prefill chunk to read, see core/lm.py) also yields `Prefilling`
+progress: the target's before `Started`, a model drafter's before the `Drafted` of the step that
+reads it (its first step, or one after a long gap). Each series starts at the tokens already
+cached and ends with done == total.
 """
 from __future__ import annotations
 
@@ -14,6 +19,16 @@ class Started:
     method: str
     prefill_s: float
     kind: str = "started"
+
+
+@dataclass(frozen=True)
+class Prefilling:
+    """Progress of reading a long input into a model's KV cache, between two chunked passes."""
+
+    model: str  # "target" or "draft"
+    done: int  # tokens of the context its cache covers now
+    total: int  # tokens it is reading up to
+    kind: str = "prefilling"
 
 
 @dataclass(frozen=True)
@@ -32,12 +47,15 @@ class Drafted:
     texts: tuple[str, ...]
     q: tuple[float | None, ...]  # drafter probability of each proposed token
     parents: tuple[int, ...]
-    draft_s: float
+    draft_s: float  # the drafter's seconds this step, prefill_s included
     kind: str = "drafted"
     # Block-refining drafters (jacobi): the block as first guessed, then after each parallel
     # pass (len - 1 passes), ids and texts; empty for the other drafters.
     refinement: tuple[tuple[int, ...], ...] = ()
     refinement_texts: tuple[tuple[str, ...], ...] = ()
+    # seconds of draft_s spent reading a long context first (its Prefilling series); a gap of
+    # one chunk or less is read by the draft pass itself and counts as drafting
+    prefill_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,7 @@ class Summary:
     param_ratio: float
     new_tokens: int
     stop_reason: str  # "eos", "max_new_tokens", "stop_string", "interrupted"
+    draft_prefill_s: float = 0.0  # of draft_s: the drafter reading long contexts (Drafted.prefill_s)
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,7 @@ class Finished:
     kind: str = "finished"
 
 
-Event = Started | Drafted | Verified | Finished
+Event = Prefilling | Started | Drafted | Verified | Finished
 
 
 def event_to_dict(event: Event) -> dict:

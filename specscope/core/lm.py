@@ -10,10 +10,16 @@ The LM head is applied separately (`logits`), so a drafter can use only some row
 the model's own forward does after its head (final-logit soft-capping, logit scaling) is applied
 too, and checked once at load against the model's own logits, so p is the model's p.
 `quantize` swaps the Linear layers (head included) for weight-only int8/int4 ones (quant.py).
+
+Long inputs are read `prefill_chunk` tokens a pass (each chunk attends to the cache of the ones
+before it, so the cache and the hidden states are those of one pass, up to rounding): peak memory
+stays bounded (no full context x context mask), and `prefill_chunks` lets the caller report
+progress between passes (a long prompt's prefill takes minutes on a CPU).
 """
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
@@ -21,6 +27,8 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from specscope.core.errors import SpecScopeError
+
+PREFILL_CHUNK = 512  # tokens a pass when reading a long input
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -57,6 +65,21 @@ def sync_cache(holder, ids: list[int], n_last: int) -> int:
     return keep
 
 
+def read_in_chunks(lm, ids: list[int], chunk: int) -> Iterator[tuple[int, int]]:
+    """Make lm's cache cover ids `chunk` tokens a pass (lm: anything with CachedLM's `ids` and
+    `forward`), yielding (done, total) before the first pass and after each. Only when that
+    takes more than one pass: a shorter gap is left to the caller's own next forward, in one
+    pass with whatever it adds (splitting it would cost a pass)."""
+    done, total = common_prefix(lm.ids, ids), len(ids)
+    if total - done <= chunk:
+        return
+    yield done, total
+    while done < total:
+        done = min(done + chunk, total)
+        lm.forward(ids[:done], 0)
+        yield done, total
+
+
 @contextmanager
 def reset_on_failure(holder):
     """A pass that raises leaves some layers grown and others not: start clean next time."""
@@ -88,6 +111,8 @@ def logit_transform(config):
 
 
 class CachedLM:
+    prefill_chunk = PREFILL_CHUNK  # tokens a pass over long inputs (tests set small ones)
+
     def __init__(self, model: torch.nn.Module, check: bool = True) -> None:
         self.model = model
         self.config = model.config
@@ -184,18 +209,35 @@ class CachedLM:
     @torch.inference_mode()
     def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
         """Cover ids; returns (start, hidden states of positions start.. that were computed)."""
-        return self._feed(ids, 0)
+        parts = list(self.prefill_chunks(ids))
+        return parts[0][0], torch.cat([h for _, h in parts])
+
+    @torch.inference_mode()
+    def prefill_chunks(self, ids: list[int]) -> Iterator[tuple[int, torch.Tensor]]:
+        """Cover ids, `prefill_chunk` tokens a pass; after each pass yields (start, hidden states
+        of positions start..), once with no rows when nothing was new. Stopping part way leaves
+        the cache covering the chunks read so far."""
+        keep = sync_cache(self, ids, 0)
+        if keep == len(ids):
+            yield keep, torch.empty(0, self.hidden_size, device=self.device)
+        for start in range(keep, len(ids), self.prefill_chunk):
+            yield start, self._pass(ids[:start + self.prefill_chunk], start)
 
     def _feed(self, ids: list[int], n_last: int) -> tuple[int, torch.Tensor]:
         keep = sync_cache(self, ids, n_last)
-        new = ids[keep:]
-        if not new:
+        if keep == len(ids):
             return keep, torch.empty(0, self.hidden_size, device=self.device)
+        chunks = [self._pass(ids[:start + self.prefill_chunk], start)
+                  for start in range(keep, len(ids), self.prefill_chunk)]
+        return keep, chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+    def _pass(self, ids: list[int], start: int) -> torch.Tensor:
+        """One forward over ids[start:], the cache covering ids[:start]; hidden states [n, d]."""
         with reset_on_failure(self):
-            out = self.base(input_ids=torch.tensor([new], device=self.device), use_cache=True,
+            out = self.base(input_ids=torch.tensor([ids[start:]], device=self.device), use_cache=True,
                             **{self._cache_kwarg: self.cache})
         self.ids = list(ids)
-        return keep, out.last_hidden_state[0]
+        return out.last_hidden_state[0]
 
     @torch.inference_mode()
     def forward_tree(self, ids: list[int], tokens: list[int], parents: list[int]) -> torch.Tensor:

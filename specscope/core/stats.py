@@ -25,6 +25,7 @@ class Stats:
         self.accepted = 0
         self.draft_s = 0.0
         self.verify_s = 0.0
+        self.draft_prefill_s = 0.0  # of draft_s: reading long contexts (Drafted.prefill_s)
         self.token_ids: list[int] = []
         self.pieces: list[str] = []
         self.pos_drafted: list[int] = []
@@ -38,6 +39,7 @@ class Stats:
         elif isinstance(event, Drafted):
             self._depths = tuple(depths(event.parents))
             self.drafted += len(event.tokens)
+            self.draft_prefill_s += event.prefill_s
         elif isinstance(event, Verified):
             self.steps += 1
             self.accepted += event.n_accepted
@@ -103,4 +105,5 @@ class Stats:
             param_ratio=self.param_ratio,
             new_tokens=n,
             stop_reason=stop_reason,
+            draft_prefill_s=self.draft_prefill_s,
         )

@@ -12,6 +12,7 @@ from specscope.core.stats import Stats
 from specscope.core.tree import children
 from specscope.frontends.loading import open_session
 from specscope.frontends.marks import step_marks
+from specscope.frontends.prefill import PrefillDisplay
 from specscope.profiles import load_profile, quant_label, with_quant
 from specscope.session import make_controls
 
@@ -135,8 +136,10 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
     events = session.decoder.run(ids, controls)
     drafted = None
     summary = None
+    prefill = PrefillDisplay(err)  # a long prompt's prefill, on stderr
     try:
         for event in events:
+            prefill.show(event)
             stats.add(event)
             if json_out:
                 print(json.dumps(as_json(event, session.profile)), flush=True)
@@ -147,6 +150,7 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
             elif isinstance(event, Finished):
                 summary = event.summary
     except KeyboardInterrupt:
+        prefill.close()
         events.close()
         summary = stats.summary("interrupted")
         if json_out:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from rich.text import Text
 
 from specscope.core.errors import SpecScopeError
-from specscope.core.events import Drafted, Event, Finished, Summary, Verified
+from specscope.core.events import Drafted, Event, Finished, Prefilling, Summary, Verified
 from specscope.frontends.generate import printable
 from specscope.frontends.marks import step_marks
 
@@ -98,6 +98,9 @@ def run(lesson: Lesson, label: str, prompt: str, **overrides) -> Run:
             if isinstance(event, Verified):
                 tokens += len(event.emitted)
                 lesson.progress(label, tokens)
+            elif isinstance(event, Prefilling):  # a long prompt: tokens read so far
+                who = "reading the prompt" if event.model == "target" else "drafter reading it"
+                lesson.progress(f"{label}, {who}", event.done)
             if lesson.cancelled():
                 raise Cancelled()
     finally:

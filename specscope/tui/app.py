@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 
 from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
-from specscope.core.events import Drafted, Summary, Verified
+from specscope.core.events import Drafted, Prefilling, Summary, Verified
 from specscope.frontends.loading import check_options, quiet_libraries
 from specscope.profiles import Profile, load_profile, quant_label, with_quant
 from specscope.session import load_session, make_controls
@@ -166,11 +166,20 @@ class SpecScopeApp(SettingActions, App[None]):
         self._drafted = None
         self._pending = []
         self._stopping = False
-        self.controls_panel.state = ("measuring baseline" if kind == "baseline"
-                                     else "paused" if gate.paused else "generating")
+        self.controls_panel.state = self.run_state()
         # Start the engine once the screen has settled (new turn mounted, focus moved): that
         # one-off redraw would otherwise compete with the engine's first steps.
         self.call_after_refresh(self.call_after_refresh, self.launch, self.run_id, ids, controls, gate)
+
+    def run_state(self) -> str:
+        return ("measuring baseline" if self.running == "baseline"
+                else "paused" if self.gate.paused else "generating")
+
+    def show_prefill(self, event: Prefilling) -> None:
+        """A long prompt's prefill (minutes on a CPU) as the run's state, until it is read."""
+        who = "reading prompt" if event.model == "target" else "drafter reading"
+        self.controls_panel.state = (f"{who} {event.done:,}/{event.total:,}"
+                                     if event.done < event.total else self.run_state())
 
     def launch(self, run_id: int, ids: list[int], controls: Controls, gate: Gate) -> None:
         if self._stopping or run_id != self.run_id:  # stopped before it started
@@ -199,6 +208,9 @@ class SpecScopeApp(SettingActions, App[None]):
         """Fold the batch in (cheap); redraw now when parked, else when the pacer allows."""
         if message.run_id != self.run_id:
             return
+        for event in message.events:
+            if isinstance(event, Prefilling):
+                self.show_prefill(event)
         if self.running == "baseline":  # measured by its summary only; nothing to show
             return
         stats = self.stats_panel

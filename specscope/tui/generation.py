@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from specscope.core.events import Event, Finished, Started, Summary, Verified
+from specscope.core.events import Event, Finished, Prefilling, Started, Summary, Verified
 
 BATCH_S = 0.1  # events of this long travel to the UI in one message (10 a second at most)
 
@@ -93,7 +93,8 @@ def drive(events: Iterator[Event], gate: Gate, emit: Callable[[tuple[Event, ...]
                 break
             park = isinstance(event, (Started, Verified)) and gate.paused  # read once: no race
             now = time.perf_counter()
-            if now - last >= batch_s or park:
+            # prefill progress comes seconds apart: show each at once, not with the next chunk
+            if now - last >= batch_s or park or isinstance(event, Prefilling):
                 emit(tuple(batch), now - t0 - paused_s)
                 batch = []
                 last = now

@@ -2,6 +2,7 @@
 
 The engine, at every step:
     drafter.configure(settings)                  # vocabulary size, confidence cut-off
+    for done, total in drafter.prefill(ids[:-1]): ...   # a long unread context, chunk by chunk
     proposal = drafter.propose(ids, k, shaping, generator)
     ... one target pass, verification ...
     drafter.feedback(ids, proposal, n_accepted)  # ids: committed ids after the step
@@ -12,6 +13,7 @@ capability is part of this interface, so the loop never probes a drafter with ha
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -64,6 +66,12 @@ class Drafter(Protocol):
         """Forget every per-run state: caches, phrase pools, adaptive thresholds."""
         ...
 
+    def prefill(self, ids: list[int]) -> Iterator[tuple[int, int]]:
+        """Before a proposal: read committed ids its cache lacks, yielding (done, total) between
+        chunked passes; only when that takes more than one pass (core/lm.py read_in_chunks).
+        Drafters without a cache of the context yield nothing."""
+        ...
+
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
         ...
@@ -94,6 +102,9 @@ class DrafterBase:
 
     def reset(self) -> None:
         pass
+
+    def prefill(self, ids: list[int]) -> Iterator[tuple[int, int]]:
+        return iter(())
 
     def feedback(self, ids: list[int], proposal: Proposal, n_accepted: int) -> None:
         pass

@@ -33,6 +33,7 @@ tokenizer would implement `refine` as one denoising pass over the block.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 import torch
@@ -70,6 +71,10 @@ class BlockRefiner(Protocol):
         """Forget per-run state (KV caches)."""
         ...
 
+    def prefill(self, ids: list[int]) -> Iterator[tuple[int, int]]:
+        """Read a long unread context ahead of the passes (Drafter.prefill)."""
+        ...
+
 
 class CausalRefiner:
     """A causal LM as a block refiner (Jacobi): position i predicts g_i from context + g_<i."""
@@ -83,6 +88,9 @@ class CausalRefiner:
 
     def reset(self) -> None:
         self.model.reset()
+
+    def prefill(self, ids: list[int]) -> Iterator[tuple[int, int]]:
+        return self.model.prefill(ids)
 
     def read_params(self) -> int:
         return self.model.read_params()
@@ -127,6 +135,9 @@ class JacobiDrafter(DrafterBase):
         self.policy = RefineSteps(MAX_BLOCK)
         self._proposal = None
         self._leftover = ([], [])
+
+    def prefill(self, ids: list[int]) -> Iterator[tuple[int, int]]:
+        return self.refiner.prefill(ids)
 
     def configure(self, settings: DraftSettings) -> None:
         """Passes per block (None: auto); the vocabulary size goes to the refiner. The confidence

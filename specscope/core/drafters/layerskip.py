@@ -21,7 +21,7 @@ from transformers import DynamicCache
 from specscope.core.drafters.base import DrafterBase, Proposal
 from specscope.core.drafters.model import draft_dist, pick
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, cache_kwarg, reset_on_failure, sync_cache
+from specscope.core.lm import CachedLM, cache_kwarg, read_in_chunks, reset_on_failure, sync_cache
 from specscope.core.quant import weight_count
 from specscope.core.sampling import Shaping
 
@@ -150,6 +150,9 @@ class LayerSkipDrafter(DrafterBase):
         """An empty draft cache and a fresh exit rule: no run inherits another's threshold."""
         self.lm.reset()
         self.rule = replace(self._rule0)
+
+    def prefill(self, ids: list[int]):
+        return read_in_chunks(self.lm, ids, self.target.prefill_chunk)
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:

@@ -15,7 +15,7 @@ import torch
 
 from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM
+from specscope.core.lm import CachedLM, read_in_chunks
 from specscope.core.sampling import Shaping, probs_from_logits, sample
 
 
@@ -75,6 +75,9 @@ class ModelDrafter(DrafterBase):
 
     def reset(self) -> None:
         self.lm.reset()
+
+    def prefill(self, ids: list[int]):
+        return read_in_chunks(self.lm, ids, self.lm.prefill_chunk)
 
     def head_rows(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(head rows to draft over, their token ids) for the current vocabulary size; (None,

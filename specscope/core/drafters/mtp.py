@@ -80,11 +80,14 @@ class MTPDrafter(DrafterBase):
         valid = min(cache_len(self.cache), common_prefix(self.cached_ids, ids) - 1, n - 1, good)
         valid = max(valid, 0)
         self._crop(valid)
-        # step 1: every missing committed entry valid..n-1 in one pass; the last one drafts
-        state = self.hidden[valid:n][None]
-        positions = torch.arange(valid, n, device=self.target.device)[None]
-        mask = additive(causal_after(valid, n - valid)).to(self.target.device)
-        s = self.head.step(state, self._embed(ids[valid + 1:n + 1]), positions, mask, self.cache)[:, -1:]
+        # step 1: every missing committed entry valid..n-1 (a long prompt's: a chunk a pass,
+        # like the target's prefill, so no n x n mask); the last one drafts
+        for a in range(valid, n, self.target.prefill_chunk):
+            b = min(a + self.target.prefill_chunk, n)
+            positions = torch.arange(a, b, device=self.target.device)[None]
+            mask = additive(causal_after(a, b - a)).to(self.target.device)
+            s = self.head.step(self.hidden[a:b][None], self._embed(ids[a + 1:b + 1]), positions,
+                               mask, self.cache)[:, -1:]
         self.cached_ids = list(ids[:n + 1])
         weight, _ = self.ranked.rows(self.vocab_top_k)
         qs = []

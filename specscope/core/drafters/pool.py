@@ -116,6 +116,9 @@ class PoolDrafter(DrafterBase):
     def read_params(self) -> int:
         return self.model.read_params()
 
+    def prefill(self, ids: list[int]):
+        return self.model.prefill(ids)
+
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
         self._note_step(ids)
