@@ -22,6 +22,7 @@ from specscope.core.errors import SpecScopeError
 from specscope.core.layerskip_search import best_known_skip
 from specscope.core.lm import CachedLM
 from specscope.core.models import check_vocab_match, eos_ids, load_causal_lm, load_tokenizer
+from specscope.core.window import WindowedLM
 from specscope.profiles import Profile
 
 # Drafting methods: name -> one line for help texts.
@@ -96,6 +97,7 @@ def make_controls(profile: Profile, **overrides) -> Controls:
         temperature=profile.temperature,
         top_p=profile.top_p,
         max_new_tokens=profile.max_new_tokens,
+        draft_window=profile.draft_window,
     )
     for key, value in overrides.items():
         if value is not None:
@@ -133,7 +135,8 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     factories = {"ar": NoDrafter}
     if profile.drafter:
         draft_tok = load_tokenizer(profile.drafter, progress, dtype)
-        drafter_lm = CachedLM(load_causal_lm(profile.drafter, dtype, device, progress))
+        drafter_lm = WindowedLM(load_causal_lm(profile.drafter, dtype, device, progress),
+                                window=profile.draft_window)
         check_vocab_match(target, drafter_lm, tokenizer, draft_tok)
     vocab = None
     trimmed = trimmed or profile.trimmed

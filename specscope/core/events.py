@@ -60,6 +60,10 @@ class Verified:
     # it (EOS, a stop string, max new tokens); and whether the target's own token was emitted
     dropped: tuple[bool, ...] = ()
     token_emitted: bool = True
+    # bytes held by the KV caches after the step: the target's, and the drafter's own (0 when it
+    # has none, or drafts through the target's)
+    kv_target_bytes: int = 0
+    kv_draft_bytes: int = 0
     kind: str = "verified"
 
 
@@ -82,6 +86,8 @@ class Summary:
     param_ratio: float
     new_tokens: int
     stop_reason: str  # "eos", "max_new_tokens", "stop_string", "interrupted"
+    kv_target_bytes: int = 0  # the most the target's KV cache held after a step
+    kv_draft_bytes: int = 0  # the most the drafter's own KV cache held after a step
 
 
 @dataclass(frozen=True)

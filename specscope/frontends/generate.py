@@ -95,7 +95,9 @@ def stats_line(s, quant: str = "") -> str:
     return (f"{s.new_tokens} tokens in {s.wall_s:.2f}s ({s.tokens_per_s:.2f} tok/s) | steps {s.steps} "
             f"| tau {s.tau:.2f} | acceptance {s.acceptance_rate:.0%} ({s.accepted}/{s.drafted}) "
             f"| draft {s.draft_s:.2f}s verify {s.verify_s:.2f}s prefill {s.prefill_s:.2f}s "
-            f"| MBSU {s.mbsu:.2f} | stop: {s.stop_reason}" + (f" | {quant}" if quant else ""))
+            f"| MBSU {s.mbsu:.2f} | KV target {s.kv_target_bytes / 2**20:.1f} MiB "
+            f"drafter {s.kv_draft_bytes / 2**20:.1f} MiB | stop: {s.stop_reason}"
+            + (f" | {quant}" if quant else ""))
 
 
 def as_json(event, profile) -> dict:
@@ -109,7 +111,7 @@ def as_json(event, profile) -> dict:
 def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, temperature, top_p,
                  top_k, seed, dtype, device, trimmed, vocab_top_k, stop, json_out, hide_rejected,
                  raw, adaptive=None, adaptive_rule=None, refine_steps=None, draft_quant=None,
-                 quant=None) -> None:
+                 quant=None, draft_window=None) -> None:
     err = Console(stderr=True)
     if not prompt.strip():
         from specscope.core.errors import SpecScopeError
@@ -121,7 +123,8 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
     controls = make_controls(prof, method=method, draft_len=draft_len, adaptive=adaptive,
                              adaptive_rule=adaptive_rule, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                             vocab_top_k=vocab_top_k, stop=stop or None, refine_steps=refine_steps)
+                             vocab_top_k=vocab_top_k, stop=stop or None, refine_steps=refine_steps,
+                             draft_window=draft_window)
     session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err,
                            max_new_tokens=controls.max_new_tokens)
     ids = session.encode(prompt)

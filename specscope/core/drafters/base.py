@@ -45,6 +45,7 @@ class DraftSettings:
     # the proposal's q stays the law the token was drawn from.
     min_confidence: float = 0.0
     refine_steps: int | None = None  # block-refining drafters (jacobi): passes; None: their auto
+    draft_window: int = 0  # a draft model's KV cache: sinks + this many recent tokens; 0: all
 
 
 class Drafter(Protocol):
@@ -62,6 +63,10 @@ class Drafter(Protocol):
 
     def reset(self) -> None:
         """Forget every per-run state: caches, phrase pools, adaptive thresholds."""
+        ...
+
+    def kv_bytes(self) -> int:
+        """Bytes held by the drafter's own KV cache now (0: none, or it shares the target's)."""
         ...
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
@@ -94,6 +99,9 @@ class DrafterBase:
 
     def reset(self) -> None:
         pass
+
+    def kv_bytes(self) -> int:
+        return 0
 
     def feedback(self, ids: list[int], proposal: Proposal, n_accepted: int) -> None:
         pass

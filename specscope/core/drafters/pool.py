@@ -116,6 +116,9 @@ class PoolDrafter(DrafterBase):
     def read_params(self) -> int:
         return self.model.read_params()
 
+    def kv_bytes(self) -> int:
+        return self.model.kv_bytes()
+
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
         self._note_step(ids)

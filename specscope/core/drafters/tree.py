@@ -30,6 +30,9 @@ class TreeDrafter(DrafterBase):
     def read_params(self) -> int:
         return self.model.read_params()
 
+    def kv_bytes(self) -> int:
+        return self.model.kv_bytes()
+
     def configure(self, settings: DraftSettings) -> None:
         self.model.configure(settings)
         self.settings = settings

@@ -17,6 +17,14 @@ ADAPTIVE_RULES = ("cost", "heuristic")  # Controls.adaptive_rule: expected tok/s
 NO_VOCAB = "full (no trimmed vocabulary: --trimmed)"
 
 
+def window_text(controls: Controls) -> Text:
+    """The draft model's cache bound (--draft-window): sinks + the last W tokens, or all."""
+    w = getattr(controls, "draft_window", 0)
+    if not w:
+        return Text("unbounded (every token cached)", "dim")
+    return Text(f"4 sinks + last {w} tokens (draft, tree, pool, jacobi)")
+
+
 class ControlsPanel(Widget):
     draft_len = reactive(5)
     adaptive = reactive(False)
@@ -134,6 +142,7 @@ class ControlsPanel(Widget):
             ("+/-", "draft length", f"{self.draft_len}{unused}"),
             ("a", "adaptive k", f"on{rule} (engine picks each k)" if self.adaptive else "off"),
             ("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None else "")),
+            ("", "draft window", window_text(self.controls)),
             ("g", "mode", f"{mode}  (seed {self.controls.seed})"),
             ("t/T", "temperature", f"{self.temperature:.2f}"),
             ("p/P", "top-p", f"{self.top_p:.2f}"),

@@ -105,7 +105,8 @@ class StatsPanel(Widget):
                           f" · k {k}{self.note}"),
                row("tau", f"{s.tau:.2f} tokens per target pass"),
                row("acceptance", f"{s.acceptance_rate:.0%} ({s.accepted}/{s.drafted} drafted)"),
-               row("MBSU", f"{s.mbsu:.2f}  (r = {s.param_ratio:.3f})")]
+               row("MBSU", f"{s.mbsu:.2f}  (r = {s.param_ratio:.3f})"),
+               row("KV memory", f"target {mib(s.kv_target_bytes)} · drafter {mib(s.kv_draft_bytes)}")]
         if self.show_timings:
             out.append(row("tok/s", f"{self.tokens_per_s:.1f}  ({self.active_s:.2f} s generating, "
                                     "pauses excluded)"))
@@ -130,6 +131,10 @@ class StatsPanel(Widget):
         if len(rates) > MAX_POSITIONS:
             out.append(Text(f"   … {len(rates) - MAX_POSITIONS} more positions", "dim"))
         return out
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def row(label: str, value: str | Text) -> Text:
