@@ -2,6 +2,7 @@
 
     python -m specscope.bench.context_cost draft  [--lengths 1024,2048,4096,8192] [--windows 0,1024]
     python -m specscope.bench.context_cost verify [--context 8192] [--nodes 16]
+    python -m specscope.bench.context_cost accept [--context 4096] [--windows 0,64,256,1024]
 
 `draft`: per drafted token, the draft model's time and its KV cache's bytes at each context
 length, for each draft window (0: unbounded). The context is real text: Python standard
@@ -11,6 +12,10 @@ The cache is grown from one length to the next, so the unbounded prefill is paid
 `verify`: one tree verification pass (the root + a fixed tree of --nodes nodes) over a context
 of --context tokens on the target, with the dense (n+1) x (context+n+1) mask and with hybrid
 attention (hybrid_attention.py), alternated, median of --repeats.
+
+`accept`: greedy `draft` runs continuing one long text (raw, no chat template) with each draft
+window: acceptance, tau, draft ms per token and the drafter's KV bytes. The target's cache is
+kept between the runs (same prompt), so its prefill is paid once.
 
 Models come from a profile (default qwen2.5-coder: the embedded pair), in its dtype unless
 --dtype. Prints one table; nothing is written. Minutes on a CPU: the target's 8k prefill alone
@@ -120,6 +125,32 @@ def measure_verify(args) -> None:
               f"(all: {', '.join(f'{x * 1000:.0f}' for x in ts)})")
 
 
+def measure_accept(args) -> None:
+    from dataclasses import replace
+
+    from specscope.core.events import Finished
+    from specscope.profiles import load_profile
+    from specscope.session import load_session
+
+    profile = replace(load_profile(args.profile), chat_template=False)
+    session = load_session(profile, args.dtype)
+    prompt = stdlib_ids(session.tokenizer, args.context)
+    t = time.perf_counter()
+    grow(session.target, prompt[:-1])
+    print(f"target {profile.target}, drafter {profile.drafter} ({session.profile.dtype}), "
+          f"{torch.get_num_threads()} threads; context {len(prompt)} (prefill "
+          f"{time.perf_counter() - t:.0f} s), greedy draft k={args.k}, {args.new} new tokens")
+    print(f"{'window':>8} {'accept':>7} {'tau':>5} {'draft ms/tok':>13} {'KV MiB':>7} {'tok/s':>6}")
+    for window in [int(x) for x in args.windows.split(",")]:
+        session.decoder.drafter("draft").reset()
+        controls = session.controls(method="draft", draft_len=args.k, adaptive=False,
+                                    temperature=0.0, max_new_tokens=args.new, draft_window=window)
+        s = next(e for e in session.decoder.run(prompt, controls) if isinstance(e, Finished)).summary
+        print(f"{window or 'all':>8} {s.acceptance_rate:>7.0%} {s.tau:>5.2f} "
+              f"{s.draft_s / max(s.drafted, 1) * 1000:>13.0f} {s.kv_draft_bytes / 2**20:>7.1f} "
+              f"{s.tokens_per_s:>6.2f}", flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m specscope.bench.context_cost",
                                 description=__doc__.split("\n\n")[0])
@@ -133,12 +164,21 @@ def main(argv=None) -> None:
     v.add_argument("--context", type=int, default=8192)
     v.add_argument("--nodes", type=int, default=16)
     v.add_argument("--repeats", type=int, default=5)
-    for q in (d, v):
+    a = sub.add_parser("accept", help="acceptance and draft cost against the draft window")
+    a.add_argument("--context", type=int, default=4096)
+    a.add_argument("--windows", default="0,64,256,1024", help="draft windows (0: unbounded)")
+    a.add_argument("--new", type=int, default=48, help="new tokens per run")
+    a.add_argument("-k", type=int, default=4, help="draft length")
+    for q in (d, v, a):
         q.add_argument("--profile", default=None)
         q.add_argument("--dtype", default=None)
+        q.add_argument("--threads", type=int, default=None,
+                       help="torch threads (1 is steadier on a machine busy with other work)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with torch.inference_mode():
-        (measure_draft if args.what == "draft" else measure_verify)(args)
+        {"draft": measure_draft, "verify": measure_verify, "accept": measure_accept}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,8 @@ def test_wrong_field_names_file_and_field(tmp_path):
     assert_clean_error(gen("x", "-p", path), "typo.yaml", "draft_lenn")
     path = write(tmp_path, "type.yaml", "target: tiny-random:target\ndraft_len: four\n")
     assert_clean_error(gen("x", "-p", path), "type.yaml", "draft_len")
+    path = write(tmp_path, "window.yaml", "target: tiny-random:target\ndraft_window: -5\n")
+    assert_clean_error(gen("x", "-p", path), "window.yaml", "draft_window", ">= 0")
 
 
 def test_missing_model_package_says_what_to_install(tmp_path, monkeypatch):

@@ -1,9 +1,11 @@
 """The stats panel: the current run's metrics, refreshed at every batch of steps.
 
-tau, acceptance, per-position acceptance (bars), tokens/s, the draft/verify time split, MBSU and
-the costs (a drafted token against a target pass), and the speedup over plain decoding: measured when a baseline run exists (key b: method ar, same
-prompt, same engine), otherwise estimated as tau * t_verify / (t_draft + t_verify), i.e.
-assuming one plain decoding step costs about one verify pass. The label says which.
+tau, acceptance, per-position acceptance (bars), tokens/s, the draft/verify time split, MBSU,
+the costs (a drafted token against a target pass), the bytes held by the target's and the
+drafter's KV caches, and the speedup over plain decoding: measured when a baseline run exists
+(key b: method ar, same prompt, same engine), otherwise estimated as
+tau * t_verify / (t_draft + t_verify), i.e. assuming one plain decoding step costs about one
+verify pass. The label says which.
 """
 from __future__ import annotations
 
@@ -105,8 +107,7 @@ class StatsPanel(Widget):
                           f" · k {k}{self.note}"),
                row("tau", f"{s.tau:.2f} tokens per target pass"),
                row("acceptance", f"{s.acceptance_rate:.0%} ({s.accepted}/{s.drafted} drafted)"),
-               row("MBSU", f"{s.mbsu:.2f}  (r = {s.param_ratio:.3f})"),
-               row("KV memory", f"target {mib(s.kv_target_bytes)} · drafter {mib(s.kv_draft_bytes)}")]
+               row("MBSU", f"{s.mbsu:.2f}  (r = {s.param_ratio:.3f})")]
         if self.show_timings:
             out.append(row("tok/s", f"{self.tokens_per_s:.1f}  ({self.active_s:.2f} s generating, "
                                     "pauses excluded)"))
@@ -122,6 +123,10 @@ class StatsPanel(Widget):
             out.append(row("speedup", Text(value, "bold").append(f"  {label}", "dim")))
         else:
             out += [row(name, Text(HIDDEN, "dim")) for name in ("tok/s", "time", "speedup")]
+        # after the seven headline rows, which a short terminal keeps (app.tcss: .-compact)
+        out.append(row("KV memory", f"target {mib(s.kv_target_bytes)} · drafter "
+                                    f"{mib(s.kv_draft_bytes)} (after the latest step)"
+                                    if s.steps else "–"))
         out.append(Text("acceptance by draft position", "bold"))
         rates = s.per_position
         if not rates:
