@@ -91,7 +91,7 @@ class WindowedLM(CachedLM):
         n = len(ids)
         start = max(keep, n - max(self.window, n_last))  # the first position of the fed tail
         if start > keep:  # a long request: everything cached past the sinks is out of the window
-            self._evict(min(keep, start))
+            self._evict(keep)
             fed = list(range(min(keep, self.sinks), min(self.sinks, start))) + list(range(start, n))
         else:
             if self.window and self.entries > self.sinks + self.window:
@@ -110,7 +110,8 @@ class WindowedLM(CachedLM):
         return start, out.last_hidden_state[0][len(fed) - (n - start):]
 
     def _evict(self, end: int) -> None:
-        """Drop cached positions [max(sinks, gap_end), end) from every layer."""
+        """Drop cached positions [max(sinks, gap_end), end) from every layer. (Only
+        full-attention DynamicLayers reach here: CachedLM refuses the others.)"""
         lo = max(self.sinks, self.gap_end)
         if end <= lo:
             return
