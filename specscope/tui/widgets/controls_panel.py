@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from specscope.core.controls import MAX_DRAFT_LEN, Controls
+from specscope.core.window import SINKS
 from specscope.session import METHODS
 
 MAX_TEMPERATURE = 2.0
@@ -18,11 +19,12 @@ NO_VOCAB = "full (no trimmed vocabulary: --trimmed)"
 
 
 def window_text(controls: Controls) -> Text:
-    """The draft model's cache bound (--draft-window): sinks + the last W tokens, or all."""
+    """The draft model's cache bound (--draft-window; draft, tree, pool and jacobi use it):
+    sinks + the last W tokens, or all."""
     w = getattr(controls, "draft_window", 0)
     if not w:
         return Text("unbounded (every token cached)", "dim")
-    return Text(f"4 sinks + last {w} tokens (draft, tree, pool, jacobi)")
+    return Text(f"{SINKS} sinks + last {w} tokens")
 
 
 class ControlsPanel(Widget):

@@ -125,8 +125,7 @@ class StatsPanel(Widget):
             out += [row(name, Text(HIDDEN, "dim")) for name in ("tok/s", "time", "speedup")]
         # after the seven headline rows, which a short terminal keeps (app.tcss: .-compact)
         out.append(row("KV memory", f"target {mib(s.kv_target_bytes)} · drafter "
-                                    f"{mib(s.kv_draft_bytes)} (after the latest step)"
-                                    if s.steps else "–"))
+                                    f"{mib(s.kv_draft_bytes)}" if s.steps else "–"))
         out.append(Text("acceptance by draft position", "bold"))
         rates = s.per_position
         if not rates:
