@@ -3,6 +3,7 @@
     python -m specscope.bench.context_cost draft  [--lengths 1024,2048,4096,8192] [--windows 0,1024]
     python -m specscope.bench.context_cost verify [--context 8192] [--nodes 16]
     python -m specscope.bench.context_cost accept [--context 4096] [--windows 0,64,256,1024]
+                                               [--positions original,contiguous]
 
 `draft`: per drafted token, the draft model's time and its KV cache's bytes at each context
 length, for each draft window (0: unbounded). The context is real text: Python standard
@@ -14,8 +15,9 @@ of --context tokens on the target, with the dense (n+1) x (context+n+1) mask and
 attention (hybrid_attention.py), alternated, median of --repeats.
 
 `accept`: greedy `draft` runs continuing one long text (raw, no chat template) with each draft
-window: acceptance, tau, draft ms per token and the drafter's KV bytes. The target's cache is
-kept between the runs (same prompt), so its prefill is paid once.
+window and each way of numbering the kept tokens (window.py: original or contiguous):
+acceptance, tau, draft ms per token and the drafter's KV bytes. The target's cache is kept
+between the runs (same prompt), so its prefill is paid once.
 
 Models come from a profile (default qwen2.5-coder: the embedded pair), in its dtype unless
 --dtype. Prints one table; nothing is written. Minutes on a CPU: the target's 8k prefill alone
@@ -77,7 +79,7 @@ def measure_draft(args) -> None:
           f"threads; {args.tokens} drafted tokens per point, k={args.k}, greedy")
     print(f"{'window':>8} {'context':>8} {'ms/token':>9} {'KV MiB':>8} {'entries':>8} {'feed s':>7}")
     for window in [int(x) for x in args.windows.split(",")]:
-        lm = WindowedLM(model, window=window)
+        lm = WindowedLM(model, window=window, positions=args.positions)
         drafter = ModelDrafter(lm, lm.vocab_size)
         drafter.configure(DraftSettings(draft_window=window))
         drafter.propose(text[:64], args.k, Shaping(0.0), None)  # warm-up
@@ -140,13 +142,17 @@ def measure_accept(args) -> None:
     print(f"target {profile.target}, drafter {profile.drafter} ({session.profile.dtype}), "
           f"{torch.get_num_threads()} threads; context {len(prompt)} (prefill "
           f"{time.perf_counter() - t:.0f} s), greedy draft k={args.k}, {args.new} new tokens")
-    print(f"{'window':>8} {'accept':>7} {'tau':>5} {'draft ms/tok':>13} {'KV MiB':>7} {'tok/s':>6}")
-    for window in [int(x) for x in args.windows.split(",")]:
+    print(f"{'pos':>5} {'window':>6} {'accept':>7} {'tau':>5} {'draft ms/tok':>13} {'KV MiB':>7} "
+          f"{'tok/s':>6}")
+    runs = [(w, mode) for mode in args.positions.split(",") for w in map(int, args.windows.split(","))
+            if w or mode == "original"]  # unbounded: one run
+    for window, mode in runs:
+        session.drafter_lm.set_positions(mode)
         session.decoder.drafter("draft").reset()
         controls = session.controls(method="draft", draft_len=args.k, adaptive=False,
                                     temperature=0.0, max_new_tokens=args.new, draft_window=window)
         s = next(e for e in session.decoder.run(prompt, controls) if isinstance(e, Finished)).summary
-        print(f"{window or 'all':>8} {s.acceptance_rate:>7.0%} {s.tau:>5.2f} "
+        print(f"{mode[:4]:>5} {window or 'all':>6} {s.acceptance_rate:>7.0%} {s.tau:>5.2f} "
               f"{s.draft_s / max(s.drafted, 1) * 1000:>13.0f} {s.kv_draft_bytes / 2**20:>7.1f} "
               f"{s.tokens_per_s:>6.2f}", flush=True)
 
@@ -169,6 +175,9 @@ def main(argv=None) -> None:
     a.add_argument("--windows", default="0,64,256,1024", help="draft windows (0: unbounded)")
     a.add_argument("--new", type=int, default=48, help="new tokens per run")
     a.add_argument("-k", type=int, default=4, help="draft length")
+    a.add_argument("--positions", default="original,contiguous",
+                   help="kept tokens' positions: original, contiguous, or both")
+    d.add_argument("--positions", default="original", choices=("original", "contiguous"))
     for q in (d, v, a):
         q.add_argument("--profile", default=None)
         q.add_argument("--dtype", default=None)

@@ -4,10 +4,16 @@
 `window` ones; the middle is evicted, so a draft token costs the same at 1k and at 100k tokens
 of context, and the cache's memory stays bounded. Window 0 is the plain unbounded CachedLM.
 
-Positions: kept tokens keep their original positions (StreamingLLM's alternative, LongSpec's
-anchor-offset indices, re-indexes them contiguously, which needs the cached keys re-rotated).
-The cache then holds entries for positions [0, sinks) + [gap_end, len(ids)); new tokens are fed
-with explicit `position_ids`, and the causal mask runs over cache entries, which are in order.
+Positions (`positions=`):
+  "original"    (the default) kept tokens keep their original positions: the cache holds entries
+                for positions [0, sinks) + [gap_end, len(ids)); new tokens are fed with explicit
+                `position_ids`, and the causal mask runs over cache entries, which are in order.
+  "contiguous"  (StreamingLLM's, close to LongSpec's re-indexing) a token's position is its
+                index in the cache, so positions never exceed sinks + window + the draft; at each
+                eviction the window's keys are re-rotated back by the evicted count (RoPE
+                rotations compose). The re-rotation rounds the keys in the model's dtype once
+                per eviction; storing pre-RoPE keys would avoid that (not done). Needs a model
+                with `rotary_emb` and plain RoPE (Llama/Qwen2 family).
 
 Rollback stays the CachedLM contract: `self.ids` are the ids the cache covers (the evicted middle
 included, as ids), synced to each request by common prefix. Cropping drops entries from the end;
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM, common_prefix, reset_on_failure
 
 SINKS = 4  # attention-sink tokens kept at the start (StreamingLLM's choice)
@@ -42,11 +49,25 @@ def cache_bytes(cache) -> int:
 
 class WindowedLM(CachedLM):
     def __init__(self, model: torch.nn.Module, check: bool = True, window: int = 0,
-                 sinks: int = SINKS) -> None:
+                 sinks: int = SINKS, positions: str = "original") -> None:
         super().__init__(model, check)
         self.window = window
         self.sinks = sinks
         self.gap_end = 0  # evicted positions: [sinks, gap_end) when gap_end > sinks
+        self.positions = "original"
+        self.set_positions(positions)
+
+    def set_positions(self, positions: str) -> None:
+        """'original' or 'contiguous' (see the module's docstring); a change restarts the cache."""
+        if positions not in ("original", "contiguous"):
+            raise ValueError(f"positions must be original or contiguous, got {positions!r}")
+        rope = getattr(self.base, "rotary_emb", None)
+        if positions == "contiguous" and (getattr(rope, "rope_type", None) != "default" or
+                                          rope.attention_scaling != 1.0):
+            raise SpecScopeError("contiguous draft-window positions need a plain-RoPE model")
+        if positions != self.positions:
+            self.positions = positions
+            self.reset()
 
     @property
     def gap(self) -> int:
@@ -99,9 +120,13 @@ class WindowedLM(CachedLM):
             fed = list(range(keep, n))
         if not fed:
             return keep, torch.empty(0, self.hidden_size, device=self.device)
+        pos = fed
+        if self.positions == "contiguous":  # a token's position is its index in the cache
+            first = self.cache.get_seq_length()
+            pos = list(range(first, first + len(fed)))
         with reset_on_failure(self):
             out = self.base(input_ids=torch.tensor([[ids[i] for i in fed]], device=self.device),
-                            position_ids=torch.tensor([fed], device=self.device), use_cache=True,
+                            position_ids=torch.tensor([pos], device=self.device), use_cache=True,
                             **{self._cache_kwarg: self.cache})
         if start > keep and start > self.sinks:
             self.gap_end = max(self.gap_end, start)
@@ -116,9 +141,22 @@ class WindowedLM(CachedLM):
         if end <= lo:
             return
         a, b = self.sinks, self.sinks + (end - lo)  # entry indices: the gap is already gone
+        shift = self._rotation(b - a) if self.positions == "contiguous" else None
         for layer in self.cache.layers:
             if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
                 continue
-            layer.keys = torch.cat((layer.keys[..., :a, :], layer.keys[..., b:, :]), -2)
+            kept = layer.keys[..., b:, :]
+            if shift is not None:  # the window moves down by b - a positions
+                cos, sin = shift
+                k = kept.float()
+                kept = (k * cos + torch.cat((-k[..., k.shape[-1] // 2:], k[..., :k.shape[-1] // 2]),
+                                            -1) * sin).to(layer.keys.dtype)
+            layer.keys = torch.cat((layer.keys[..., :a, :], kept), -2)
             layer.values = torch.cat((layer.values[..., :a, :], layer.values[..., b:, :]), -2)
         self.gap_end = end
+
+    def _rotation(self, by: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE's cos and sin (float32) for moving a key back by `by` positions."""
+        dummy = torch.zeros(1, device=self.device, dtype=torch.float32)
+        cos, sin = self.base.rotary_emb(dummy, torch.tensor([[-by]], device=self.device))
+        return cos.float()[:, None], sin.float()[:, None]  # [1, 1, 1, head_dim]

@@ -169,3 +169,27 @@ def test_the_sampling_law_holds_with_a_window_smaller_than_the_prompt(method):
                          draft_window=3)
     assert max(gaps) > 0  # the drafter did draft from a bounded cache
     assert max(len(d.tokens) for d in drafted if d.step == 0) >= 3
+
+
+def test_contiguous_positions_rerotate_the_window_keys():
+    """LongSpec-style re-indexing: after evictions a token's position is its cache index, and
+    the window's keys were rotated back to match (float32: equal up to rounding)."""
+    lm = WindowedLM(tiny_model("draft", 0), window=8, sinks=4, positions="contiguous")
+    ids = list(PROMPT)
+    lm.forward(ids, 1)  # a long request: sinks + the last 8 at positions 0..11
+    for t in range(30):  # grow one token at a time: evictions re-rotate the kept window
+        ids.append(t + 3)
+        lm.forward(ids, 1)
+    assert lm.gap > 0 and lm.entries <= 4 + 8 + 1
+    kept = kept_positions(lm)
+    with torch.no_grad():
+        fresh = DynamicCache(config=lm.config)
+        lm.base(input_ids=torch.tensor([[lm.ids[p] for p in kept]]), use_cache=True,
+                **{lm._cache_kwarg: fresh})  # positions 0, 1, 2, ...: the cache indices
+    assert torch.allclose(lm.cache.layers[0].keys, fresh.layers[0].keys, atol=1e-4)
+    assert torch.allclose(lm.cache.layers[0].values, fresh.layers[0].values, atol=1e-5)
+    # and the same run with original positions differs (the test can tell them apart)
+    orig = WindowedLM(lm.model, window=8, sinks=4)
+    for n in range(len(PROMPT), len(ids) + 1):
+        orig.forward(ids[:n], 1)
+    assert not torch.allclose(orig.cache.layers[0].keys, fresh.layers[0].keys, atol=1e-2)
