@@ -5,9 +5,10 @@
     python -m specscope.bench.context_cost accept [--context 4096] [--windows 0,64,256,1024]
                                                [--positions original,contiguous]
 
-`draft`: per drafted token, the draft model's time and its KV cache's bytes at each context
-length, for each draft window (0: unbounded). The context is real text: Python standard
-library sources (found offline on any machine with Python), tokenized and cut to each length.
+`draft`: per drafted token, the draft model's time (weights unquantized, in the dtype) and its
+KV cache's bytes at each context length, for each draft window (0: unbounded). The context is
+real text: Python standard library sources (found offline on any machine with Python),
+tokenized and cut to each length.
 The cache is grown from one length to the next, so the unbounded prefill is paid once.
 
 `verify`: one tree verification pass (the root + a fixed tree of --nodes nodes) over a context
@@ -17,7 +18,8 @@ attention (hybrid_attention.py), alternated, median of --repeats.
 `accept`: greedy `draft` runs continuing one long text (raw, no chat template) with each draft
 window and each way of numbering the kept tokens (window.py: original or contiguous):
 acceptance, tau, draft ms per token and the drafter's KV bytes. The target's cache is kept
-between the runs (same prompt), so its prefill is paid once.
+between the runs (same prompt), so its prefill is paid once. Runs as the profile says (its
+drafter quantization included).
 
 Models come from a profile (default qwen2.5-coder: the embedded pair), in its dtype unless
 --dtype. Prints one table; nothing is written. Minutes on a CPU: the target's 8k prefill alone
@@ -131,7 +133,7 @@ def measure_accept(args) -> None:
     from dataclasses import replace
 
     from specscope.core.events import Finished
-    from specscope.profiles import load_profile
+    from specscope.profiles import load_profile, quant_label
     from specscope.session import load_session
 
     profile = replace(load_profile(args.profile), chat_template=False)
@@ -139,7 +141,8 @@ def measure_accept(args) -> None:
     prompt = stdlib_ids(session.tokenizer, args.context)
     t = time.perf_counter()
     grow(session.target, prompt[:-1])
-    print(f"target {profile.target}, drafter {profile.drafter} ({session.profile.dtype}), "
+    print(f"target {profile.target}, drafter {profile.drafter} ({session.profile.dtype}; "
+          f"{quant_label(session.profile) or 'no quantization'}), "
           f"{torch.get_num_threads()} threads; context {len(prompt)} (prefill "
           f"{time.perf_counter() - t:.0f} s), greedy draft k={args.k}, {args.new} new tokens")
     print(f"{'pos':>5} {'window':>6} {'accept':>7} {'tau':>5} {'draft ms/tok':>13} {'KV MiB':>7} "
