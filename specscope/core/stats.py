@@ -16,6 +16,11 @@ from specscope.core.events import Drafted, Event, Started, Summary, Verified
 from specscope.core.tree import depths
 
 
+def byte_size(n: int) -> str:
+    """'96.4 MiB', '384 KiB': KV memory as front ends show it."""
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
 class Stats:
     def __init__(self, param_ratio: float = 0.0) -> None:
         self.param_ratio = param_ratio

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from specscope.core.events import Drafted, Finished, Started, Verified, event_to_dict
-from specscope.core.stats import Stats
+from specscope.core.stats import Stats, byte_size
 from specscope.core.tree import children
 from specscope.frontends.loading import open_session
 from specscope.frontends.marks import step_marks
@@ -95,8 +95,8 @@ def stats_line(s, quant: str = "") -> str:
     return (f"{s.new_tokens} tokens in {s.wall_s:.2f}s ({s.tokens_per_s:.2f} tok/s) | steps {s.steps} "
             f"| tau {s.tau:.2f} | acceptance {s.acceptance_rate:.0%} ({s.accepted}/{s.drafted}) "
             f"| draft {s.draft_s:.2f}s verify {s.verify_s:.2f}s prefill {s.prefill_s:.2f}s "
-            f"| MBSU {s.mbsu:.2f} | KV target {s.kv_target_bytes / 2**20:.1f} MiB "
-            f"drafter {s.kv_draft_bytes / 2**20:.1f} MiB | stop: {s.stop_reason}"
+            f"| MBSU {s.mbsu:.2f} | KV target {byte_size(s.kv_target_bytes)} drafter "
+            f"{byte_size(s.kv_draft_bytes)} | stop: {s.stop_reason}"
             + (f" | {quant}" if quant else ""))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widget import Widget
 
-from specscope.core.stats import Stats
+from specscope.core.stats import Stats, byte_size
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 MAX_POSITIONS = 12
@@ -124,8 +124,8 @@ class StatsPanel(Widget):
         else:
             out += [row(name, Text(HIDDEN, "dim")) for name in ("tok/s", "time", "speedup")]
         # after the seven headline rows, which a short terminal keeps (app.tcss: .-compact)
-        out.append(row("KV memory", f"target {mib(s.kv_target_bytes)} · drafter "
-                                    f"{mib(s.kv_draft_bytes)}" if s.steps else "–"))
+        out.append(row("KV memory", f"target {byte_size(s.kv_target_bytes)} · drafter "
+                                    f"{byte_size(s.kv_draft_bytes)}" if s.steps else "–"))
         out.append(Text("acceptance by draft position", "bold"))
         rates = s.per_position
         if not rates:
@@ -135,10 +135,6 @@ class StatsPanel(Widget):
         if len(rates) > MAX_POSITIONS:
             out.append(Text(f"   … {len(rates) - MAX_POSITIONS} more positions", "dim"))
         return out
-
-
-def mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def row(label: str, value: str | Text) -> Text:
