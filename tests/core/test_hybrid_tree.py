@@ -72,6 +72,6 @@ def test_greedy_trees_over_a_long_prompt_are_plain_greedy():
     prompt = long_ids(700, seed=5)
     want = tuple(model_greedy(decoder.target.model, prompt, 20))
     for k in (2, 4):
-        events, spec = run(decoder, prompt, method="tree", draft_len=k, max_new_tokens=20)
+        _, spec = run(decoder, prompt, method="tree", draft_len=k, max_new_tokens=20)
         assert spec.token_ids == want
         assert spec.drafted > spec.steps * k  # trees, not chains, were verified

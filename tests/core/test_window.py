@@ -104,11 +104,10 @@ def test_the_cache_stays_bounded_and_in_step_through_rejections(method):
     lm = box["lm"]
     sizes = record_sizes(lm)
     k, window = 4, 24
-    steps = evicted = 0
+    evicted = 0
     for event in decoder.run(PROMPT, Controls(method=method, draft_len=k, max_new_tokens=50,
                                               draft_window=window)):
         if isinstance(event, Verified):
-            steps += 1
             evicted = max(evicted, lm.gap)
             assert_cache_holds_its_positions(lm)
     summary = event.summary
