@@ -36,6 +36,7 @@ Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", metavar="FILE", he
 VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", metavar="K", help="Drafter vocabulary size (needs --trimmed).")]
 RefineSteps = Annotated[Optional[str], typer.Option("--refine-steps", metavar="T|auto", help="jacobi: parallel refinement passes per block (1-16), or auto (default; from measured costs and acceptance).")]
 DraftQuant = Annotated[Optional[str], typer.Option("--draft-quant", metavar="none|int8|int4", help="Weight-only quantization of the drafter: none, int8 or int4 (output unchanged; default: the profile's).")]
+DraftWindow = Annotated[Optional[int], typer.Option("--draft-window", metavar="W", help="Bound the draft model's KV cache to 4 sink tokens + the last W tokens (0: unbounded; default: the profile's, 1024).")]
 Quant = Annotated[Optional[str], typer.Option("--quant", metavar="none|int8", help="Weight-only quantization of the target: none or int8 (output is then the int8 target's own; default: the profile's).")]
 
 
@@ -123,6 +124,7 @@ def generate(
     refine_steps: RefineSteps = None,
     draft_quant: DraftQuant = None,
     quant: Quant = None,
+    draft_window: DraftWindow = None,
     stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop after this string (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
     hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
@@ -138,7 +140,8 @@ def generate(
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                  seed=seed, dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
                  stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw,
-                 refine_steps=parse_refine_steps(refine_steps), draft_quant=draft_quant, quant=quant)
+                 refine_steps=parse_refine_steps(refine_steps), draft_quant=draft_quant, quant=quant,
+                 draft_window=draft_window)
 
 
 @app.command()
@@ -158,6 +161,7 @@ def chat(
     refine_steps: RefineSteps = None,
     draft_quant: DraftQuant = None,
     quant: Quant = None,
+    draft_window: DraftWindow = None,
 ) -> None:
     """The interactive explorer (Textual TUI). Needs a terminal."""
     from specscope.tui.app import make_app
@@ -168,7 +172,8 @@ def chat(
                         trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive,
                         adaptive_rule=rule,
                         refine_steps=parse_refine_steps(refine_steps),
-                        draft_quant=draft_quant, quant=quant)  # checks every option, loads nothing
+                        draft_quant=draft_quant, quant=quant,
+                        draft_window=draft_window)  # checks every option, loads nothing
     require_terminal("chat")
     explorer.run()
 

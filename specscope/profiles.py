@@ -47,6 +47,10 @@ class Profile:
     trimmed: str | None = None  # a VocabTrim artifact for the drafter
     draft_quant: str = "none"  # weight-only quantization of the drafter: none, int8, int4
     quant: str = "none"  # of the target (outputs then match the quantized target's): none, int8
+    # The draft model's KV cache: 4 attention sinks + the last draft_window tokens (0: all). A
+    # context shorter than the window is drafted exactly as unbounded, so the default changes
+    # nothing on short prompts and keeps draft cost flat on long ones (docs: LongSpec).
+    draft_window: int = 1024
     path: str = ""
 
     @property
@@ -67,7 +71,7 @@ _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description
           "dtype": str, "device": str, "draft_len": (int, str), "temperature": (int, float),
           "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,
           "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None)),
-          "draft_quant": str, "quant": str}
+          "draft_quant": str, "quant": str, "draft_window": int}
 
 
 def _find(name_or_path: str) -> Path:
@@ -111,6 +115,8 @@ def parse_profile(path: Path) -> Profile:
     for key, modes in (("draft_quant", DRAFT_MODES), ("quant", TARGET_MODES)):
         if data.get(key, "none") not in modes:
             raise SpecScopeError(f"{path}: field '{key}' must be one of {', '.join(modes)}")
+    if data.get("draft_window", 0) < 0:
+        raise SpecScopeError(f"{path}: field 'draft_window' must be >= 0 (0: unbounded)")
     if not all(isinstance(t, str) for t in data.get("eos_tokens", [])):
         raise SpecScopeError(f"{path}: field 'eos_tokens' must be a list of strings")
     return Profile(**data, path=str(path))

@@ -23,6 +23,7 @@ from specscope.core.layerskip_search import best_known_skip
 from specscope.core.lm import CachedLM
 from specscope.core.models import (check_vocab_match, eos_ids, load_causal_lm, load_tokenizer,
                                     same_tokenizer_files)
+from specscope.core.window import WindowedLM
 from specscope.profiles import Profile
 
 # Drafting methods: name -> one line for help texts.
@@ -97,6 +98,7 @@ def make_controls(profile: Profile, **overrides) -> Controls:
         temperature=profile.temperature,
         top_p=profile.top_p,
         max_new_tokens=profile.max_new_tokens,
+        draft_window=profile.draft_window,
     )
     for key, value in overrides.items():
         if value is not None:
@@ -135,7 +137,8 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     drafter_lm = None
     factories = {"ar": NoDrafter}
     if profile.drafter:
-        drafter_lm = CachedLM(load_causal_lm(profile.drafter, dtype, device, progress), check=False)
+        drafter_lm = WindowedLM(load_causal_lm(profile.drafter, dtype, device, progress),
+                                check=False, window=profile.draft_window)
         same = same_tokenizer_files(profile.target, profile.drafter, dtype)
         draft_tok = tokenizer if same else load_tokenizer(profile.drafter, progress, dtype)
         check_vocab_match(target, drafter_lm, tokenizer, draft_tok)

@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from specscope.cli import (Device, DraftQuant, Dtype, MaxNew, Profile, Quant, RefineSteps, Seed,
-                           Temperature, TopP, Trimmed, friendly_errors)
+from specscope.cli import (Device, DraftQuant, DraftWindow, Dtype, MaxNew, Profile, Quant,
+                           RefineSteps, Seed, Temperature, TopP, Trimmed, friendly_errors)
 from specscope.prompts import DEFAULT_PROMPTS_HELP, PROMPT_SETS_HELP
 
 Methods = Annotated[Optional[list[str]], typer.Option(
@@ -43,6 +43,7 @@ def bench(
     vocab_top_k: VocabSizes = None,
     trimmed: Trimmed = None,
     refine_steps: RefineSteps = None,
+    draft_window: DraftWindow = None,
     draft_quant: DraftQuant = None,
     quant: Quant = None,
     max_new_tokens: MaxNew = None,
@@ -81,7 +82,7 @@ def bench(
     run_bench(Options(
         profile=profile, prompts=prompts, categories=categories, limit=limit, methods=methods,
         draft_len=draft_len, vocab_top_k=vocab_top_k, trimmed=trimmed, refine_steps=refine_steps,
-        draft_quant=draft_quant, quant=quant,
+        draft_quant=draft_quant, quant=quant, draft_window=draft_window,
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
         dtype=dtype, device=device, repeats=repeats, reference=reference, out=out, warmup=warmup,
         plots=plots))

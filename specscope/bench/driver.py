@@ -40,6 +40,7 @@ class Options:
     vocab_top_k: list[str] | None = None
     trimmed: Path | None = None
     refine_steps: str | None = None  # jacobi's passes per block for every jacobi row (None: auto)
+    draft_window: int | None = None  # the draft model's cache bound for every row (None: profile's)
     draft_quant: str | None = None
     quant: str | None = None
     max_new_tokens: int | None = None
@@ -120,7 +121,7 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> 
         "settings": {"temperature": base.temperature, "top_p": base.top_p,
                      "max_new_tokens": base.max_new_tokens,
                      "profile_draft_len": prof.draft_len, "repeats": plan.repeats,
-                     "seed": plan.seed, "warmup": o.warmup},
+                     "seed": plan.seed, "warmup": o.warmup, "draft_window": base.draft_window},
         "prompt_file": prompt_file,
         "prompts": len(plan.prompts),
         "categories": dict(Counter(p.category for p in plan.prompts)),
@@ -137,7 +138,8 @@ def plan_controls(session, o: Options):
 
     return make_controls(session.profile, max_new_tokens=o.max_new_tokens,
                          temperature=o.temperature, top_p=o.top_p, seed=o.seed,
-                         refine_steps=parse_refine_steps(o.refine_steps))
+                         refine_steps=parse_refine_steps(o.refine_steps),
+                         draft_window=o.draft_window)
 
 
 def validate(o: Options):
@@ -165,7 +167,8 @@ def validate(o: Options):
     if o.trimmed or prof.trimmed:
         check_trimmed(o.trimmed or prof.trimmed, prof, [v for v in sizes if v is not None])
     base = make_controls(prof, max_new_tokens=o.max_new_tokens, temperature=o.temperature,
-                         top_p=o.top_p, refine_steps=parse_refine_steps(o.refine_steps))
+                         top_p=o.top_p, refine_steps=parse_refine_steps(o.refine_steps),
+                         draft_window=o.draft_window)
     check_new_tokens(prof, base.max_new_tokens, "--max-new-tokens")
     for k in lens:  # e.g. an unknown auto:RULE
         controls_for(base, Config(BASELINE, k)).validate()

@@ -23,6 +23,8 @@ class Controls:
     vocab_top_k: int | None = None  # drafter vocabulary size, with a VocabTrim ranking loaded
     max_new_tokens: int = 256
     refine_steps: int | None = None  # jacobi: parallel passes per block; None: auto
+    # the draft model's KV cache: sinks + the last draft_window tokens (window.py); 0: unbounded
+    draft_window: int = 0
     stop: list[str] = field(default_factory=list)
 
     @property
@@ -45,5 +47,7 @@ class Controls:
         if self.refine_steps is not None and not 1 <= self.refine_steps <= MAX_REFINE_STEPS:
             raise SpecScopeError(f"refine steps must be between 1 and {MAX_REFINE_STEPS} or auto, "
                                  f"got {self.refine_steps}")
+        if self.draft_window < 0:
+            raise SpecScopeError(f"draft window must be >= 0 (0: unbounded), got {self.draft_window}")
         if self.vocab_top_k is not None and self.vocab_top_k < 1:
             raise SpecScopeError(f"vocab top-k must be >= 1, got {self.vocab_top_k}")

@@ -29,6 +29,7 @@ from specscope.core.stats import Stats
 from specscope.core.text import IncrementalText
 from specscope.core.tree import children, depths, is_chain
 from specscope.core.verify import Verdict, chain, greedy_verify_tree, sample_verify_tree
+from specscope.core.window import cache_bytes
 
 
 class SpecDecoder:
@@ -168,7 +169,7 @@ class SpecDecoder:
                 run_policy = policy
             drafter.configure(DraftSettings(controls.vocab_top_k,
                                             policy.min_confidence if policy else 0.0,
-                                            controls.refine_steps))
+                                            controls.refine_steps, controls.draft_window))
             stats.param_ratio = self.param_ratio(drafter)
             wanted = policy.next_length() if policy else controls.draft_len
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
@@ -231,6 +232,8 @@ class SpecDecoder:
                 draft_s=draft_s,
                 dropped=tuple(i in verdict.path[n_kept:] for i in range(len(draft))),
                 token_emitted=token_emitted,
+                kv_target_bytes=cache_bytes(self.target.cache),
+                kv_draft_bytes=drafter.kv_bytes(),
             )
             stats.add(verified)
             yield verified

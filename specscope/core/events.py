@@ -78,6 +78,10 @@ class Verified:
     # it (EOS, a stop string, max new tokens); and whether the target's own token was emitted
     dropped: tuple[bool, ...] = ()
     token_emitted: bool = True
+    # bytes held by the KV caches after the step: the target's, and the drafter's own (0 when it
+    # has none, or drafts through the target's)
+    kv_target_bytes: int = 0
+    kv_draft_bytes: int = 0
     kind: str = "verified"
 
 
@@ -101,6 +105,8 @@ class Summary:
     new_tokens: int
     stop_reason: str  # "eos", "max_new_tokens", "stop_string", "interrupted"
     draft_prefill_s: float = 0.0  # of draft_s: the drafter reading long contexts (Drafted.prefill_s)
+    kv_target_bytes: int = 0  # the most the target's KV cache held after a step
+    kv_draft_bytes: int = 0  # the most the drafter's own KV cache held after a step
 
 
 @dataclass(frozen=True)

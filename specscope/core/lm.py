@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from transformers import DynamicCache
@@ -212,6 +212,11 @@ class CachedLM:
         parts = list(self.prefill_chunks(ids))
         return parts[0][0], torch.cat([h for _, h in parts])
 
+    def read(self, ids: list[int]) -> Iterator[tuple[int, int]]:
+        """Make the cache cover ids ahead of a step, yielding (done, total) between passes when
+        that takes more than one (read_in_chunks); a drafter's `prefill`."""
+        return read_in_chunks(self, ids, self.prefill_chunk)
+
     @torch.inference_mode()
     def prefill_chunks(self, ids: list[int]) -> Iterator[tuple[int, torch.Tensor]]:
         """Cover ids, `prefill_chunk` tokens a pass; after each pass yields (start, hidden states
@@ -240,18 +245,25 @@ class CachedLM:
         return out.last_hidden_state[0]
 
     @torch.inference_mode()
-    def forward_tree(self, ids: list[int], tokens: list[int], parents: list[int]) -> torch.Tensor:
+    def forward_tree(self, ids: list[int], tokens: list[int], parents: list[int],
+                     dense: bool = False) -> torch.Tensor:
         """Hidden states [n+1, hidden] for ids[-1] (the root) and every tree node, in one pass
-        with a tree attention mask. Call keep_path afterwards to drop the unaccepted nodes."""
+        with a tree attention mask. Call keep_path afterwards to drop the unaccepted nodes.
+        The cached context is attended without a mask and only the tree with one (hybrid
+        attention, hybrid_attention.py); `dense` builds the full (n+1) x (context+n+1) mask."""
+        from specscope.core.hybrid_attention import hybrid_attention, supported
         from specscope.core.tree import tree_attention, tree_positions
 
         self.forward(ids[:-1], 0)
         cached = len(ids) - 1
+        dense = dense or not supported(self.config)
         dtype = next(self.model.parameters()).dtype
-        with reset_on_failure(self):
+        mask = tree_attention(parents, cached, dtype, self.device) if dense else \
+            tree_attention(parents, 0, torch.float32, self.device)  # the tree's own columns
+        with reset_on_failure(self), (nullcontext() if dense else hybrid_attention(self.model)):
             out = self.base(
                 input_ids=torch.tensor([ids[-1:] + tokens], device=self.device),
-                attention_mask=tree_attention(parents, cached, dtype, self.device),
+                attention_mask=mask,
                 position_ids=tree_positions(parents, cached, self.device),
                 use_cache=True,
                 **{self._cache_kwarg: self.cache},

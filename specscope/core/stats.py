@@ -5,6 +5,8 @@ scores 1.0). acceptance rate: accepted over drafted tokens. Per-position accepta
 drafted at depth d (a chain's position d; every node at that depth of a tree), the share that
 was accepted (for a tree at most one node per depth is). MBSU = tau / (k * r + 1), with k the
 mean number of drafted tokens per step and r the drafter/target parameter ratio.
+KV memory: the bytes the target's and the drafter's caches hold after the latest step (live
+displays) and the most they held (the summary).
 """
 from __future__ import annotations
 
@@ -12,6 +14,11 @@ import time
 
 from specscope.core.events import Drafted, Event, Started, Summary, Verified
 from specscope.core.tree import depths
+
+
+def byte_size(n: int) -> str:
+    """'96.4 MiB', '384 KiB': KV memory as front ends show it."""
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 class Stats:
@@ -31,6 +38,8 @@ class Stats:
         self.pos_drafted: list[int] = []
         self.pos_accepted: list[int] = []
         self._depths: tuple[int, ...] = ()
+        self.kv_target_bytes = self.kv_draft_bytes = 0  # after the latest step
+        self.kv_target_peak = self.kv_draft_peak = 0
 
     def add(self, event: Event) -> None:
         if isinstance(event, Started):
@@ -47,6 +56,9 @@ class Stats:
             self.verify_s += event.verify_s
             self.token_ids.extend(event.emitted)
             self.pieces.extend(event.pieces)
+            self.kv_target_bytes, self.kv_draft_bytes = event.kv_target_bytes, event.kv_draft_bytes
+            self.kv_target_peak = max(self.kv_target_peak, event.kv_target_bytes)
+            self.kv_draft_peak = max(self.kv_draft_peak, event.kv_draft_bytes)
             max_depth = max(self._depths, default=-1) + 1
             while len(self.pos_drafted) < max_depth:
                 self.pos_drafted.append(0)
@@ -106,4 +118,6 @@ class Stats:
             new_tokens=n,
             stop_reason=stop_reason,
             draft_prefill_s=self.draft_prefill_s,
+            kv_target_bytes=self.kv_target_peak,
+            kv_draft_bytes=self.kv_draft_peak,
         )

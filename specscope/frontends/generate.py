@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from specscope.core.events import Drafted, Finished, Started, Verified, event_to_dict
-from specscope.core.stats import Stats
+from specscope.core.stats import Stats, byte_size
 from specscope.core.tree import children
 from specscope.frontends.loading import open_session
 from specscope.frontends.marks import step_marks
@@ -96,7 +96,9 @@ def stats_line(s, quant: str = "") -> str:
     return (f"{s.new_tokens} tokens in {s.wall_s:.2f}s ({s.tokens_per_s:.2f} tok/s) | steps {s.steps} "
             f"| tau {s.tau:.2f} | acceptance {s.acceptance_rate:.0%} ({s.accepted}/{s.drafted}) "
             f"| draft {s.draft_s:.2f}s verify {s.verify_s:.2f}s prefill {s.prefill_s:.2f}s "
-            f"| MBSU {s.mbsu:.2f} | stop: {s.stop_reason}" + (f" | {quant}" if quant else ""))
+            f"| MBSU {s.mbsu:.2f} | KV target {byte_size(s.kv_target_bytes)} drafter "
+            f"{byte_size(s.kv_draft_bytes)} | stop: {s.stop_reason}"
+            + (f" | {quant}" if quant else ""))
 
 
 def as_json(event, profile) -> dict:
@@ -110,7 +112,7 @@ def as_json(event, profile) -> dict:
 def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, temperature, top_p,
                  top_k, seed, dtype, device, trimmed, vocab_top_k, stop, json_out, hide_rejected,
                  raw, adaptive=None, adaptive_rule=None, refine_steps=None, draft_quant=None,
-                 quant=None) -> None:
+                 quant=None, draft_window=None) -> None:
     err = Console(stderr=True)
     if not prompt.strip():
         from specscope.core.errors import SpecScopeError
@@ -122,7 +124,8 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
     controls = make_controls(prof, method=method, draft_len=draft_len, adaptive=adaptive,
                              adaptive_rule=adaptive_rule, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                             vocab_top_k=vocab_top_k, stop=stop or None, refine_steps=refine_steps)
+                             vocab_top_k=vocab_top_k, stop=stop or None, refine_steps=refine_steps,
+                             draft_window=draft_window)
     session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err,
                            max_new_tokens=controls.max_new_tokens)
     ids = session.encode(prompt)

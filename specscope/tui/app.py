@@ -383,7 +383,7 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
              vocab_top_k: int | None = None, adaptive: bool | None = None,
              adaptive_rule: str | None = None, refine_steps: int | None = None,
              snapshot: bool = False, draft_quant: str | None = None,
-             quant: str | None = None) -> SpecScopeApp:
+             quant: str | None = None, draft_window: int | None = None) -> SpecScopeApp:
     """Validate the options (raising SpecScopeError), then build the app.
 
     With `session` (a loaded specscope Session, as tests pass) nothing loads; otherwise the app
@@ -398,7 +398,8 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
                   max_new_tokens or prof.max_new_tokens)
     controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, seed=seed, vocab_top_k=vocab_top_k,
-                             adaptive=adaptive, adaptive_rule=adaptive_rule, refine_steps=refine_steps)
+                             adaptive=adaptive, adaptive_rule=adaptive_rule, refine_steps=refine_steps,
+                             draft_window=draft_window)
     loader = None
     if session is None:
         def loader(progress):

@@ -32,6 +32,25 @@ def test_json_stream_ends_with_summary():
     assert emitted == summary["token_ids"]
 
 
+def test_a_draft_window_bounds_the_drafters_kv_memory_in_the_events():
+    """A window far shorter than the prompt: the drafter's KV memory stays small, and the same
+    ids come out."""
+    prompt = "def quicksort(arr): return sorted(arr)  # " * 12
+    runs = {}
+    for window in ("0", "8"):
+        r = gen(prompt, "-p", "tiny-random", "-n", "16", "--json", "--draft-len", "3", "--raw",
+                "--draft-window", window)
+        assert r.exit_code == 0, r.output
+        runs[window] = json_lines(r.stdout)
+    for events in runs.values():
+        assert all(e["kv_target_bytes"] > 0 for e in events if e["kind"] == "verified")
+    full, bounded = runs["0"][-1], runs["8"][-1]
+    assert bounded["token_ids"] == full["token_ids"]
+    # the tiny drafter is 1 layer of the target's 4: per token it holds a quarter as much
+    assert full["kv_draft_bytes"] * 4 > full["kv_target_bytes"] / 2
+    assert bounded["kv_draft_bytes"] * 4 < full["kv_target_bytes"] / 3  # 4 sinks + 8 + drafts
+
+
 def test_draft_and_ar_give_the_same_ids_through_the_cli():
     ids = {}
     for method in ("ar", "draft"):
@@ -45,7 +64,7 @@ def test_draft_and_ar_give_the_same_ids_through_the_cli():
 def test_plain_output_streams_text_and_stats():
     r = gen("hello", "-p", "tiny-random", "-n", "12")
     assert r.exit_code == 0, r.output
-    assert "tau" in r.stderr and "acceptance" in r.stderr
+    assert "tau" in r.stderr and "acceptance" in r.stderr and "KV target" in r.stderr
     assert len(r.stdout.strip()) > 0
 
 
@@ -119,6 +138,8 @@ def test_wrong_field_names_file_and_field(tmp_path):
     assert_clean_error(gen("x", "-p", path), "typo.yaml", "draft_lenn")
     path = write(tmp_path, "type.yaml", "target: tiny-random:target\ndraft_len: four\n")
     assert_clean_error(gen("x", "-p", path), "type.yaml", "draft_len")
+    path = write(tmp_path, "window.yaml", "target: tiny-random:target\ndraft_window: -5\n")
+    assert_clean_error(gen("x", "-p", path), "window.yaml", "draft_window", ">= 0")
 
 
 def test_missing_model_package_says_what_to_install(tmp_path, monkeypatch):

@@ -84,6 +84,7 @@ def test_trim_profile_without_drafter(tmp_path):
     (["-n", "10000000"], ["10000000", "context window is 2048", "at most 2047"]),
     (["--trimmed", "/nope/missing.safetensors"], ["trimmed head not found"]),
     (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "tpu"], ["--device"]),
+    (["--draft-window", "-1"], ["draft window must be >= 0", "-1"]),
 ])
 def test_generate_refuses_before_loading(extra, needles):
     r = cli("generate", "x", "-p", "tiny-random", *extra)
@@ -120,6 +121,7 @@ def test_embedded_pair_needs_a_writable_cache_to_convert_into(tmp_path, monkeypa
     (["-n", "10000000"], "context window is 2048"),
     (["--trimmed", "/nope/missing.safetensors"], "trimmed head not found"),
     (["--out", "/proc/nope/out"], "cannot write to output directory"),
+    (["--draft-window", "-8"], "draft window must be >= 0"),
 ])
 def test_bench_refuses_before_loading(tmp_path, extra, needle):
     args = ["bench", "-p", "tiny-random", "--prompts", SAMPLE, *extra]
@@ -149,6 +151,7 @@ def test_layerskip_search_refuses_before_loading(tmp_path, monkeypatch):
 @pytest.mark.parametrize("extra, needle", [
     (["--trimmed", "/nope.safetensors"], "trimmed head not found"),
     (["-n", "10000000"], "context window"),
+    (["--draft-window", "-2"], "draft window must be >= 0"),
     (["-p", "tiny-random"], "needs a terminal"),  # CliRunner's streams are not terminals
 ])
 def test_chat_refuses_with_one_line(extra, needle):

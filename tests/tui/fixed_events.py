@@ -23,7 +23,8 @@ def step(i, context, texts, tokens, q, p, n_kept, token, token_text, emitted_pie
                         first_rejected=on_path if token_emitted and on_path < k else None,
                         token=token, token_text=token_text, bonus=on_path == k, emitted=emitted,
                         pieces=emitted_pieces, verify_s=0.0, draft_s=0.0, dropped=cut,
-                        token_emitted=token_emitted)
+                        token_emitted=token_emitted, kv_target_bytes=(context + len(emitted)) * 28672,
+                        kv_draft_bytes=(context + len(emitted)) * 12288)
     return drafted, verified
 
 

@@ -47,6 +47,7 @@ class DraftSettings:
     # the proposal's q stays the law the token was drawn from.
     min_confidence: float = 0.0
     refine_steps: int | None = None  # block-refining drafters (jacobi): passes; None: their auto
+    draft_window: int = 0  # a draft model's KV cache: sinks + this many recent tokens; 0: all
 
 
 class Drafter(Protocol):
@@ -70,6 +71,10 @@ class Drafter(Protocol):
         """Before a proposal: read committed ids its cache lacks, yielding (done, total) between
         chunked passes; only when that takes more than one pass (core/lm.py read_in_chunks).
         Drafters without a cache of the context yield nothing."""
+        ...
+
+    def kv_bytes(self) -> int:
+        """Bytes held by the drafter's own KV cache now (0: none, or it shares the target's)."""
         ...
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
@@ -105,6 +110,9 @@ class DrafterBase:
 
     def prefill(self, ids: list[int]) -> Iterator[tuple[int, int]]:
         return iter(())
+
+    def kv_bytes(self) -> int:
+        return 0
 
     def feedback(self, ids: list[int], proposal: Proposal, n_accepted: int) -> None:
         pass

@@ -75,6 +75,10 @@ class BlockRefiner(Protocol):
         """Read a long unread context ahead of the passes (Drafter.prefill)."""
         ...
 
+    def kv_bytes(self) -> int:
+        """Bytes held by the refiner's KV cache."""
+        ...
+
 
 class CausalRefiner:
     """A causal LM as a block refiner (Jacobi): position i predicts g_i from context + g_<i."""
@@ -94,6 +98,9 @@ class CausalRefiner:
 
     def read_params(self) -> int:
         return self.model.read_params()
+
+    def kv_bytes(self) -> int:
+        return self.model.kv_bytes()
 
     def refine(self, ids: list[int], block: list[int], keep: int) -> tuple[list[int], list[float]]:
         keep = min(keep, len(block) - 1)
@@ -150,6 +157,9 @@ class JacobiDrafter(DrafterBase):
         """Weights read per drafted token: T passes for a block of k, so about T/k of a pass;
         one pass per token is the conservative figure MBSU's r uses for the other drafters."""
         return self.refiner.read_params()
+
+    def kv_bytes(self) -> int:
+        return self.refiner.kv_bytes()
 
     def initial_block(self, ids: list[int], k: int) -> list[int]:
         guess = find_continuation(ids, k, self.max_ngram, 1)

@@ -24,6 +24,7 @@ from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM, cache_kwarg, read_in_chunks, reset_on_failure, sync_cache
 from specscope.core.quant import weight_count
 from specscope.core.sampling import Shaping
+from specscope.core.window import cache_bytes
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -145,6 +146,11 @@ class LayerSkipDrafter(DrafterBase):
 
     def read_params(self) -> int:
         return self.lm.read_params()
+
+    def kv_bytes(self) -> int:
+        """Its own cache of the kept layers. The draft window does not apply: this drafter is
+        the target itself, whose full cache verification needs anyway."""
+        return cache_bytes(self.lm.cache)
 
     def reset(self) -> None:
         """An empty draft cache and a fresh exit rule: no run inherits another's threshold."""

@@ -6,6 +6,10 @@ rejected drafts). With a VocabTrim ranking the head matmul covers only the first
 changing K costs nothing) and ids are mapped back to the full vocabulary; q is zero outside the
 kept rows, which rejection sampling handles.
 
+With a WindowedLM (window.py) the drafter's cache is bounded by `DraftSettings.draft_window`:
+attention sinks plus the most recent tokens. Every drafter built on ModelDrafter (tree, pool,
+jacobi) shares it, since they draft through this class's LM.
+
 `draft_dist` and `pick` are the one draft step every model drafter uses (chain, tree, pool,
 layer skipping): logits -> q (shaped like p when sampling) -> a token.
 """
@@ -15,8 +19,9 @@ import torch
 
 from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, read_in_chunks
+from specscope.core.lm import CachedLM
 from specscope.core.sampling import Shaping, probs_from_logits, sample
+from specscope.core.window import WindowedLM, cache_bytes
 
 
 def draft_dist(logits: torch.Tensor, shaping: Shaping) -> torch.Tensor:
@@ -70,6 +75,11 @@ class ModelDrafter(DrafterBase):
             raise SpecScopeError("a drafter vocabulary size needs a trimmed head (--trimmed PATH)")
         if k is not None and not 1 <= k <= len(self.ranked):
             raise SpecScopeError(f"vocab top-k must be between 1 and {len(self.ranked)}, got {k}")
+        if isinstance(self.lm, WindowedLM):
+            self.lm.set_window(settings.draft_window)
+        elif settings.draft_window:
+            raise SpecScopeError("a draft window needs the draft model loaded with a bounded "
+                                 "cache (WindowedLM)")
         self.settings = settings
         self.vocab_top_k = k if k is not None else (self.ranked.default_k if self.ranked else None)
 
@@ -77,7 +87,10 @@ class ModelDrafter(DrafterBase):
         self.lm.reset()
 
     def prefill(self, ids: list[int]):
-        return read_in_chunks(self.lm, ids, self.lm.prefill_chunk)
+        return self.lm.read(ids)
+
+    def kv_bytes(self) -> int:
+        return cache_bytes(self.lm.cache)
 
     def head_rows(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(head rows to draft over, their token ids) for the current vocabulary size; (None,

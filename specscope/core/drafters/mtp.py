@@ -22,6 +22,7 @@ from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM, common_prefix
 from specscope.core.mtp import MTPArtifact, additive, cache_len, causal_after
 from specscope.core.sampling import Shaping
+from specscope.core.window import cache_bytes
 
 
 class MTPDrafter(DrafterBase):
@@ -51,6 +52,11 @@ class MTPDrafter(DrafterBase):
         self.hidden_tok: list[int | None] = []
         self.cache = self.head.new_cache()
         self.cached_ids: list[int] = []  # the ids the cache entries were made from (x_0..x_c)
+
+    def kv_bytes(self) -> int:
+        """The head's KV cache and the target hidden states it keeps (both grow with the
+        context: the draft window does not apply to this drafter)."""
+        return cache_bytes(self.cache) + self.hidden.numel() * self.hidden.element_size()
 
     def read_params(self) -> int:
         return self.head.param_count() + self.vocab_top_k * self.target.hidden_size

@@ -119,6 +119,9 @@ class PoolDrafter(DrafterBase):
     def prefill(self, ids: list[int]):
         return self.model.prefill(ids)
 
+    def kv_bytes(self) -> int:
+        return self.model.kv_bytes()
+
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
         self._note_step(ids)

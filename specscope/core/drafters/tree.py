@@ -33,6 +33,9 @@ class TreeDrafter(DrafterBase):
     def prefill(self, ids: list[int]):
         return self.model.prefill(ids)
 
+    def kv_bytes(self) -> int:
+        return self.model.kv_bytes()
+
     def configure(self, settings: DraftSettings) -> None:
         self.model.configure(settings)
         self.settings = settings

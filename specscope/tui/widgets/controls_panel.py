@@ -10,11 +10,22 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from specscope.core.controls import MAX_DRAFT_LEN, Controls
-from specscope.session import METHODS
+from specscope.core.window import SINKS
+from specscope.session import METHODS, NEEDS_DRAFTER
 
 MAX_TEMPERATURE = 2.0
 ADAPTIVE_RULES = ("cost", "heuristic")  # Controls.adaptive_rule: expected tok/s, or +2 / -1
 NO_VOCAB = "full (no trimmed vocabulary: --trimmed)"
+
+
+def window_text(controls: Controls, method: str) -> Text:
+    """The draft model's cache bound (--draft-window): sinks + the last W tokens, or all; dim
+    for methods that do not draft with the draft model."""
+    w = getattr(controls, "draft_window", 0)
+    text = f"{SINKS} sinks + last {w} tokens" if w else "unbounded (every token cached)"
+    if method not in NEEDS_DRAFTER:
+        return Text(f"{text} (unused by {method})", "dim")
+    return Text(text, "" if w else "dim")
 
 
 class ControlsPanel(Widget):
@@ -134,6 +145,7 @@ class ControlsPanel(Widget):
             ("+/-", "draft length", f"{self.draft_len}{unused}"),
             ("a", "adaptive k", f"on{rule} (engine picks each k)" if self.adaptive else "off"),
             ("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None else "")),
+            ("", "draft window", window_text(self.controls, self.method)),
             ("g", "mode", f"{mode}  (seed {self.controls.seed})"),
             ("t/T", "temperature", f"{self.temperature:.2f}"),
             ("p/P", "top-p", f"{self.top_p:.2f}"),

@@ -1,9 +1,11 @@
 """The stats panel: the current run's metrics, refreshed at every batch of steps.
 
-tau, acceptance, per-position acceptance (bars), tokens/s, the draft/verify time split, MBSU and
-the costs (a drafted token against a target pass), and the speedup over plain decoding: measured when a baseline run exists (key b: method ar, same
-prompt, same engine), otherwise estimated as tau * t_verify / (t_draft + t_verify), i.e.
-assuming one plain decoding step costs about one verify pass. The label says which.
+tau, acceptance, per-position acceptance (bars), tokens/s, the draft/verify time split, MBSU,
+the costs (a drafted token against a target pass), the bytes held by the target's and the
+drafter's KV caches, and the speedup over plain decoding: measured when a baseline run exists
+(key b: method ar, same prompt, same engine), otherwise estimated as
+tau * t_verify / (t_draft + t_verify), i.e. assuming one plain decoding step costs about one
+verify pass. The label says which.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widget import Widget
 
-from specscope.core.stats import Stats
+from specscope.core.stats import Stats, byte_size
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 MAX_POSITIONS = 12
@@ -121,6 +123,9 @@ class StatsPanel(Widget):
             out.append(row("speedup", Text(value, "bold").append(f"  {label}", "dim")))
         else:
             out += [row(name, Text(HIDDEN, "dim")) for name in ("tok/s", "time", "speedup")]
+        # after the seven headline rows, which a short terminal keeps (app.tcss: .-compact)
+        out.append(row("KV memory", f"target {byte_size(s.kv_target_bytes)} · drafter "
+                                    f"{byte_size(s.kv_draft_bytes)}" if s.steps else "–"))
         out.append(Text("acceptance by draft position", "bold"))
         rates = s.per_position
         if not rates:
