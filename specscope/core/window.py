@@ -100,13 +100,14 @@ class WindowedLM(CachedLM):
         return cache_bytes(self.cache)
 
     def read(self, ids: list[int]):
-        """Bounded, a long request is one pass over the sinks and the last `window` tokens,
-        never a chunked read of the whole context: (done, total) before and after it."""
-        if not self.window:
+        """A request longer than the window is one pass over the sinks and the last `window`
+        tokens, never a chunked read of the whole context: (done, total) before and after it.
+        Within the window it reads like the unbounded cache, a chunk a pass."""
+        done, total = common_prefix(self.ids, ids), len(ids)
+        if not self.window or total - done <= self.window:
             yield from super().read(ids)
             return
-        done, total = common_prefix(self.ids, ids), len(ids)
-        if min(total - done, self.sinks + self.window) <= self.prefill_chunk:
+        if self.sinks + self.window <= self.prefill_chunk:
             return  # one pass the caller's own next forward makes anyway
         yield done, total
         self.forward(ids, 0)
