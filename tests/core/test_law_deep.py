@@ -108,3 +108,16 @@ def test_adaptive_length_with_a_tree_keeps_the_law():
     decoder = decoder_with(tree=True)
     assert_law(decoder, "tree", PROMPT, m=3, n=800, draft_len=3, temperature=1.0, adaptive=True,
                before_run=lambda seed: decoder.reset())
+
+
+def test_chains_over_a_long_context_go_through_the_tree_pass_and_follow_the_target(monkeypatch):
+    """Past prefill_chunk tokens of context a chain is verified by the tree pass (hybrid
+    attention, keep_path): the law must not change. A context of 3 is 'long' at chunk 2."""
+    decoder = decoder_with(chain=True)
+    decoder.target.prefill_chunk = 2
+    calls = []
+    tree_pass = decoder.target.forward_tree
+    monkeypatch.setattr(decoder.target, "forward_tree",
+                        lambda *a, **kw: calls.append(len(a[1])) or tree_pass(*a, **kw))
+    drafted = assert_law(decoder, "chain", PROMPT, m=3, n=1500, draft_len=3, temperature=1.0)
+    assert deepest_first_step(drafted) == 3 and calls and max(calls) == 3
