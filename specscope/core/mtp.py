@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from specscope.core.errors import SpecScopeError
+from specscope.core.files import atomic_write
 from specscope.core.lm import CachedLM
 from specscope.core.vocab import model_fingerprint, tokenizer_checksum
 
@@ -148,7 +148,7 @@ def artifact_path(profile_name: str) -> Path:
 def save_artifact(path: str | os.PathLike, head: MTPHead, ranking: torch.Tensor, k: int,
                   target: CachedLM, target_source: str, tokenizer, profile_name: str,
                   training: dict, dtype: torch.dtype = torch.bfloat16) -> Path:
-    """Write atomically (temp file in the same folder, then rename)."""
+    """Write atomically (core/files.py: a temp file in the same folder, then rename)."""
     from safetensors.torch import save_file
 
     path = Path(path).expanduser()
@@ -160,14 +160,7 @@ def save_artifact(path: str | os.PathLike, head: MTPHead, ranking: torch.Tensor,
             "target": model_fingerprint(target, target_source),
             "tokenizer_sha256": tokenizer_checksum(tokenizer),
             "layer_class": type(head.block).__name__, "training": training}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"specscope": json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"specscope": json.dumps(meta)}))
     return path
 
 
