@@ -40,6 +40,32 @@ def pick(probs: torch.Tensor, shaping: Shaping, generator: torch.Generator | Non
     return int(torch.topk(probs, rank + 1).indices[rank])
 
 
+def draft_chain(k: int, next_probs, token_id, full_q, min_confidence: float, shaping: Shaping,
+                generator: torch.Generator | None) -> Proposal:
+    """The chain loop of every chain drafter: up to k tokens, each picked from
+    next_probs(tokens drafted so far) (probabilities over the drafter's rows; token_id maps a row
+    to a token, full_q to a full-vocabulary q). Stops early once the whole draft's confidence
+    falls under min_confidence (DraftSettings; never before the first token)."""
+    out = Proposal()
+    qs = []
+    path = 1.0  # the drafter's confidence in the whole draft so far
+    for i in range(k):
+        probs = next_probs(out.tokens)
+        if min_confidence > 0:
+            path *= float(probs.max())
+            if i > 0 and path < min_confidence:
+                break
+        j = pick(probs, shaping, generator)
+        out.tokens.append(token_id(j))
+        out.parents.append(i - 1)
+        out.q_token.append(float(probs[j]))
+        if not shaping.greedy:
+            qs.append(full_q(probs))
+    if qs:
+        out.q = torch.stack(qs)
+    return out
+
+
 class RankedHead:
     """A VocabTrim ranking and the drafter head's rows in that order, built once and shared."""
 
@@ -127,24 +153,5 @@ class ModelDrafter(DrafterBase):
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
-        ctx = list(ids)
-        out = Proposal()
-        qs = []
-        path = 1.0  # the drafter's confidence in the whole draft so far
-        for i in range(k):
-            probs = self.dist(ctx, shaping)
-            if self.settings.min_confidence > 0:
-                path *= float(probs.max())
-                if i > 0 and path < self.settings.min_confidence:
-                    break
-            j = pick(probs, shaping, generator)
-            token = self.token_id(j)
-            out.tokens.append(token)
-            out.parents.append(i - 1)
-            out.q_token.append(float(probs[j]))
-            if not shaping.greedy:
-                qs.append(self.full_q(probs))
-            ctx.append(token)
-        if qs:
-            out.q = torch.stack(qs)
-        return out
+        return draft_chain(k, lambda drafted: self.dist(list(ids) + drafted, shaping), self.token_id,
+                           self.full_q, self.settings.min_confidence, shaping, generator)

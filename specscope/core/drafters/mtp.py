@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
-from specscope.core.drafters.model import RankedHead, draft_dist, pick
+from specscope.core.drafters.model import RankedHead, draft_chain, draft_dist
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM, common_prefix
 from specscope.core.mtp import MTPArtifact, additive, cache_len, causal_after
@@ -96,27 +96,18 @@ class MTPDrafter(DrafterBase):
                                mask, self.cache)[:, -1:]
         self.cached_ids = list(ids[:n + 1])
         weight, _ = self.ranked.rows(self.vocab_top_k)
-        qs = []
-        path = 1.0  # confidence in the whole draft so far (DraftSettings.min_confidence)
-        for i in range(k):
-            probs = draft_dist(torch.nn.functional.linear(s[0, -1], weight).float(), shaping)
-            path *= float(probs.max())
-            if i > 0 and path < self.settings.min_confidence:
-                break
-            j = pick(probs, shaping, generator)
-            token = self._token_id(j)
-            out.tokens.append(token)
-            out.parents.append(i - 1)
-            out.q_token.append(float(probs[j]))
-            if not shaping.greedy:
-                qs.append(self._full_q(probs))
-            if i + 1 < k:  # step i+2: the head's own state and token, one position further
-                pos = torch.tensor([[n + i]], device=self.target.device)
+        state = [s]
+
+        def next_probs(drafted: list[int]) -> torch.Tensor:
+            if drafted:  # step i+1: the head's own state and token, one position further
+                pos = torch.tensor([[n + len(drafted) - 1]], device=self.target.device)
                 mask = torch.zeros(1, 1, 1, cache_len(self.cache) + 1, device=self.target.device)
-                s = self.head.step(s, self._embed([token]), pos, mask, self.cache)
+                state[0] = self.head.step(state[0], self._embed(drafted[-1:]), pos, mask, self.cache)
+            return draft_dist(torch.nn.functional.linear(state[0][0, -1], weight).float(), shaping)
+
+        out = draft_chain(k, next_probs, self._token_id, self._full_q, self.settings.min_confidence,
+                          shaping, generator)
         self._crop(n)  # drafted entries never stay: only committed positions are cached
-        if qs:
-            out.q = torch.stack(qs)
         return out
 
     # ---- helpers -------------------------------------------------------------------------------
