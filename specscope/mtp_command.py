@@ -28,6 +28,7 @@ def train(
     profile: Profile = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Prompts per category, from the end of each (bench measures from the start).")] = 3,
+    keep_apart: Annotated[int, typer.Option("--keep-apart", help="Never train on the first this many prompts of a category (what `bench --limit` measures).")] = 2,
     held: Annotated[int, typer.Option("--held", help="Calibration prompts held apart to estimate acceptance.")] = 4,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Length of the target's answers.")] = 128,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", help="Skip longer prompts.")] = 768,
@@ -39,6 +40,8 @@ def train(
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
     vocab_k: Annotated[int, typer.Option("--vocab-k", help="Ranked vocabulary rows the head drafts over.")] = 8192,
     init: Annotated[str, typer.Option("--init", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
+    labels: Annotated[str, typer.Option("--labels", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
+    resume: Annotated[bool, typer.Option("--resume", help="Go on training the head already at --out (its weights, ranking and rows); totals add up.")] = False,
     trimmed: Annotated[Optional[Path], typer.Option("--trimmed", help="Take the token ranking from this VocabTrim artifact (default: count the answers).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffling.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="Artifact path (default: the cache, per profile).")] = None,
@@ -51,8 +54,8 @@ def train(
     from specscope.core.errors import SpecScopeError
     from specscope.core.lm import CachedLM
     from specscope.core.models import eos_ids, load_causal_lm, load_tokenizer
-    from specscope.core.mtp import INITS, MTPHead, artifact_path, save_artifact
-    from specscope.core.mtp_train import Sample, evaluate, label_rows, teacher_hidden
+    from specscope.core.mtp import INITS, MTPHead, artifact_path, load_artifact, save_artifact
+    from specscope.core.mtp_train import LABELS, Sample, evaluate, label_rows, teacher_hidden
     from specscope.core.vocab import model_fingerprint
     from specscope.frontends.loading import check_options, quiet_libraries
     from specscope.mtp_loop import bars, self_distil_cached, train_loop
@@ -62,6 +65,10 @@ def train(
 
     if init not in (*INITS, "auto"):
         raise SpecScopeError(f"--init must be embed, hidden or auto, got '{init}'")
+    if labels not in LABELS:
+        raise SpecScopeError(f"--labels must be {' or '.join(LABELS)}, got '{labels}'")
+    if keep_apart < 0:
+        raise SpecScopeError(f"--keep-apart must be >= 0, got {keep_apart}")
     if min(batch, depth, max_new_tokens, vocab_k, max_prompt_tokens) < 1 or held < 1:
         raise SpecScopeError("--batch, --depth, --held, --max-new-tokens, --vocab-k and "
                              "--max-prompt-tokens must be >= 1")
@@ -70,10 +77,12 @@ def train(
     prof = load_profile(profile)
     check_options(prof, None, dtype, None)
     dtype = dtype or prof.dtype
-    chosen = load_prompts(prompts, None, limit, from_end=True)
+    chosen = load_prompts(prompts, None, limit, from_end=True, keep_apart=keep_apart)
     if len(chosen) <= held:
         raise SpecScopeError(f"{len(chosen)} calibration prompts: need more than --held {held}")
     out = Path(out or artifact_path(prof.name)).expanduser()
+    if resume and not out.is_file():
+        raise SpecScopeError(f"--resume: no head at {out} (train one first, or name it with --out)")
     ranking = None
     if trimmed or prof.trimmed:
         from specscope.core.vocab import read_trimmed
@@ -88,6 +97,7 @@ def train(
         tokenizer = load_tokenizer(prof.target, progress)
         model = load_causal_lm(prof.target, dtype, prof.device, progress)
     target = CachedLM(model)
+    previous = load_artifact(out, target, prof.target, tokenizer) if resume else None
     eos = eos_ids(tokenizer, model, prof.eos_tokens)
     encoded = [(p, encode_prompt(tokenizer, p.text, prof.chat_template, prof.system_prompt))
                for p in chosen]
@@ -96,7 +106,9 @@ def train(
     if len(encoded) <= held:
         raise SpecScopeError(f"only {len(encoded)} prompts of at most {max_prompt_tokens} tokens")
     fp = model_fingerprint(target, prof.target)
-    key = json.dumps([fp["head_sha256"], dtype, max_new_tokens, [ids for _, ids in encoded]])
+    # one answers file per target, dtype and length: answers are keyed by their prompt inside it,
+    # so another --limit or prompt file reuses every answer it shares
+    key = json.dumps([fp["head_sha256"], dtype, max_new_tokens])
     data_file = out.parent / "data" / f"{prof.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos or {0})
 
@@ -119,6 +131,8 @@ def train(
     hidden_s = time.perf_counter() - t0
 
     vocab = target.vocab_size
+    if previous is not None:
+        ranking, vocab_k = previous.ranking, previous.k
     if ranking is None:
         from specscope.core.vocab import count_tokens, rank_tokens, special_ids
 
@@ -134,28 +148,38 @@ def train(
     head = MTPHead(model).to(target.device, torch.float32)
     autocast = dtype != "float32"
     amp = torch.autocast(target.device.type, dtype=model.dtype, enabled=autocast)
-    inits = INITS if init == "auto" else (init,)
     scores = {}
-    for name in inits:
-        head.init_from(model, name)
-        with amp:
-            scores[name] = evaluate(head, embed, weight, rows, held_out, depth, beta)
-    init = max(scores, key=lambda n: scores[n][1][0])
-    head.init_from(model, init)
+    if previous is not None:
+        head.load_state_dict(previous.head.state_dict(), strict=False)
+        before = previous.meta.get("training", {})
+        init = "resumed"
+    else:
+        before = {}
+        for name in INITS if init == "auto" else (init,):
+            head.init_from(model, name)
+            with amp:
+                scores[name] = evaluate(head, embed, weight, rows, held_out, depth, beta, labels)
+        init = max(scores, key=lambda n: scores[n][1][0])
+        head.init_from(model, init)
     held_tokens = sum(len(s.ids) - s.answer_start for s in held_out)
     in_rows = sum(int((rows[torch.tensor(s.ids[s.answer_start:], device=rows.device)] >= 0).sum())
                   for s in held_out)
     settings = {"prompts": str(prompts or "default"), "n_train": len(train_set), "n_held": len(held_out),
                 "limit_per_category": limit, "max_new_tokens": max_new_tokens, "depth": depth,
                 "beta": beta, "lr": lr, "vocab_k": k, "dtype": dtype, "init": init, "seed": seed,
+                "labels": labels, "keep_apart": keep_apart,
                 "init_scores": {n: [round(v, 4) for v in s[1]] for n, s in scores.items()}}
+    if previous is not None:  # what the earlier runs were, oldest first
+        earlier = {key: v for key, v in before.items() if key != "earlier"}
+        settings["earlier"] = before.get("earlier", []) + [earlier]
+        settings["init_scores"] = before.get("init_scores", {})
 
     def checkpoint(result: dict) -> Path:
         return save_artifact(out, head, ranking, k, target, prof.target, tokenizer, prof.name,
                              {**settings, **result}, torch.bfloat16 if autocast else torch.float32)
 
     result, interrupted = train_loop(head, embed, weight, rows, train_set, held_out, depth, beta,
-                                     lr, minutes, tokens, amp, seed, checkpoint, console)
+                                     lr, minutes, tokens, amp, seed, checkpoint, console, labels, before)
     path = checkpoint(result)
 
     report = Console(highlight=False)
@@ -169,8 +193,12 @@ def train(
         mark = "  <- chosen" if name == init else ""
         report.print(f"  init W = {'[0;I]' if name == 'embed' else '[I;0]'} ({name}): held-apart loss "
                      f"{loss:.2f}, greedy chain acceptance {_fmt(acc)}{mark}")
-    report.print(f"  training: {result['seconds']:.0f} s, {result['steps']} steps, "
-                 f"{result['tokens']} tokens, loss {result['train_loss']:.3f}")
+    if previous is not None:
+        report.print(f"  resumed from {out}: {before.get('steps', 0)} steps, {before.get('tokens', 0)} "
+                     f"tokens, {before.get('seconds', 0):.0f} s before this run; held-apart "
+                     f"acceptance was {_fmt(before.get('held_acceptance', []))}")
+    report.print(f"  training ({labels} labels): {result['seconds']:.0f} s, {result['steps']} steps, "
+                 f"{result['tokens']} positions in all, loss {result['train_loss']:.3f}")
     report.print(f"  held-apart: loss {result['held_loss']:.3f}, greedy chain acceptance at steps "
                  f"1..{depth}: {_fmt(result['held_acceptance'])}")
     report.print(f"  vocabulary: {k} ranked rows cover {in_rows / max(held_tokens, 1):.1%} of held-apart answer tokens")

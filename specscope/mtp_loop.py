@@ -72,10 +72,11 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
 
 def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta: float, lr: float,
                minutes: float, max_tokens: int | None, amp, seed: int, checkpoint,
-               console: Console) -> tuple[dict, bool]:
+               console: Console, labels: str = "target", before: dict | None = None) -> tuple[dict, bool]:
     """AdamW over the head's weights, one sequence a step, until the time or token budget is
     spent (learning rate: short warm-up, then cosine to a tenth). Evaluates on the held-apart
-    samples and checkpoints every EVAL_EVERY_S seconds; Ctrl-C stops with the weights so far."""
+    samples and checkpoints every EVAL_EVERY_S seconds; Ctrl-C stops with the weights so far.
+    `before`: a resumed head's totals (steps, tokens, seconds); the checkpoints count them in."""
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     rng = random.Random(seed)
@@ -93,7 +94,14 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
     def held() -> None:
         with amp:
             state["held_loss"], state["held_acceptance"] = evaluate(head, embed, weight, rows, held_out,
-                                                                    depth, beta)
+                                                                    depth, beta, labels)
+
+    def totals() -> dict:
+        """This run's state with a resumed head's steps, tokens and seconds added."""
+        out = {**state, "seconds": round(time.perf_counter() - t0, 1)}
+        for key in ("steps", "tokens", "seconds"):
+            out[key] = round(out[key] + (before or {}).get(key, 0), 1)
+        return out
 
     columns = [TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TextColumn("{task.fields[tokens]} tokens  loss {task.fields[loss]}  "
@@ -115,7 +123,8 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
                     for g in opt.param_groups:
                         g["lr"] = lr * warm * (0.1 + 0.45 * (1 + math.cos(math.pi * frac)))
                     with amp:
-                        loss, st = sequence_loss(head, embed, weight, rows, sample, depth, beta)
+                        loss, st = sequence_loss(head, embed, weight, rows, sample, depth, beta,
+                                                 labels)
                     if loss is None:
                         continue
                     opt.zero_grad(set_to_none=True)
@@ -128,7 +137,7 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
                     state["train_loss"] = ema
                     if time.perf_counter() - last_eval > EVAL_EVERY_S:
                         held()
-                        checkpoint({**state, "seconds": round(time.perf_counter() - t0, 1)})
+                        checkpoint(totals())
                         last_eval = time.perf_counter()
                     progress.update(task, completed=100 * used(), tokens=state["tokens"],
                                     loss=f"{ema:.3f}",
@@ -136,5 +145,4 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
             held()
         except KeyboardInterrupt:
             interrupted = True
-    state["seconds"] = round(time.perf_counter() - t0, 1)
-    return state, interrupted
+    return totals(), interrupted

@@ -110,12 +110,22 @@ def parse_categories(value: str | None) -> list[str] | None:
 
 
 def select_prompts(prompts: list[Prompt], categories: list[str] | None, limit: int | None,
-                   source: Path | str = "the prompt file", from_end: bool = False) -> list[Prompt]:
+                   source: Path | str = "the prompt file", from_end: bool = False,
+                   keep_apart: int = 0) -> list[Prompt]:
     """Keep the wanted categories (file order), at most `limit` prompts per file category, taken
-    from the start of each category (or from its end: trim calibrates there, bench measures at
-    the start, so the two stay apart)."""
+    from the start of each category (or from its end: trim and mtp train calibrate there, bench
+    measures at the start, so the two stay apart). `keep_apart`: never take the first this many
+    of a category (a category shorter than limit + keep_apart would otherwise reach them)."""
     if limit is not None and limit < 1:
         raise SpecScopeError(f"--limit must be >= 1, got {limit}")
+    if keep_apart:
+        seen: dict[str, int] = {}
+        kept = []
+        for p in prompts:
+            seen[p.category] = seen.get(p.category, 0) + 1
+            if seen[p.category] > keep_apart:
+                kept.append(p)
+        prompts = kept
     present = list(dict.fromkeys(p.category for p in prompts))
     wanted = set(present)
     if categories is not None:
@@ -139,7 +149,8 @@ def select_prompts(prompts: list[Prompt], categories: list[str] | None, limit: i
 
 
 def load_prompts(path: str | Path | None = None, categories: str | None = None,
-                 limit: int | None = None, from_end: bool = False) -> list[Prompt]:
+                 limit: int | None = None, from_end: bool = False, keep_apart: int = 0) -> list[Prompt]:
     """`path`: a file, the name of a packaged set (PROMPT_SETS; a str), or None: the default."""
     path = prompt_source(path)
-    return select_prompts(read_prompts(path), parse_categories(categories), limit, path, from_end)
+    return select_prompts(read_prompts(path), parse_categories(categories), limit, path, from_end,
+                          keep_apart)

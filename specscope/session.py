@@ -37,8 +37,10 @@ METHODS = {
     "jacobi": "Speculative Diffusion Decoding's idea, training-free: the draft model refines a "
               "whole block in a few parallel passes (Jacobi)",
     "mtp": "FastMTP: a small trained head on the target's last hidden state drafts (specscope mtp train)",
+    "mtp-tree": "FastMTP's head, with alternatives where it is unsure, verified as one tree",
 }
 NEEDS_DRAFTER = {"draft", "tree", "pool", "jacobi"}
+NEEDS_MTP_HEAD = {"mtp", "mtp-tree"}
 
 
 def mtp_head(profile: Profile):
@@ -73,10 +75,10 @@ class Session:
 
     def check(self, controls: Controls, prompt_ids: list[int] | None = None) -> None:
         """Refuse settings this session cannot run, before any output is shown."""
-        if controls.method == "mtp" and "mtp" not in self.decoder.methods:
+        if controls.method in NEEDS_MTP_HEAD and controls.method not in self.decoder.methods:
             raise no_mtp_head(self.profile)
         drafter = self.decoder.drafter(controls.method)
-        if controls.vocab_top_k is not None and drafter.name == "mtp":  # its own ranking
+        if controls.vocab_top_k is not None and drafter.name in NEEDS_MTP_HEAD:  # its own ranking
             drafter.configure(DraftSettings(controls.vocab_top_k))
         elif controls.vocab_top_k is not None:
             if self.vocab is None:
@@ -169,12 +171,17 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
     head_path = mtp_head(profile)
     if head_path is not None:
+        artifact = []  # read once, shared by the chain and the tree
+
         def mtp_drafter():
             from specscope.core.drafters.mtp import MTPDrafter
             from specscope.core.mtp import load_artifact
 
-            return MTPDrafter(target, load_artifact(head_path, target, profile.target, tokenizer))
+            if not artifact:
+                artifact.append(load_artifact(head_path, target, profile.target, tokenizer))
+            return MTPDrafter(target, artifact[0])
 
         factories["mtp"] = mtp_drafter
+        factories["mtp-tree"] = lambda: TreeDrafter(mtp_drafter(), name="mtp-tree")
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
     return Session(profile, decoder, tokenizer, target, drafter_lm, vocab)

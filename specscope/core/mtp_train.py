@@ -12,7 +12,18 @@ later step). The token fed at step j is the target's own x_{t+j}, not the head's
 drafted chain only counts while it matches the target, so step j's prediction matters exactly
 when the head drafted x_{t+j}; teacher tokens train that case and nothing else.
 
-Labels outside the ranking's first K rows are skipped: the head drafts over those rows only.
+Labels come in two kinds (`labels=`):
+- "target" (the default): the target's own next-token distribution at every position, prompt
+  included: step j at origin t is pulled towards softmax(LMHead(h_{t+j})) over the kept rows
+  (KL divergence; the target computed it in the teacher-forced pass, so it costs one matmul).
+  A distribution says more than its argmax (how sure the target is, and its runners-up), and the
+  prompt's positions become training data too: 2.4x the labelled positions of the answers alone
+  on the default calibration set.
+- "tokens": cross-entropy against the target's greedy answer tokens only (FastMTP's recipe).
+
+Either way the distributions and tokens are restricted to the ranking's first K rows: the head
+drafts over those rows only. The greedy chain statistics always count answer tokens (an estimate
+of greedy acceptance).
 """
 from __future__ import annotations
 
@@ -122,6 +133,30 @@ def step_labels(ids: list[int], answer_start: int, depth: int, rows: torch.Tenso
     return labels
 
 
+LABELS = ("target", "tokens")
+
+
+def target_distributions(hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """[T, K] the target's next-token distribution at every position, over `weight`'s rows."""
+    with torch.no_grad():
+        return torch.softmax(F.linear(hidden.float(), weight.float()), -1)
+
+
+def soft_terms(logits: list[torch.Tensor], probs: torch.Tensor, first: int) -> list[torch.Tensor | None]:
+    """Per step j: mean KL(target || head) over origins t >= first where h_{t+j} exists."""
+    T = probs.shape[0]
+    out = []
+    for j, lg in enumerate(logits, 1):
+        m = min(lg.shape[0], T - j - first)  # origin t uses the target's state at t + j
+        if m <= 0:
+            out.append(None)
+            continue
+        p = probs[first + j:first + j + m]
+        logq = torch.log_softmax(lg[:m], -1)
+        out.append((p * (torch.log(p.clamp_min(1e-30)) - logq)).sum(-1).mean())
+    return out
+
+
 @dataclass
 class StepStats:
     loss: float
@@ -131,39 +166,47 @@ class StepStats:
 
 
 def sequence_loss(head: MTPHead, embed, weight: torch.Tensor, rows: torch.Tensor, sample: Sample,
-                  depth: int, beta: float) -> tuple[torch.Tensor | None, StepStats]:
-    """sum_j beta^(j-1) CE(step j) for one sequence, and its greedy chain hits."""
+                  depth: int, beta: float, labels: str = "tokens") -> tuple[torch.Tensor | None, StepStats]:
+    """sum_j beta^(j-1) loss(step j) for one sequence (see the module's text for `labels`), and
+    its greedy chain hits on the answer tokens."""
     if len(sample.ids) < 3:
         return None, StepStats(0.0, 0, [0] * depth, [0] * depth)
-    first = max(0, min(sample.answer_start - depth - 1, len(sample.ids) - 3))  # first with a label
+    if labels == "target":
+        first = 0  # every position has a label
+    else:
+        first = max(0, min(sample.answer_start - depth - 1, len(sample.ids) - 3))  # first with a label
     logits = unrolled_logits(head, embed, sample.hidden, sample.ids, depth, weight, first)
-    labels = [lab.to(weight.device)
-              for lab in step_labels(sample.ids, sample.answer_start, depth, rows, first)]
+    hard = [lab.to(weight.device)
+            for lab in step_labels(sample.ids, sample.answer_start, depth, rows, first)]
+    if labels == "target":
+        terms = soft_terms(logits, target_distributions(sample.hidden, weight), first)
+    else:
+        terms = [F.cross_entropy(lg[lab != -100], lab[lab != -100]) if (lab != -100).any() else None
+                 for lg, lab in zip(logits, hard)]
     total = None
+    for j, term in enumerate(terms):
+        if term is not None:
+            total = beta ** j * term if total is None else total + beta ** j * term
     hits, seen = [], []
-    chain = torch.ones_like(labels[0], dtype=torch.bool)
-    for j, (lg, lab) in enumerate(zip(logits, labels)):
-        ok = lab != -100
-        if ok.any():
-            ce = F.cross_entropy(lg[ok], lab[ok])
-            term = beta ** j * ce
-            total = term if total is None else total + term
-        with torch.no_grad():
+    chain = torch.ones_like(hard[0], dtype=torch.bool)
+    with torch.no_grad():
+        for lg, lab in zip(logits, hard):
+            ok = lab != -100
             chain = chain & (lg.argmax(-1) == lab)
             hits.append(int((chain & ok).sum()))
             seen.append(int(ok.sum()))
-    n1 = seen[0] if seen else 0
+    n1 = len(logits[0]) if labels == "target" else (seen[0] if seen else 0)
     return total, StepStats(float(total.detach()) if total is not None else 0.0, n1, hits, seen)
 
 
 @torch.no_grad()
 def evaluate(head: MTPHead, embed, weight, rows, samples: list[Sample], depth: int,
-             beta: float) -> tuple[float, list[float]]:
+             beta: float, labels: str = "tokens") -> tuple[float, list[float]]:
     """Mean loss and, per step j, the share of labelled origins whose greedy chain 1..j all
     match the target's tokens (an estimate of greedy acceptance at draft position j)."""
     losses, hits, seen = [], [0] * depth, [0] * depth
     for s in samples:
-        loss, st = sequence_loss(head, embed, weight, rows, s, depth, beta)
+        loss, st = sequence_loss(head, embed, weight, rows, s, depth, beta, labels)
         if loss is not None:
             losses.append(float(loss))
         hits = [a + b for a, b in zip(hits, st.chain_hits)]

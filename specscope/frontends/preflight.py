@@ -17,7 +17,7 @@ from specscope.core.model_config import ModelShape, read_shape
 from specscope.core.models import resolve_device, resolve_dtype
 from specscope.outputs import check_output_dir
 from specscope.profiles import Profile
-from specscope.session import METHODS, NEEDS_DRAFTER, mtp_head, no_mtp_head
+from specscope.session import METHODS, NEEDS_DRAFTER, NEEDS_MTP_HEAD, mtp_head, no_mtp_head
 
 
 def check_options(profile: Profile, method: str | None, dtype: str | None, device: str | None,
@@ -31,10 +31,10 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
             raise SpecScopeError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
         if method in NEEDS_DRAFTER and not profile.drafter:
             raise SpecScopeError(f"method '{method}' needs a drafter; profile '{profile.name}' has none")
-        if method == "mtp" and mtp_head(profile) is None:
+        if method in NEEDS_MTP_HEAD and mtp_head(profile) is None:
             raise no_mtp_head(profile)
     artifact = trimmed or profile.trimmed
-    if vocab_top_k is not None and not artifact and method != "mtp":
+    if vocab_top_k is not None and not artifact and method not in NEEDS_MTP_HEAD:
         raise SpecScopeError("--vocab-top-k needs a frequency ranking: pass --trimmed PATH "
                              "(made by `specscope trim`)")
     if artifact:

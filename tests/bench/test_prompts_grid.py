@@ -110,3 +110,16 @@ def test_baseline_runs_first_on_each_prompt_then_every_configuration():
 def test_ctrl_c_keeps_the_finished_runs():
     records, interrupted = run_plan(FakeRunner(stop_after=4), plan())
     assert interrupted and [r["config"] for r in records] == ["ar", "draft k=2", "hf-plain", "ar"]
+
+
+def test_training_from_the_end_never_reaches_what_bench_measures_from_the_start():
+    """The packaged set's MT-bench categories hold 5 prompts: --limit 8 from the end would take
+    the 2 that `bench --limit 2` measures, unless they are kept apart."""
+    every = P.load_prompts(None)
+    bench = {p.text for p in P.load_prompts(None, None, 2)}
+    reached = {p.text for p in P.load_prompts(None, None, 8, from_end=True)}
+    assert bench & reached  # the leak this guards against
+    trained = P.load_prompts(None, None, 8, from_end=True, keep_apart=2)
+    assert not bench & {p.text for p in trained}
+    counts = {c: sum(p.category == c for p in trained) for c in {p.category for p in every}}
+    assert counts["coding"] == 3 and counts["qa"] == 8

@@ -116,3 +116,25 @@ def test_trim_and_bench_help_name_their_defaults():
     assert "packaged Spec-Bench dev half" in bench
     assert "--out DIR Output directory for results.json" in bench
     assert "[default:bench-results]" in bench.replace(" ", "")
+
+
+def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
+    texts = tmp_path / "prompts.txt"
+    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\n")
+    out = tmp_path / "head.safetensors"
+    common = ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts), "--held", "1",
+              "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
+    r = runner.invoke(app, [*common, "--resume"])
+    assert r.exit_code == 2 and "--resume: no head at" in r.output
+    assert runner.invoke(app, common).exit_code == 0
+    from specscope.core.mtp import read_meta
+
+    first = read_meta(out)[0]["training"]
+    r = runner.invoke(app, [*common, "--resume", "--labels", "tokens"])
+    assert r.exit_code == 0, r.output
+    assert "resumed from" in r.stdout
+    second = read_meta(out)[0]["training"]
+    assert second["steps"] > first["steps"] and second["tokens"] > first["tokens"]
+    assert second["init"] == "resumed" and second["labels"] == "tokens"
+    assert [e["labels"] for e in second["earlier"]] == ["target"]

@@ -130,3 +130,42 @@ def test_artifact_round_trip_and_refusals(tmp_path):
         read_meta(junk)
     with pytest.raises(SpecScopeError, match="not found"):
         read_meta(tmp_path / "missing.safetensors")
+
+
+def test_target_labels_line_each_step_up_with_the_target_state_it_predicts():
+    """KL is zero when step j at origin t equals the target's distribution at t + j, and not zero
+    when the steps are off by one position (the mistake this guards against)."""
+    from specscope.core.mtp_train import soft_terms
+
+    g = torch.Generator().manual_seed(0)
+    T, K, first = 12, 7, 3
+    probs = torch.softmax(torch.randn(T, K, generator=g), -1)
+    n = T - 2
+    right = [torch.log(probs[first + j:first + j + n - first]) for j in (1, 2, 3)]
+    right[2] = torch.cat([right[2], torch.zeros(1, K)])  # origin T-3 at step 3 has no target state
+    for term in soft_terms(right, probs, first):
+        assert float(term) < 1e-6
+    shifted = [torch.log(probs[first + j - 1:first + j - 1 + n - first]) for j in (1, 2, 3)]
+    for term in soft_terms(shifted, probs, first):
+        assert float(term) > 1e-2
+
+
+def test_training_on_the_targets_distributions_uses_every_position_and_lowers_the_loss():
+    model = tiny_model("target", 0)
+    head = make_head(model, noise=0.0)
+    ids, start = sequence(model, n=24)
+    sample = Sample(ids, start, teacher_hidden(model, ids))
+    ranking = torch.randperm(V, generator=torch.Generator().manual_seed(2))
+    rows = label_rows(ranking, 700, V)
+    embed, weight = model.get_input_embeddings(), model.lm_head.weight.detach()[ranking[:700]]
+    before, stats = sequence_loss(head, embed, weight, rows, sample, 3, 0.6, "target")
+    assert stats.tokens == len(ids) - 2  # every origin, prompt included, is a step-1 label
+    assert stats.chain_seen[0] <= len(ids) - start  # acceptance still counts answer tokens only
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3)
+    for _ in range(5):
+        loss, _ = sequence_loss(head, embed, weight, rows, sample, 3, 0.6, "target")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after, _ = sequence_loss(head, embed, weight, rows, sample, 3, 0.6, "target")
+    assert float(after) < 0.5 * float(before)

@@ -129,6 +129,14 @@ class ModelDrafter(DrafterBase):
         _, ids = self.head_rows()
         return self.lm.read_params(None if ids is None else len(ids))
 
+    def begin(self, ids: list[int]) -> bool:
+        """Before drafting after ids by context (TreeDrafter): nothing to prepare, the cache
+        follows whatever context dist() is given."""
+        return True
+
+    def end(self) -> None:
+        pass
+
     def dist(self, ctx: list[int], shaping: Shaping) -> torch.Tensor:
         """q after ctx, over the current rows (see draft_dist)."""
         weight, _ = self.head_rows()

@@ -77,10 +77,23 @@ class MTPDrafter(DrafterBase):
     @torch.inference_mode()
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
-        out = Proposal()
+        if k <= 0 or not self.begin(ids):
+            return Proposal()
+        try:
+            return draft_chain(k, lambda drafted: self.dist(list(ids) + drafted, shaping),
+                               self.token_id, self.full_q, self.settings.min_confidence, shaping,
+                               generator)
+        finally:
+            self.end()
+
+    # ---- drafting by context, for the chain above and for TreeDrafter -------------------------
+    @torch.inference_mode()
+    def begin(self, ids: list[int]) -> bool:
+        """Make the head's cache hold the committed entries 0..n-1 (n = len(ids) - 1) and compute
+        the state that drafts position n + 1. False when there is nothing to draft from."""
         n = len(ids) - 1  # the last committed position; step 1 needs h_{n-1}
-        if k <= 0 or n < 1:
-            return out
+        if n < 1:
+            return False
         good = self._check_hidden(ids, n)
         # roll back entries made from other ids (entry t read x_{t+1}) or from replaced states
         valid = min(cache_len(self.cache), common_prefix(self.cached_ids, ids) - 1, n - 1, good)
@@ -95,20 +108,59 @@ class MTPDrafter(DrafterBase):
             s = self.head.step(self.hidden[a:b][None], self._embed(ids[a + 1:b + 1]), positions,
                                mask, self.cache)[:, -1:]
         self.cached_ids = list(ids[:n + 1])
+        self._root = len(ids)
+        self._states = {(): s}  # drafted path -> the head's state after it
+        self._in_cache: tuple[int, ...] = ()  # the drafted path whose entries follow entry n-1
+        return True
+
+    @torch.inference_mode()
+    def dist(self, ctx: list[int], shaping: Shaping) -> torch.Tensor:
+        """q after ctx = the committed ids given to begin() + a drafted path (any path, in any
+        order: the cache is cropped and replayed to the path's parent when it holds another)."""
         weight, _ = self.ranked.rows(self.vocab_top_k)
-        state = [s]
+        state = self._state(tuple(ctx[self._root:]))
+        return draft_dist(torch.nn.functional.linear(state[0, -1], weight).float(), shaping)
 
-        def next_probs(drafted: list[int]) -> torch.Tensor:
-            if drafted:  # step i+1: the head's own state and token, one position further
-                pos = torch.tensor([[n + len(drafted) - 1]], device=self.target.device)
-                mask = torch.zeros(1, 1, 1, cache_len(self.cache) + 1, device=self.target.device)
-                state[0] = self.head.step(state[0], self._embed(drafted[-1:]), pos, mask, self.cache)
-            return draft_dist(torch.nn.functional.linear(state[0][0, -1], weight).float(), shaping)
+    def end(self) -> None:
+        """Drop the drafted entries: only committed positions stay cached."""
+        self._crop(len(self.cached_ids) - 1)
+        self._states, self._in_cache = {}, ()
 
-        out = draft_chain(k, next_probs, self._token_id, self._full_q, self.settings.min_confidence,
-                          shaping, generator)
-        self._crop(n)  # drafted entries never stay: only committed positions are cached
-        return out
+    def _state(self, path: tuple[int, ...]) -> torch.Tensor:
+        if path in self._states:
+            return self._states[path]
+        parent = self._state(path[:-1])
+        self._hold(path[:-1])
+        self._states[path] = self._feed(parent, path)
+        return self._states[path]
+
+    def _hold(self, path: tuple[int, ...]) -> None:
+        """Make the drafted entries in the cache those of `path` (crop, then replay)."""
+        n = len(self.cached_ids) - 1
+        same = common_prefix(list(self._in_cache), list(path))
+        if same < len(self._in_cache):
+            self._crop(n + same)
+            self._in_cache = self._in_cache[:same]
+        for i in range(same, len(path)):
+            self._feed(self._states[path[:i]], path[:i + 1])
+
+    def _feed(self, parent: torch.Tensor, path: tuple[int, ...]) -> torch.Tensor:
+        """Step j = len(path) + 1: the parent's state and the path's last token, at position
+        n + len(path) - 1, attending to the committed entries and the path's earlier ones."""
+        pos = torch.tensor([[len(self.cached_ids) - 2 + len(path)]], device=self.target.device)
+        mask = torch.zeros(1, 1, 1, cache_len(self.cache) + 1, device=self.target.device)
+        state = self.head.step(parent, self._embed([path[-1]]), pos, mask, self.cache)
+        self._in_cache = path
+        return state
+
+    def token_id(self, j: int) -> int:
+        _, ids = self.ranked.rows(self.vocab_top_k)
+        return int(ids[j])
+
+    def full_q(self, probs: torch.Tensor) -> torch.Tensor:
+        _, ids = self.ranked.rows(self.vocab_top_k)
+        full = torch.zeros(self.target.vocab_size, dtype=probs.dtype, device=probs.device)
+        return full.index_copy_(0, ids, probs)
 
     # ---- helpers -------------------------------------------------------------------------------
     def _check_hidden(self, ids: list[int], n: int) -> int:
@@ -139,15 +191,6 @@ class MTPDrafter(DrafterBase):
 
     def _embed(self, tokens: list[int]) -> torch.Tensor:
         return self.target.embed(torch.tensor([tokens], device=self.target.device))
-
-    def _token_id(self, j: int) -> int:
-        _, ids = self.ranked.rows(self.vocab_top_k)
-        return int(ids[j])
-
-    def _full_q(self, probs: torch.Tensor) -> torch.Tensor:
-        _, ids = self.ranked.rows(self.vocab_top_k)
-        full = torch.zeros(self.target.vocab_size, dtype=probs.dtype, device=probs.device)
-        return full.index_copy_(0, ids, probs)
 
     def cached_positions(self) -> int:
         """How many committed positions the head's cache holds (for tests and display)."""

@@ -5,6 +5,10 @@ hedges (SpecBranch's likely rejection points; DuoDecoding's several sequences wh
 `width - 1` alternative children (the next-best tokens when greedy; fresh samples from the same q
 when sampling, so the multi-candidate verifier stays exact) and extends each by up to `alt_len`
 tokens. `branch_below=1.0` branches everywhere (a static top-k tree). At most `max_nodes` nodes.
+
+The chain source is anything that drafts by context: begin(ids), dist(ctx, shaping), end(),
+token_id(row), full_q(probs). The draft model (`tree`) and FastMTP's head (`mtp-tree`: the same
+tree on the target's own head, whose drafted tokens are cheap enough to hedge with) both are.
 """
 from __future__ import annotations
 
@@ -12,16 +16,18 @@ import torch
 
 from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.drafters.model import ModelDrafter, pick
+from specscope.core.drafters.mtp import MTPDrafter
 from specscope.core.sampling import Shaping
 
 
 class TreeDrafter(DrafterBase):
-    name = "tree"
     accepts_vocab_top_k = True
 
-    def __init__(self, model: ModelDrafter, width: int = 2, branch_below: float = 0.6,
-                 alt_len: int = 2, max_nodes: int = 24) -> None:
+    def __init__(self, model: ModelDrafter | MTPDrafter, width: int = 2, branch_below: float = 0.6,
+                 alt_len: int = 2, max_nodes: int = 24, name: str = "tree") -> None:
         self.model = model
+        self.name = name
+        self.needs_target_hidden = model.needs_target_hidden
         self.width = width
         self.branch_below = branch_below
         self.alt_len = alt_len
@@ -43,8 +49,24 @@ class TreeDrafter(DrafterBase):
     def reset(self) -> None:
         self.model.reset()
 
+    def observe_target(self, start: int, hidden: torch.Tensor) -> None:
+        self.model.observe_target(start, hidden)
+
+    def feedback(self, ids: list[int], proposal: Proposal, n_accepted: int) -> None:
+        self.model.feedback(ids, proposal, n_accepted)
+
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
+        m = self.model
+        if k <= 0 or not m.begin(ids):
+            return Proposal()
+        try:
+            return self._grow(ids, k, shaping, generator)
+        finally:
+            m.end()
+
+    def _grow(self, ids: list[int], k: int, shaping: Shaping,
+              generator: torch.Generator | None) -> Proposal:
         m = self.model
         out = Proposal()
         q_rows: list[torch.Tensor] = []

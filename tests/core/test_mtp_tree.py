@@ -1,0 +1,151 @@
+"""`mtp-tree`: FastMTP's head drafting a tree (TreeDrafter over MTPDrafter), on tiny seeded models
+in float32. Every node is the hand-computed head's draft after its own path (the head's cache is
+cropped and replayed between branches); greedy output is the target's own; the sampling law is
+kept (3 deep, siblings below the root, full and trimmed rows); only committed positions stay
+cached."""
+import pytest
+import torch
+
+from specscope.core.controls import Controls
+from specscope.core.drafters.base import DraftSettings
+from specscope.core.drafters.mtp import MTPDrafter
+from specscope.core.drafters.tree import TreeDrafter
+from specscope.core.events import Drafted
+from specscope.core.lm import CachedLM
+from specscope.core.mtp_train import teacher_hidden
+from specscope.core.sampling import Shaping
+from specscope.core.tiny import tiny_model
+from specscope.core.tree import depths, is_chain
+from tests.core.helpers import run, tiny_decoder
+from tests.core.mtp_reference import reference_chain
+from tests.core.test_distribution import chi2_critical, chi_square
+from tests.core.test_mtp_drafter import PROMPTS, artifact_for, greedy, trained_head
+from tests.core.test_mtp_sampling import PROMPT, VOCAB, exact_joint3
+
+
+def tree_decoder(state=None, vocab_size=1024, seed=0, decoder_kw=None, **shape):
+    def extra(target, draft):
+        art = artifact_for(target.model, state, **shape.pop("artifact", {}))
+        return {"mtp-tree": lambda: TreeDrafter(MTPDrafter(target, art), name="mtp-tree", **shape),
+                "mtp": lambda: MTPDrafter(target, art)}
+
+    return tiny_decoder(vocab_size=vocab_size, seed=seed, extra=extra, **(decoder_kw or {}))
+
+
+def path_of(proposal, i):
+    path = []
+    while i >= 0:
+        path.append(proposal.tokens[i])
+        i = proposal.parents[i]
+    return path[::-1]
+
+
+def test_every_node_is_the_hand_computed_head_after_its_own_path():
+    model = tiny_model("target", 0)
+    target = CachedLM(model)
+    drafter = TreeDrafter(MTPDrafter(target, artifact_for(model, trained_head())), width=3,
+                          branch_below=1.0, alt_len=3, name="mtp-tree")
+    ids = greedy(model, [5, 17, 300, 41, 9], 7)
+    hidden = teacher_hidden(model, ids)
+    drafter.observe_target(0, hidden[:len(ids) - 1])
+    drafter.configure(DraftSettings())
+    proposal = drafter.propose(ids, 4, Shaping(0.0), None)
+    d = depths(proposal.parents)
+    assert max(d) >= 3 and any(depth >= 1 and proposal.parents.count(p) > 1
+                               for depth, p in zip(d, proposal.parents))  # siblings below the root
+    siblings = {}
+    for i, parent in enumerate(proposal.parents):
+        path = path_of(proposal, i)
+        ref, _ = reference_chain(drafter.model.head, model, hidden, ids, len(ids) - 2,
+                                 step_tokens=path[:-1], depth=len(path))
+        rank = siblings.setdefault(parent, 0)
+        siblings[parent] += 1
+        assert path[-1] == int(torch.topk(ref[-1], rank + 1).indices[rank]), (i, path)
+        assert abs(proposal.q_token[i] - float(torch.softmax(ref[-1], -1).topk(rank + 1).values[rank])) < 1e-4
+    assert drafter.model.cached_positions() == len(ids) - 1  # drafted entries were dropped
+
+
+@pytest.mark.parametrize("shape", [dict(width=2, branch_below=1.0, alt_len=3),
+                                   dict(width=3, branch_below=0.9, alt_len=2)])
+def test_greedy_output_is_the_targets_own(shape):
+    decoder = tree_decoder(trained_head(), **shape)
+    model = decoder.target.model
+    deep_sibling = False
+    for prompt in PROMPTS:
+        want = greedy(model, prompt, 40)[len(prompt):]
+        for k in (3, 5):
+            events, spec = run(decoder, prompt, method="mtp-tree", draft_len=k, max_new_tokens=40)
+            assert list(spec.token_ids) == want, (shape, k)
+            assert spec.accepted > 0
+            for e in events:
+                if isinstance(e, Drafted):
+                    d = depths(e.parents)
+                    deep_sibling |= any(d[i] >= 1 and e.parents.count(p) > 1
+                                        for i, p in enumerate(e.parents))
+    assert deep_sibling
+
+
+def test_after_an_accepted_alternative_the_head_holds_the_targets_states_of_that_path():
+    """Sampling on a 6-token vocabulary accepts second and third children often; the hidden
+    states the engine hands over must then be those of the path taken, as a fresh teacher-forced
+    pass computes them."""
+    decoder = tree_decoder(vocab_size=VOCAB, seed=2, width=3, branch_below=1.0, alt_len=2,
+                           decoder_kw=dict(init=0.15, later_scale=0.5), artifact=dict(noise_seed=7))
+    drafter = decoder.drafter("mtp-tree").model
+    model = decoder.target.model
+    off_path = checked = 0
+    for seed in range(12):
+        ids = list(PROMPT)
+        proposal = None
+        controls = Controls(method="mtp-tree", draft_len=3, temperature=1.0, seed=seed, max_new_tokens=12)
+        for event in decoder.run(PROMPT, controls):
+            if isinstance(event, Drafted):
+                proposal = event
+                want = teacher_hidden(model, ids)[:len(ids) - 1]
+                torch.testing.assert_close(drafter.hidden[:len(ids) - 1].float(), want, atol=1e-5, rtol=1e-5)
+                checked += 1
+            elif type(event).__name__ == "Verified":
+                off_path += any(ok and proposal.parents.index(proposal.parents[i]) != i
+                                for i, ok in enumerate(event.accepted))
+                ids += list(event.emitted)
+    assert checked > 30 and off_path >= 3
+
+
+def test_the_cache_holds_only_committed_positions():
+    decoder = tree_decoder(trained_head(), width=2, branch_below=1.0, alt_len=2)
+    drafter = decoder.drafter("mtp-tree").model
+    ids = list(PROMPTS[0])
+    for event in decoder.run(PROMPTS[0], Controls(method="mtp-tree", draft_len=4, max_new_tokens=30)):
+        if isinstance(event, Drafted):
+            assert drafter.cached_positions() == len(ids) - 1 and drafter.cached_ids == ids
+        elif type(event).__name__ == "Verified":
+            ids += list(event.emitted)
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_sampling_law(k):
+    """The joint of the first three tokens (6-token vocabulary, exact) against seeded runs, with
+    the full vocabulary and with three kept rows (q zero outside them)."""
+    ranking = torch.tensor([3, 0, 5, 1, 4, 2])
+    decoder = tree_decoder(vocab_size=VOCAB, seed=2, width=3, branch_below=1.0, alt_len=2,
+                           decoder_kw=dict(init=0.15, later_scale=0.5),
+                           artifact=dict(ranking=ranking, k=k, noise_seed=7))
+    n = 1500
+    expected = exact_joint3(decoder.target.model, Shaping(1.0)) * n
+    counts = torch.zeros(VOCAB, VOCAB, VOCAB)
+    drafted = accepted = 0
+    trees = 0
+    for seed in range(n):
+        controls = Controls(method="mtp-tree", draft_len=3, temperature=1.0, seed=seed, max_new_tokens=4)
+        events = list(decoder.run(PROMPT, controls))
+        summary = events[-1].summary
+        a, b, c = summary.token_ids[:3]
+        counts[a, b, c] += 1
+        drafted += summary.drafted
+        accepted += summary.accepted
+        trees += any(isinstance(e, Drafted) and max(depths(e.parents) or [0]) >= 2
+                     and not is_chain(e.parents) for e in events)
+    assert trees > n // 2  # the law is tested on trees 3 deep
+    assert 0.05 < accepted / drafted < 0.9  # a tree drafts many nodes, most of them off the path
+    stat, df = chi_square(counts, expected)
+    assert stat < chi2_critical(df), f"chi2={stat:.1f} df={df}"
