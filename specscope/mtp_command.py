@@ -28,7 +28,7 @@ def train(
     profile: Profile = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Prompts per category, from the end of each (bench measures from the start).")] = 3,
-    keep_apart: Annotated[int, typer.Option("--keep-apart", help="Never train on the first this many prompts of a category (what `bench --limit` measures).")] = 2,
+    keep_apart: Annotated[Optional[int], typer.Option("--keep-apart", help="Never train on the first this many prompts of a category (what `bench --limit` measures); default 2 for the packaged set, 0 for your own --prompts file.")] = None,
     held: Annotated[int, typer.Option("--held", help="Calibration prompts held apart to estimate acceptance.")] = 4,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Length of the target's answers.")] = 128,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", help="Skip longer prompts.")] = 768,
@@ -67,6 +67,8 @@ def train(
         raise SpecScopeError(f"--init must be embed, hidden or auto, got '{init}'")
     if labels not in LABELS:
         raise SpecScopeError(f"--labels must be {' or '.join(LABELS)}, got '{labels}'")
+    if keep_apart is None:
+        keep_apart = 2 if prompts is None else 0
     if keep_apart < 0:
         raise SpecScopeError(f"--keep-apart must be >= 0, got {keep_apart}")
     if min(batch, depth, max_new_tokens, vocab_k, max_prompt_tokens) < 1 or held < 1:
@@ -117,10 +119,17 @@ def train(
                                           pad, batch, data_file, console)
     gen_s = time.perf_counter() - t0
     samples = [Sample(ids + ans, len(ids)) for (_, ids), ans in zip(encoded, answers)]
-    step = len(samples) / held
-    held_idx = {int(i * step) for i in range(held)}
-    held_out = [s for i, s in enumerate(samples) if i in held_idx]
-    train_set = [s for i, s in enumerate(samples) if i not in held_idx]
+    if previous is None:
+        held_keys = spaced_keys([ids for _, ids in encoded], held)
+    else:  # the earlier runs' held-apart prompts: never trained on, and comparable estimates
+        held_keys = earlier_held_keys(previous.meta.get("training", {}), tokenizer, prof,
+                                      max_prompt_tokens)
+    held_out = [s for s in samples if prompt_key(s.ids[:s.answer_start]) in held_keys]
+    train_set = [s for s in samples if prompt_key(s.ids[:s.answer_start]) not in held_keys]
+    if not held_out or not train_set:
+        raise SpecScopeError("--resume: the earlier run's held-apart prompts are not among these "
+                             "prompts (use the same --prompts)" if not held_out else
+                             "every prompt is held apart: use more prompts")
 
     t0 = time.perf_counter()
     with bars(console) as progress:
@@ -167,7 +176,8 @@ def train(
     settings = {"prompts": str(prompts or "default"), "n_train": len(train_set), "n_held": len(held_out),
                 "limit_per_category": limit, "max_new_tokens": max_new_tokens, "depth": depth,
                 "beta": beta, "lr": lr, "vocab_k": k, "dtype": dtype, "init": init, "seed": seed,
-                "labels": labels, "keep_apart": keep_apart,
+                "labels": labels, "keep_apart": keep_apart, "held_keys": sorted(held_keys),
+                "max_prompt_tokens": max_prompt_tokens,
                 "init_scores": {n: [round(v, 4) for v in s[1]] for n, s in scores.items()}}
     if previous is not None:  # what the earlier runs were, oldest first
         earlier = {key: v for key, v in before.items() if key != "earlier"}
@@ -206,6 +216,33 @@ def train(
     report.print(f"  use it: specscope generate \"...\" --profile {prof.name} --method mtp -k 3")
     if interrupted:
         raise typer.Exit(130)
+
+
+def prompt_key(ids: list[int]) -> str:
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
+
+
+def spaced_keys(prompt_ids: list[list[int]], held: int) -> set[str]:
+    """`held` prompts spread evenly over the selection (every category gets its share)."""
+    step = len(prompt_ids) / held
+    return {prompt_key(prompt_ids[int(i * step)]) for i in range(held)}
+
+
+def earlier_held_keys(training: dict, tokenizer, prof, max_prompt_tokens: int) -> set[str]:
+    """The held-apart prompts of the run that made a head: recorded, or (heads written before
+    they were recorded) chosen again from the selection its settings record."""
+    if training.get("held_keys"):
+        return set(training["held_keys"])
+    from specscope.prompts import load_prompts
+    from specscope.session import encode_prompt
+
+    source = training.get("prompts", "default")
+    chosen = load_prompts(None if source == "default" else source, None,
+                          training.get("limit_per_category"), from_end=True,
+                          keep_apart=training.get("keep_apart", 0))
+    ids = [encode_prompt(tokenizer, p.text, prof.chat_template, prof.system_prompt) for p in chosen]
+    ids = [x for x in ids if len(x) <= training.get("max_prompt_tokens", max_prompt_tokens)]
+    return spaced_keys(ids, int(training.get("n_held", 4)))
 
 
 def _fmt(acc: list[float]) -> str:

@@ -124,7 +124,7 @@ def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkey
     texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\n")
     out = tmp_path / "head.safetensors"
     common = ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts), "--held", "1",
-              "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
+              "--limit", "10", "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
     r = runner.invoke(app, [*common, "--resume"])
     assert r.exit_code == 2 and "--resume: no head at" in r.output
     assert runner.invoke(app, common).exit_code == 0
@@ -138,3 +138,10 @@ def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkey
     assert second["steps"] > first["steps"] and second["tokens"] > first["tokens"]
     assert second["init"] == "resumed" and second["labels"] == "tokens"
     assert [e["labels"] for e in second["earlier"]] == ["target"]
+    assert second["held_keys"] == first["held_keys"] and len(first["held_keys"]) == 1
+    # more prompts on resume: the held-apart prompt stays the earlier run's, never trained on
+    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\nprint it\nread a file\n")
+    r = runner.invoke(app, [*common, "--resume"])
+    assert r.exit_code == 0, r.output
+    third = read_meta(out)[0]["training"]
+    assert third["held_keys"] == first["held_keys"] and third["n_train"] == 5
