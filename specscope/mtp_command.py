@@ -126,10 +126,11 @@ def train(
                                       max_prompt_tokens)
     held_out = [s for s in samples if prompt_key(s.ids[:s.answer_start]) in held_keys]
     train_set = [s for s in samples if prompt_key(s.ids[:s.answer_start]) not in held_keys]
-    if not held_out or not train_set:
+    if not held_out:  # only on --resume: a new run holds its own prompts apart
         raise SpecScopeError("--resume: the earlier run's held-apart prompts are not among these "
-                             "prompts (use the same --prompts)" if not held_out else
-                             "every prompt is held apart: use more prompts")
+                             "prompts (use the same --prompts)")
+    if not train_set:
+        raise SpecScopeError("every prompt is held apart: use more prompts")
 
     t0 = time.perf_counter()
     with bars(console) as progress:
