@@ -37,7 +37,7 @@ METHODS = {
     "jacobi": "Speculative Diffusion Decoding's idea, training-free: the draft model refines a "
               "whole block in a few parallel passes (Jacobi)",
     "mtp": "FastMTP: a small trained head on the target's last hidden state drafts (specscope mtp train)",
-    "mtp-tree": "FastMTP's head, with alternatives where it is unsure, verified as one tree",
+    "mtp-tree": "FastMTP's head drafting a tree a level at a time (its runners-up where it is unsure), verified as one tree",
 }
 NEEDS_DRAFTER = {"draft", "tree", "pool", "jacobi"}
 NEEDS_MTP_HEAD = {"mtp", "mtp-tree"}
@@ -182,6 +182,12 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
             return MTPDrafter(target, artifact[0])
 
         factories["mtp"] = mtp_drafter
-        factories["mtp-tree"] = lambda: TreeDrafter(mtp_drafter(), name="mtp-tree")
+        def mtp_tree():
+            from specscope.core.drafters.mtp import MTPTreeDrafter
+
+            mtp_drafter()  # reads the artifact once
+            return MTPTreeDrafter(target, artifact[0])
+
+        factories["mtp-tree"] = mtp_tree
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
     return Session(profile, decoder, tokenizer, target, drafter_lm, vocab)

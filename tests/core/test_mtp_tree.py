@@ -1,14 +1,18 @@
-"""`mtp-tree`: FastMTP's head drafting a tree (TreeDrafter over MTPDrafter), on tiny seeded models
-in float32. Every node is the hand-computed head's draft after its own path (the head's cache is
-cropped and replayed between branches); greedy output is the target's own; the sampling law is
-kept (3 deep, siblings below the root, full and trimmed rows); only committed positions stay
+"""FastMTP's head drafting trees, on tiny seeded models in float32, in both shapes:
+- "levels": `mtp-tree` (MTPTreeDrafter), a level at a time, each level one batched head step
+  under a tree mask, its shape from the head's confidence;
+- "hedged": TreeDrafter over MTPDrafter (the `tree` method's shape), branch by branch, the
+  head's cache cropped and replayed between branches.
+Every node is the hand-computed head's draft after its own path; greedy output is the target's
+own; the sampling law is kept (3 deep, siblings below the root, full and trimmed rows, and a
+confidence floor that makes the number of children depend on q); only committed positions stay
 cached."""
 import pytest
 import torch
 
 from specscope.core.controls import Controls
 from specscope.core.drafters.base import DraftSettings
-from specscope.core.drafters.mtp import MTPDrafter
+from specscope.core.drafters.mtp import MTPDrafter, MTPTreeDrafter
 from specscope.core.drafters.tree import TreeDrafter
 from specscope.core.events import Drafted
 from specscope.core.lm import CachedLM
@@ -23,10 +27,21 @@ from tests.core.test_mtp_drafter import PROMPTS, artifact_for, greedy, trained_h
 from tests.core.test_mtp_sampling import PROMPT, VOCAB, exact_joint3
 
 
-def tree_decoder(state=None, vocab_size=1024, seed=0, decoder_kw=None, **shape):
+def make_tree(kind, target, art, **shape):
+    if kind == "levels":
+        return MTPTreeDrafter(target, art, **shape)
+    return TreeDrafter(MTPDrafter(target, art), name="mtp-tree", **shape)
+
+
+def head_of(drafter):
+    """The MTPDrafter that holds the head's cache and states."""
+    return drafter.model if isinstance(drafter, TreeDrafter) else drafter
+
+
+def tree_decoder(kind, state=None, vocab_size=1024, seed=0, decoder_kw=None, **shape):
     def extra(target, draft):
         art = artifact_for(target.model, state, **shape.pop("artifact", {}))
-        return {"mtp-tree": lambda: TreeDrafter(MTPDrafter(target, art), name="mtp-tree", **shape),
+        return {"mtp-tree": lambda: make_tree(kind, target, art, **shape),
                 "mtp": lambda: MTPDrafter(target, art)}
 
     return tiny_decoder(vocab_size=vocab_size, seed=seed, extra=extra, **(decoder_kw or {}))
@@ -40,11 +55,15 @@ def path_of(proposal, i):
     return path[::-1]
 
 
-def test_every_node_is_the_hand_computed_head_after_its_own_path():
+WIDE = {"hedged": dict(width=3, branch_below=1.0, alt_len=3),
+        "levels": dict(width=3, expand=3, floor=0.0, max_nodes=24)}
+
+
+@pytest.mark.parametrize("kind", ["levels", "hedged"])
+def test_every_node_is_the_hand_computed_head_after_its_own_path(kind):
     model = tiny_model("target", 0)
     target = CachedLM(model)
-    drafter = TreeDrafter(MTPDrafter(target, artifact_for(model, trained_head())), width=3,
-                          branch_below=1.0, alt_len=3, name="mtp-tree")
+    drafter = make_tree(kind, target, artifact_for(model, trained_head()), **WIDE[kind])
     ids = greedy(model, [5, 17, 300, 41, 9], 7)
     hidden = teacher_hidden(model, ids)
     drafter.observe_target(0, hidden[:len(ids) - 1])
@@ -56,19 +75,21 @@ def test_every_node_is_the_hand_computed_head_after_its_own_path():
     siblings = {}
     for i, parent in enumerate(proposal.parents):
         path = path_of(proposal, i)
-        ref, _ = reference_chain(drafter.model.head, model, hidden, ids, len(ids) - 2,
+        ref, _ = reference_chain(head_of(drafter).head, model, hidden, ids, len(ids) - 2,
                                  step_tokens=path[:-1], depth=len(path))
         rank = siblings.setdefault(parent, 0)
         siblings[parent] += 1
         assert path[-1] == int(torch.topk(ref[-1], rank + 1).indices[rank]), (i, path)
         assert abs(proposal.q_token[i] - float(torch.softmax(ref[-1], -1).topk(rank + 1).values[rank])) < 1e-4
-    assert drafter.model.cached_positions() == len(ids) - 1  # drafted entries were dropped
+    assert head_of(drafter).cached_positions() == len(ids) - 1  # drafted entries were dropped
 
 
-@pytest.mark.parametrize("shape", [dict(width=2, branch_below=1.0, alt_len=3),
-                                   dict(width=3, branch_below=0.9, alt_len=2)])
-def test_greedy_output_is_the_targets_own(shape):
-    decoder = tree_decoder(trained_head(), **shape)
+@pytest.mark.parametrize("kind,shape", [("hedged", dict(width=2, branch_below=1.0, alt_len=3)),
+                                        ("hedged", dict(width=3, branch_below=0.9, alt_len=2)),
+                                        ("levels", dict(width=2, expand=2, floor=0.0)),
+                                        ("levels", dict(width=3, expand=4, floor=0.05))])
+def test_greedy_output_is_the_targets_own(kind, shape):
+    decoder = tree_decoder(kind, trained_head(), **shape)
     model = decoder.target.model
     deep_sibling = False
     for prompt in PROMPTS:
@@ -85,13 +106,18 @@ def test_greedy_output_is_the_targets_own(shape):
     assert deep_sibling
 
 
-def test_after_an_accepted_alternative_the_head_holds_the_targets_states_of_that_path():
+THREE = {"hedged": dict(width=3, branch_below=1.0, alt_len=2),
+         "levels": dict(width=3, expand=3, floor=0.0)}
+
+
+@pytest.mark.parametrize("kind", ["levels", "hedged"])
+def test_after_an_accepted_alternative_the_head_holds_the_targets_states_of_that_path(kind):
     """Sampling on a 6-token vocabulary accepts second and third children often; the hidden
     states the engine hands over must then be those of the path taken, as a fresh teacher-forced
     pass computes them."""
-    decoder = tree_decoder(vocab_size=VOCAB, seed=2, width=3, branch_below=1.0, alt_len=2,
-                           decoder_kw=dict(init=0.15, later_scale=0.5), artifact=dict(noise_seed=7))
-    drafter = decoder.drafter("mtp-tree").model
+    decoder = tree_decoder(kind, vocab_size=VOCAB, seed=2, decoder_kw=dict(init=0.15, later_scale=0.5),
+                           artifact=dict(noise_seed=7), **THREE[kind])
+    drafter = head_of(decoder.drafter("mtp-tree"))
     model = decoder.target.model
     off_path = checked = 0
     for seed in range(12):
@@ -111,9 +137,10 @@ def test_after_an_accepted_alternative_the_head_holds_the_targets_states_of_that
     assert checked > 30 and off_path >= 3
 
 
-def test_the_cache_holds_only_committed_positions():
-    decoder = tree_decoder(trained_head(), width=2, branch_below=1.0, alt_len=2)
-    drafter = decoder.drafter("mtp-tree").model
+@pytest.mark.parametrize("kind", ["levels", "hedged"])
+def test_the_cache_holds_only_committed_positions(kind):
+    decoder = tree_decoder(kind, trained_head(), **THREE[kind])
+    drafter = head_of(decoder.drafter("mtp-tree"))
     ids = list(PROMPTS[0])
     for event in decoder.run(PROMPTS[0], Controls(method="mtp-tree", draft_len=4, max_new_tokens=30)):
         if isinstance(event, Drafted):
@@ -122,14 +149,17 @@ def test_the_cache_holds_only_committed_positions():
             ids += list(event.emitted)
 
 
-@pytest.mark.parametrize("k", [None, 3])
-def test_sampling_law(k):
+@pytest.mark.parametrize("kind,k,shape", [("hedged", None, THREE["hedged"]), ("hedged", 3, THREE["hedged"]),
+                                          ("levels", None, THREE["levels"]), ("levels", 3, THREE["levels"]),
+                                          ("levels", None, dict(width=3, expand=2, floor=0.12))])
+def test_sampling_law(kind, k, shape):
     """The joint of the first three tokens (6-token vocabulary, exact) against seeded runs, with
-    the full vocabulary and with three kept rows (q zero outside them)."""
+    the full vocabulary and with three kept rows (q zero outside them); for the levels shape
+    also with a floor, so that how many children a node gets depends on its q and which nodes
+    grow depends on the drawn tokens."""
     ranking = torch.tensor([3, 0, 5, 1, 4, 2])
-    decoder = tree_decoder(vocab_size=VOCAB, seed=2, width=3, branch_below=1.0, alt_len=2,
-                           decoder_kw=dict(init=0.15, later_scale=0.5),
-                           artifact=dict(ranking=ranking, k=k, noise_seed=7))
+    decoder = tree_decoder(kind, vocab_size=VOCAB, seed=2, decoder_kw=dict(init=0.15, later_scale=0.5),
+                           artifact=dict(ranking=ranking, k=k, noise_seed=7), **shape)
     n = 1500
     expected = exact_joint3(decoder.target.model, Shaping(1.0)) * n
     counts = torch.zeros(VOCAB, VOCAB, VOCAB)

@@ -7,8 +7,9 @@ when sampling, so the multi-candidate verifier stays exact) and extends each by 
 tokens. `branch_below=1.0` branches everywhere (a static top-k tree). At most `max_nodes` nodes.
 
 The chain source is anything that drafts by context: begin(ids), dist(ctx, shaping), end(),
-token_id(row), full_q(probs). The draft model (`tree`) and FastMTP's head (`mtp-tree`: the same
-tree on the target's own head, whose drafted tokens are cheap enough to hedge with) both are.
+token_id(row), full_q(probs). The draft model (`tree`) is; so is FastMTP's head (MTPDrafter crops
+and replays its cache between branches), though `mtp-tree` grows its trees a level at a time
+instead (MTPTreeDrafter: one batched head step per level).
 """
 from __future__ import annotations
 
