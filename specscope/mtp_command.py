@@ -33,6 +33,8 @@ def train(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Length of the target's answers.")] = 128,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", help="Skip longer prompts.")] = 768,
     batch: Annotated[int, typer.Option("--batch", help="Prompts per self-distillation batch.")] = 8,
+    samples: Annotated[int, typer.Option("--samples", help="Answers per training prompt: the greedy one, and the rest sampled from the target at --temperature (more of its own text from the same prompts).")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", help="Temperature of the sampled answers (--samples > 1).")] = 0.8,
     minutes: Annotated[float, typer.Option("--minutes", help="Training time budget (after the data is ready).")] = 10.0,
     tokens: Annotated[Optional[int], typer.Option("--tokens", help="Stop after this many trained tokens.")] = None,
     depth: Annotated[int, typer.Option("--depth", help="Draft steps unrolled in training.")] = 3,
@@ -71,9 +73,11 @@ def train(
         keep_apart = 2 if prompts is None else 0
     if keep_apart < 0:
         raise SpecScopeError(f"--keep-apart must be >= 0, got {keep_apart}")
-    if min(batch, depth, max_new_tokens, vocab_k, max_prompt_tokens) < 1 or held < 1:
-        raise SpecScopeError("--batch, --depth, --held, --max-new-tokens, --vocab-k and "
-                             "--max-prompt-tokens must be >= 1")
+    if min(batch, depth, max_new_tokens, vocab_k, max_prompt_tokens, samples) < 1 or held < 1:
+        raise SpecScopeError("--batch, --depth, --held, --max-new-tokens, --vocab-k, --samples "
+                             "and --max-prompt-tokens must be >= 1")
+    if samples > 1 and temperature <= 0:
+        raise SpecScopeError(f"--temperature must be > 0 for sampled answers, got {temperature:g}")
     if minutes <= 0 or (tokens is not None and tokens < 1) or not 0 < beta <= 1 or lr <= 0:
         raise SpecScopeError("--minutes and --lr must be > 0, --tokens >= 1, --beta in (0, 1]")
     prof = load_profile(profile)
@@ -117,27 +121,35 @@ def train(
     t0 = time.perf_counter()
     answers, resumed = self_distil_cached(model, [ids for _, ids in encoded], max_new_tokens, eos,
                                           pad, batch, data_file, console)
-    gen_s = time.perf_counter() - t0
-    samples = [Sample(ids + ans, len(ids)) for (_, ids), ans in zip(encoded, answers)]
+    greedy = [Sample(ids + ans, len(ids)) for (_, ids), ans in zip(encoded, answers)]
     if previous is None:
         held_keys = spaced_keys([ids for _, ids in encoded], held)
     else:  # the earlier runs' held-apart prompts: never trained on, and comparable estimates
         held_keys = earlier_held_keys(previous.meta.get("training", {}), tokenizer, prof,
                                       max_prompt_tokens)
-    held_out = [s for s in samples if prompt_key(s.ids[:s.answer_start]) in held_keys]
-    train_set = [s for s in samples if prompt_key(s.ids[:s.answer_start]) not in held_keys]
+    held_out = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in held_keys]
+    train_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) not in held_keys]
     if not held_out:  # only on --resume: a new run holds its own prompts apart
         raise SpecScopeError("--resume: the earlier run's held-apart prompts are not among these "
                              "prompts (use the same --prompts)")
     if not train_set:
         raise SpecScopeError("every prompt is held apart: use more prompts")
+    # sampled answers to the training prompts only (the held-apart estimate stays on greedy text)
+    train_prompts = [s.ids[:s.answer_start] for s in train_set]
+    for n in range(1, samples):
+        more, more_resumed = self_distil_cached(model, train_prompts, max_new_tokens, eos, pad, batch,
+                                                data_file, console, n, temperature)
+        train_set += [Sample(p + ans, len(p)) for p, ans in zip(train_prompts, more)]
+        resumed += more_resumed
+    gen_s = time.perf_counter() - t0
+    samples_all = train_set + held_out
 
     t0 = time.perf_counter()
     with bars(console) as progress:
-        for i, s in enumerate(samples):
-            progress("teacher-forced hidden states", i, len(samples))
+        for i, s in enumerate(samples_all):
+            progress("teacher-forced hidden states", i, len(samples_all))
             s.hidden = teacher_hidden(model, s.ids)
-        progress("teacher-forced hidden states", len(samples), len(samples))
+        progress("teacher-forced hidden states", len(samples_all), len(samples_all))
     hidden_s = time.perf_counter() - t0
 
     vocab = target.vocab_size
@@ -178,6 +190,7 @@ def train(
                 "limit_per_category": limit, "max_new_tokens": max_new_tokens, "depth": depth,
                 "beta": beta, "lr": lr, "vocab_k": k, "dtype": dtype, "init": init, "seed": seed,
                 "labels": labels, "keep_apart": keep_apart, "held_keys": sorted(held_keys),
+                "samples": samples, "temperature": temperature if samples > 1 else None,
                 "max_prompt_tokens": max_prompt_tokens,
                 "init_scores": {n: [round(v, 4) for v in s[1]] for n, s in scores.items()}}
     if previous is not None:  # what the earlier runs were, oldest first
@@ -196,9 +209,11 @@ def train(
     report = Console(highlight=False)
     report.print(f"[bold]FastMTP head[/bold] for {prof.target} ({dtype})"
                  + ("  [yellow]interrupted: kept the last weights[/yellow]" if interrupted else ""))
-    report.print(f"  data: {len(train_set)} training + {len(held_out)} held-apart prompts"
+    sampled = f" ({len(train_prompts)} x {samples - 1} sampled at T={temperature:g})" if samples > 1 else ""
+    report.print(f"  data: {len(train_set)} training answers{sampled} + {len(held_out)} held-apart prompts"
                  f"{f' ({skipped} longer than {max_prompt_tokens} tokens skipped)' if skipped else ''}, "
-                 f"{sum(len(a) for a in answers)} answer tokens; self-distillation {gen_s:.0f} s"
+                 f"{sum(len(s.ids) - s.answer_start for s in samples_all)} answer tokens; "
+                 f"self-distillation {gen_s:.0f} s"
                  f"{f' ({resumed} answers from {data_file})' if resumed else ''}, hidden states {hidden_s:.0f} s")
     for name, (loss, acc) in scores.items():
         mark = "  <- chosen" if name == init else ""

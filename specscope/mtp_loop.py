@@ -42,27 +42,35 @@ def _write_json(path: Path, data) -> None:
 
 
 def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos: set[int], pad: int,
-                       batch: int, path: Path, console: Console) -> tuple[list[list[int]], int]:
+                       batch: int, path: Path, console: Console, sample: int = 0,
+                       temperature: float = 0.0) -> tuple[list[list[int]], int]:
     """The target's answers to every prompt, generated `batch` at a time (similar lengths
-    together, so left padding wastes little) and saved after each batch; answers already in `path` (keyed by the prompt's ids) are reused. Returns (answers,
-    how many came from the file)."""
+    together, so left padding wastes little) and saved after each batch; answers already in
+    `path` (keyed by the prompt's ids, and for sampled answers by sample number and temperature)
+    are reused. `sample` 0 is the greedy answer; sample s > 0 is drawn at `temperature`, seeded
+    by s and the batch. Returns (answers, how many came from the file)."""
     done: dict[str, list[int]] = {}
     if path.is_file():
         try:
             done = json.loads(path.read_text())
         except (OSError, ValueError):
             done = {}
-    keys = [json.dumps(p) for p in prompts]
+    keys = [json.dumps(p) if sample == 0 else f"{json.dumps(p)}#sample{sample}@{temperature:g}"
+            for p in prompts]
     resumed = sum(k in done for k in keys)
     todo = sorted((i for i, k in enumerate(keys) if k not in done), key=lambda i: len(prompts[i]))
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), TimeRemainingColumn()]
     with make_progress(console, columns, lines=True, transient=True) as progress:
-        task = progress.add_task("self-distillation: the target answers", total=len(prompts),
+        what = "the target answers" if sample == 0 else f"sampled answers #{sample} (T={temperature:g})"
+        task = progress.add_task(f"self-distillation: {what}", total=len(prompts),
                                  completed=resumed, tokens=sum(len(done[k]) for k in keys if k in done))
         for b in range(0, len(todo), batch):
             idx = todo[b:b + batch]
-            for i, ans in zip(idx, self_distill(model, [prompts[i] for i in idx], max_new_tokens, eos, pad)):
+            seed = sample * 1_000_003 + b
+            answers = self_distill(model, [prompts[i] for i in idx], max_new_tokens, eos, pad,
+                                   temperature if sample else 0.0, seed)
+            for i, ans in zip(idx, answers):
                 done[keys[i]] = ans
             _write_json(path, done)
             progress.update(task, completed=sum(k in done for k in keys),

@@ -1,7 +1,7 @@
 """Training FastMTP's head on the target's own output (self-distillation).
 
-Data: the target's greedy answers to calibration prompts (`self_distill`, left-padded batches),
-then the target's final hidden states over prompt + answer in one teacher-forced pass
+Data: the target's greedy answers to calibration prompts (`self_distill`, left-padded batches;
+optionally more answers sampled from the target, for more of its own text per prompt), then the target's final hidden states over prompt + answer in one teacher-forced pass
 (`teacher_hidden`). Only answer tokens are labels: they are what the target itself produces.
 
 Loss (FastMTP): sum_j beta^(j-1) CE(step j, the target's own token). The steps are unrolled as
@@ -44,9 +44,10 @@ class Sample:
 
 @torch.inference_mode()
 def self_distill(model, prompts: list[list[int]], max_new_tokens: int, eos_ids: set[int],
-                 pad_id: int) -> list[list[int]]:
-    """The target's greedy answers to a batch of prompts (left-padded), each cut after its
-    first EOS (kept: the head should learn to predict the end too)."""
+                 pad_id: int, temperature: float = 0.0, seed: int = 0) -> list[list[int]]:
+    """The target's answers to a batch of prompts (left-padded): greedy, or sampled at
+    `temperature` (seeded: more of the target's own text from the same prompts), each cut after
+    its first EOS (kept: the head should learn to predict the end too)."""
     width = max(map(len, prompts))
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     att = torch.zeros_like(ids)
@@ -54,10 +55,12 @@ def self_distill(model, prompts: list[list[int]], max_new_tokens: int, eos_ids: 
         ids[i, width - len(p):] = torch.tensor(p)
         att[i, width - len(p):] = 1
     device = next(model.parameters()).device
+    if temperature > 0:
+        torch.manual_seed(seed)
     out = model.generate(input_ids=ids.to(device), attention_mask=att.to(device),
-                         max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                         max_new_tokens=max_new_tokens, do_sample=temperature > 0, num_beams=1,
                          eos_token_id=sorted(eos_ids) or None, pad_token_id=pad_id,
-                         temperature=None, top_p=None, top_k=None)
+                         temperature=temperature or None, top_p=None, top_k=None)
     answers = []
     for row in out[:, width:].tolist():
         answer = []

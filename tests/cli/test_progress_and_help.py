@@ -145,3 +145,31 @@ def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkey
     assert r.exit_code == 0, r.output
     third = read_meta(out)[0]["training"]
     assert third["held_keys"] == first["held_keys"] and third["n_train"] == 5
+
+
+def test_mtp_train_samples_more_answers_for_training_prompts_only(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
+    texts = tmp_path / "prompts.txt"
+    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\n")
+    out = tmp_path / "head.safetensors"
+    common = ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts), "--held", "1",
+              "--limit", "10", "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
+    r = runner.invoke(app, [*common, "--samples", "2", "--temperature", "0"])
+    assert r.exit_code == 2 and "--temperature must be > 0" in r.output
+    r = runner.invoke(app, [*common, "--samples", "3", "--temperature", "1.0"])
+    assert r.exit_code == 0, r.output
+    from specscope.core.mtp import read_meta
+
+    training = read_meta(out)[0]["training"]
+    assert training["n_train"] == 3 * 3 and training["n_held"] == 1  # 3 prompts x 3 answers
+    assert training["samples"] == 3 and training["temperature"] == 1.0
+    [data] = (tmp_path / "data").iterdir()  # beside --out
+    answers = json.loads(data.read_text())
+    greedy = {k: v for k, v in answers.items() if "#" not in k}
+    sampled = {k: v for k, v in answers.items() if "#" in k}
+    assert len(greedy) == 4 and len(sampled) == 2 * 3  # none for the held-apart prompt
+    assert any(v != greedy[k.split("#")[0]] for k, v in sampled.items())  # drawn, not greedy
+    r = runner.invoke(app, [*common, "--samples", "3", "--temperature", "1.0"])
+    assert r.exit_code == 0 and "(10 answers from" in " ".join(r.stdout.split()), r.stdout
