@@ -33,3 +33,15 @@ def test_vocab_size_changes_mid_run_and_later_drafts_stay_inside_it(tiny_trimmed
             assert app.controls.vocab_top_k == 74
 
     run(body())
+
+
+def test_fastmtp_methods_show_the_heads_own_rows_not_the_trimmed_drafters():
+    from specscope.core.controls import Controls
+    from specscope.tui.widgets.controls_panel import ControlsPanel
+
+    panel = ControlsPanel(Controls(method="mtp-tree"))
+    assert "the head's own ranked rows" in panel.render().plain
+    panel.set_reactive(ControlsPanel.vocab_top_k, 2048)
+    assert "2048 of the head's ranked rows" in panel.render().plain
+    panel.set_reactive(ControlsPanel.method, "draft")
+    assert "no trimmed vocabulary" in panel.render().plain

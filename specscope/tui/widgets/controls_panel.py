@@ -16,6 +16,7 @@ from specscope.session import METHODS, NEEDS_DRAFTER
 MAX_TEMPERATURE = 2.0
 ADAPTIVE_RULES = ("cost", "heuristic")  # Controls.adaptive_rule: expected tok/s, or +2 / -1
 NO_VOCAB = "full (no trimmed vocabulary: --trimmed)"
+HEAD_METHODS = ("mtp", "mtp-tree")
 
 
 def window_text(controls: Controls, method: str) -> Text:
@@ -138,13 +139,17 @@ class ControlsPanel(Widget):
         rule = f", {self.adaptive_rule} rule" if self.rules else ""
         vocab = NO_VOCAB if self.vocab_size is None else (
             f"{self.vocab_top_k or self.vocab_default} of {self.vocab_size} rows")
+        if self.method in HEAD_METHODS:  # FastMTP's head drafts over its own ranking
+            vocab = (f"{self.vocab_top_k} of the head's ranked rows" if self.vocab_top_k
+                     else "the head's own ranked rows (mtp train --vocab-k)")
         mode = "greedy" if self.temperature == 0 else "sampling"
         rows = [
             ("", "state", Text(self.state, f"bold {state}")),
             ("m", "method", Text(self.method).append(f"  {METHODS.get(self.method, '')}", "dim")),
             ("+/-", "draft length", f"{self.draft_len}{unused}"),
             ("a", "adaptive k", f"on{rule} (engine picks each k)" if self.adaptive else "off"),
-            ("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None else "")),
+            ("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None
+                                          and self.method not in HEAD_METHODS else "")),
             ("", "draft window", window_text(self.controls, self.method)),
             ("g", "mode", f"{mode}  (seed {self.controls.seed})"),
             ("t/T", "temperature", f"{self.temperature:.2f}"),
