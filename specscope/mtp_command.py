@@ -18,6 +18,8 @@ import typer
 
 from specscope.cli import Dtype, Profile, friendly_errors
 
+DEFAULT_VOCAB_K, DEFAULT_HELD = 8192, 4
+
 mtp_app = typer.Typer(help="FastMTP: train a multi-token-prediction head on the target's own output.",
                       no_args_is_help=True, rich_markup_mode=None)
 
@@ -29,7 +31,7 @@ def train(
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Prompts per category, from the end of each (bench measures from the start).")] = 3,
     keep_apart: Annotated[Optional[int], typer.Option("--keep-apart", help="Never train on the first this many prompts of a category (what `bench --limit` measures); default 2 for the packaged set, 0 for your own --prompts file.")] = None,
-    held: Annotated[int, typer.Option("--held", help="Calibration prompts held apart to estimate acceptance.")] = 4,
+    held: Annotated[int, typer.Option("--held", help="Calibration prompts held apart to estimate acceptance.")] = DEFAULT_HELD,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Length of the target's answers.")] = 128,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", help="Skip longer prompts.")] = 768,
     batch: Annotated[int, typer.Option("--batch", help="Prompts per self-distillation batch.")] = 8,
@@ -40,7 +42,7 @@ def train(
     depth: Annotated[int, typer.Option("--depth", help="Draft steps unrolled in training.")] = 3,
     beta: Annotated[float, typer.Option("--beta", help="Loss weight decay per step: beta^(j-1).")] = 0.6,
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
-    vocab_k: Annotated[int, typer.Option("--vocab-k", help="Ranked vocabulary rows the head drafts over.")] = 8192,
+    vocab_k: Annotated[int, typer.Option("--vocab-k", help="Ranked vocabulary rows the head drafts over.")] = DEFAULT_VOCAB_K,
     init: Annotated[str, typer.Option("--init", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
     labels: Annotated[str, typer.Option("--labels", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
     resume: Annotated[bool, typer.Option("--resume", help="Go on training the head already at --out (its weights, ranking and rows); totals add up.")] = False,
@@ -104,6 +106,15 @@ def train(
         model = load_causal_lm(prof.target, dtype, prof.device, progress)
     target = CachedLM(model)
     previous = load_artifact(out, target, prof.target, tokenizer) if resume else None
+    if previous is not None:  # say what a resumed head keeps from its first run
+        first = previous.meta.get("training", {})
+        ignored = [name for name, given, kept in (
+            ("--vocab-k", vocab_k if vocab_k != DEFAULT_VOCAB_K else None, previous.k),
+            ("--held", held if held != DEFAULT_HELD else None, first.get("n_held")),
+            ("--trimmed", trimmed, None)) if given is not None and given != kept]
+        if ignored:
+            console.print(f"[yellow]--resume keeps the earlier head's ranking, rows and held-apart "
+                          f"prompts: {', '.join(ignored)} ignored[/yellow]")
     eos = eos_ids(tokenizer, model, prof.eos_tokens)
     encoded = [(p, encode_prompt(tokenizer, p.text, prof.chat_template, prof.system_prompt))
                for p in chosen]

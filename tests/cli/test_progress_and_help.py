@@ -131,9 +131,10 @@ def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkey
     from specscope.core.mtp import read_meta
 
     first = read_meta(out)[0]["training"]
-    r = runner.invoke(app, [*common, "--resume", "--labels", "tokens"])
+    r = runner.invoke(app, [*common, "--resume", "--labels", "tokens", "--vocab-k", "64"])
     assert r.exit_code == 0, r.output
     assert "resumed from" in r.stdout
+    assert "--vocab-k ignored" in " ".join(r.stderr.split())
     second = read_meta(out)[0]["training"]
     assert second["steps"] > first["steps"] and second["tokens"] > first["tokens"]
     assert second["init"] == "resumed" and second["labels"] == "tokens"
