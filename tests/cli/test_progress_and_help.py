@@ -118,13 +118,18 @@ def test_trim_and_bench_help_name_their_defaults():
     assert "[default:bench-results]" in bench.replace(" ", "")
 
 
-def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkeypatch):
+def mtp_train_args(tmp_path, monkeypatch):
+    """(prompts file, head path, the common `mtp train` arguments) for a tiny, quick run."""
     monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
     texts = tmp_path / "prompts.txt"
     texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\n")
     out = tmp_path / "head.safetensors"
-    common = ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts), "--held", "1",
-              "--limit", "10", "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
+    return texts, out, ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts), "--held", "1",
+                        "--limit", "10", "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
+
+
+def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkeypatch):
+    texts, out, common = mtp_train_args(tmp_path, monkeypatch)
     r = runner.invoke(app, [*common, "--resume"])
     assert r.exit_code == 2 and "--resume: no head at" in r.output
     assert runner.invoke(app, common).exit_code == 0
@@ -151,12 +156,7 @@ def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkey
 def test_mtp_train_samples_more_answers_for_training_prompts_only(tmp_path, monkeypatch):
     import json
 
-    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
-    texts = tmp_path / "prompts.txt"
-    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\n")
-    out = tmp_path / "head.safetensors"
-    common = ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts), "--held", "1",
-              "--limit", "10", "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
+    _, out, common = mtp_train_args(tmp_path, monkeypatch)
     r = runner.invoke(app, [*common, "--samples", "2", "--temperature", "0"])
     assert r.exit_code == 2 and "--temperature must be > 0" in r.output
     r = runner.invoke(app, [*common, "--samples", "3", "--temperature", "1.0"])

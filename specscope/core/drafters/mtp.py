@@ -80,11 +80,16 @@ class MTPDrafter(DrafterBase):
         if k <= 0 or not self.begin(ids):
             return Proposal()
         try:
-            return draft_chain(k, lambda drafted: self.dist(list(ids) + drafted, shaping),
-                               self.token_id, self.full_q, self.settings.min_confidence, shaping,
-                               generator)
+            return self._draft(ids, k, shaping, generator)
         finally:
             self.end()
+
+    def _draft(self, ids: list[int], k: int, shaping: Shaping,
+               generator: torch.Generator | None) -> Proposal:
+        """A chain of up to k tokens (after begin(ids))."""
+        return draft_chain(k, lambda drafted: self.dist(list(ids) + drafted, shaping),
+                           self.token_id, self.full_q, self.settings.min_confidence, shaping,
+                           generator)
 
     # ---- drafting by context, for the chain above and for TreeDrafter -------------------------
     @torch.inference_mode()
@@ -224,17 +229,9 @@ class MTPTreeDrafter(MTPDrafter):
         super().__init__(target, artifact)
         self.width, self.expand, self.max_nodes, self.floor = width, expand, max_nodes, floor
 
-    @torch.inference_mode()
-    def propose(self, ids: list[int], k: int, shaping: Shaping,
-                generator: torch.Generator | None) -> Proposal:
-        if k <= 0 or not self.begin(ids):
-            return Proposal()
-        try:
-            return self._grow(k, shaping, generator)
-        finally:
-            self.end()
-
-    def _grow(self, k: int, shaping: Shaping, generator: torch.Generator | None) -> Proposal:
+    def _draft(self, ids: list[int], k: int, shaping: Shaping,
+               generator: torch.Generator | None) -> Proposal:
+        """A tree up to k deep (after begin(ids); propose() and end() are the chain's)."""
         weight, _ = self.ranked.rows(self.vocab_top_k)
         n = len(self.cached_ids) - 1  # committed entries 0..n-1 are cached
         cut = max(self.floor, self.settings.min_confidence)
