@@ -139,6 +139,14 @@ def step_labels(ids: list[int], answer_start: int, depth: int, rows: torch.Tenso
 LABELS = ("target", "tokens")
 
 
+def corpus_chunks(ids: list[int], chunk: int, limit: int | None = None) -> list[list[int]]:
+    """Token ids cut into consecutive pieces of `chunk` (the last may be shorter; pieces under 3
+    tokens, which hold no label, are dropped), at most `limit` tokens in all."""
+    if limit is not None:
+        ids = ids[:max(limit, 0)]
+    return [ids[i:i + chunk] for i in range(0, len(ids), chunk) if len(ids[i:i + chunk]) >= 3]
+
+
 def target_distributions(hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """[T, K] the target's next-token distribution at every position, over `weight`'s rows."""
     with torch.no_grad():

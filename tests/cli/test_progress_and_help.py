@@ -174,3 +174,39 @@ def test_mtp_train_samples_more_answers_for_training_prompts_only(tmp_path, monk
     assert any(v != greedy[k.split("#")[0]] for k, v in sampled.items())  # drawn, not greedy
     r = runner.invoke(app, [*common, "--samples", "3", "--temperature", "1.0"])
     assert r.exit_code == 0 and "(10 answers from" in " ".join(r.stdout.split()), r.stdout
+
+
+def test_mtp_train_corpus_adds_teacher_forced_text(tmp_path, monkeypatch):
+    import json
+
+    _, out, common = mtp_train_args(tmp_path, monkeypatch)
+    text = tmp_path / "more.txt"
+    text.write_text("the cat sat on the mat and the dog sat on the log " * 6)
+    lines = tmp_path / "more.jsonl"
+    lines.write_text(json.dumps({"turns": ["sort a list of numbers"], "reference": ["use sorted"],
+                                 "category": "coding"}) + "\n")
+    r = runner.invoke(app, [*common, "--corpus", str(text), "--labels", "tokens"])
+    assert r.exit_code == 2 and "--corpus needs --labels target" in r.output
+    r = runner.invoke(app, [*common, "--corpus", str(tmp_path / "none.txt")])
+    assert r.exit_code == 2 and "--corpus: file not found" in r.output
+    r = runner.invoke(app, [*common, "--corpus", str(text), "--corpus", str(lines),
+                            "--corpus-chunk", "16", "--corpus-tokens", "70"])
+    assert r.exit_code == 0, r.output
+    from specscope.core.mtp import read_meta
+    from specscope.core.models import load_tokenizer
+    from specscope.profiles import load_profile
+
+    training = read_meta(out)[0]["training"]
+    tok = load_tokenizer(load_profile("tiny-random").target)
+    n = len(tok.encode(text.read_text(), add_special_tokens=False))
+    assert n >= 70  # the cap cuts the first file; the second gets nothing
+    assert training["corpus_tokens"] == 70 and training["n_corpus"] == 5  # 16+16+16+16+6
+    assert training["n_train"] == 3 and [c["path"] for c in training["corpus"]] == [str(text), str(lines)]
+    assert "corpus: 70 tokens in 5 sequences" in " ".join(r.stdout.split())
+    bars = [line for line in r.stderr.splitlines() if line.startswith("teacher-forced hidden states")]
+    assert bars[-1].startswith("teacher-forced hidden states: 9/9")  # 3 + 1 held apart + 5 pieces
+    # JSONL: every string field of a line (turns and reference), the category too
+    from specscope.mtp_command import read_corpus
+
+    [(_, doc)] = read_corpus([lines])
+    assert "sort a list of numbers" in doc and "use sorted" in doc

@@ -169,3 +169,12 @@ def test_training_on_the_targets_distributions_uses_every_position_and_lowers_th
         opt.step()
     after, _ = sequence_loss(head, embed, weight, rows, sample, 3, 0.6, "target")
     assert float(after) < 0.5 * float(before)
+
+
+def test_corpus_chunks_cut_consecutive_pieces_within_the_limit():
+    from specscope.core.mtp_train import corpus_chunks
+
+    ids = list(range(11))
+    assert corpus_chunks(ids, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
+    assert corpus_chunks(ids, 4, limit=9) == [[0, 1, 2, 3], [4, 5, 6, 7]]  # a 1-token tail holds no label
+    assert corpus_chunks(ids, 5, limit=0) == []
