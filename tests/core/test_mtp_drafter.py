@@ -3,6 +3,7 @@ the hand-computed head's, greedy output is the target's own, and its cache holds
 positions made from the target's hidden states."""
 import functools
 
+import pytest
 import torch
 
 from specscope.core.controls import Controls
@@ -66,9 +67,10 @@ def artifact_for(model, state=None, ranking=None, k=None, noise_seed=None):
     return MTPArtifact(head.eval(), ranking, k or vocab, {})
 
 
-def mtp_decoder(seed=0, vocab_size=V, state=None, **kw):
+def mtp_decoder(seed=0, vocab_size=V, state=None, context_rows=True, **kw):
     def extra(target, draft):
-        return {"mtp": lambda: MTPDrafter(target, artifact_for(target.model, state, **kw))}
+        return {"mtp": lambda: MTPDrafter(target, artifact_for(target.model, state, **kw),
+                                          context_rows=context_rows)}
 
     return tiny_decoder(vocab_size=vocab_size, seed=seed, extra=extra)
 
@@ -99,16 +101,26 @@ def test_greedy_output_is_the_targets_own():
         assert spec.per_position[2] > 0  # third-step drafts were accepted too
 
 
-def test_greedy_with_a_trimmed_vocabulary():
+@pytest.mark.parametrize("context_rows", [False, True])
+def test_greedy_with_a_trimmed_vocabulary(context_rows):
+    """Trimmed rows: drafts only from the first 100 ranked tokens; with context rows also from
+    the tokens already in the context (prompt and answer so far), and some drafts need them."""
     ranking = torch.randperm(V, generator=torch.Generator().manual_seed(4))
-    decoder = mtp_decoder(state=trained_head(), ranking=ranking, k=300)
-    prompt = [5, 17, 300, 41, 9]
-    _, plain = run(decoder, prompt, method="ar", max_new_tokens=30)
-    events, spec = run(decoder, prompt, method="mtp", draft_len=3, max_new_tokens=30)
-    assert spec.token_ids == plain.token_ids
-    kept = set(ranking[:300].tolist())
-    drafted = [x for e in events if type(e).__name__ == "Drafted" for x in e.tokens]
-    assert drafted and all(x in kept for x in drafted)
+    decoder = mtp_decoder(state=trained_head(), ranking=ranking, k=100, context_rows=context_rows)
+    kept = set(ranking[:100].tolist())
+    outside = 0
+    for prompt in PROMPTS:
+        _, plain = run(decoder, prompt, method="ar", max_new_tokens=30)
+        events, spec = run(decoder, prompt, method="mtp", draft_len=3, max_new_tokens=30)
+        assert spec.token_ids == plain.token_ids
+        context = list(prompt)
+        for e in events:
+            if type(e).__name__ == "Drafted":
+                assert all(x in kept or (context_rows and x in context) for x in e.tokens)
+                outside += sum(x not in kept for x in e.tokens)
+            elif type(e).__name__ == "Verified":
+                context += list(e.emitted)
+    assert (outside > 0) == context_rows
 
 
 def test_the_cache_holds_only_committed_positions():

@@ -1,6 +1,7 @@
 """Sampling through the loop with FastMTP drafts, 3 deep, must follow the target's law: the joint
 of the first three tokens on a 6-token vocabulary, computed exactly, against seeded runs
-(chi-square), with the full vocabulary and with trimmed rows (q zero outside them)."""
+(chi-square), with the full vocabulary, with trimmed rows (q zero outside them) and with trimmed
+rows plus the context's tokens."""
 import torch
 
 from specscope.core.controls import Controls
@@ -28,18 +29,19 @@ def exact_joint3(model, shaping):
     return joint
 
 
-def mtp_sampling_decoder(k=None):
+def mtp_sampling_decoder(k=None, context_rows=False):
     ranking = torch.tensor([3, 0, 5, 1, 4, 2])
 
     def extra(target, draft):
         return {"mtp": lambda: MTPDrafter(target, artifact_for(target.model, ranking=ranking, k=k,
-                                                                noise_seed=7))}
+                                                                noise_seed=7),
+                                          context_rows=context_rows)}
 
     return tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5, extra=extra)
 
 
-def check_law(k, n=2000):
-    decoder = mtp_sampling_decoder(k)
+def check_law(k, n=2000, context_rows=False):
+    decoder = mtp_sampling_decoder(k, context_rows)
     expected = exact_joint3(decoder.target.model, Shaping(1.0)) * n
     counts = torch.zeros(VOCAB, VOCAB, VOCAB)
     drafted = accepted = 0
@@ -64,3 +66,14 @@ def test_sampling_law_with_trimmed_rows():
     decoder = check_law(3)
     q = decoder.drafter("mtp").propose(PROMPT + [0], 3, Shaping(1.0), torch.Generator().manual_seed(0)).q
     assert torch.all(q[:, [1, 2, 4]] == 0)  # nothing outside the kept rows 3, 0, 5
+
+
+def test_sampling_law_with_context_rows():
+    """Two ranked rows (3, 0) and the context's tokens: the prompt's 1, 4, 2 from the start, and
+    5 only once the target has emitted it, so q's rows change with the drawn tokens."""
+    decoder = check_law(2, context_rows=True)
+    drafter = decoder.drafter("mtp")
+    q = drafter.propose(PROMPT + [0], 3, Shaping(1.0), torch.Generator().manual_seed(0)).q
+    assert torch.all(q[:, 5] == 0) and torch.all(q[:, [1, 4, 2]].sum(-1) > 0)
+    q = drafter.propose(PROMPT + [5], 3, Shaping(1.0), torch.Generator().manual_seed(0)).q
+    assert torch.all(q[:, 5] > 0)

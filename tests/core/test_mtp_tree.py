@@ -27,10 +27,10 @@ from tests.core.test_mtp_drafter import PROMPTS, artifact_for, greedy, trained_h
 from tests.core.test_mtp_sampling import PROMPT, VOCAB, exact_joint3
 
 
-def make_tree(kind, target, art, **shape):
+def make_tree(kind, target, art, context_rows=True, **shape):
     if kind == "levels":
-        return MTPTreeDrafter(target, art, **shape)
-    return TreeDrafter(MTPDrafter(target, art), name="mtp-tree", **shape)
+        return MTPTreeDrafter(target, art, context_rows=context_rows, **shape)
+    return TreeDrafter(MTPDrafter(target, art, context_rows), name="mtp-tree", **shape)
 
 
 def head_of(drafter):
@@ -151,13 +151,15 @@ def test_the_cache_holds_only_committed_positions(kind):
 
 @pytest.mark.parametrize("kind,k,shape", [("hedged", None, THREE["hedged"]), ("hedged", 3, THREE["hedged"]),
                                           ("levels", None, THREE["levels"]), ("levels", 3, THREE["levels"]),
-                                          ("levels", None, dict(width=3, expand=2, floor=0.12))])
+                                          ("levels", None, dict(width=3, expand=2, floor=0.12)),
+                                          ("levels", 2, dict(**THREE["levels"], context_rows=True))])
 def test_sampling_law(kind, k, shape):
     """The joint of the first three tokens (6-token vocabulary, exact) against seeded runs, with
     the full vocabulary and with three kept rows (q zero outside them); for the levels shape
     also with a floor, so that how many children a node gets depends on its q and which nodes
-    grow depends on the drawn tokens."""
+    grow depends on the drawn tokens, and with two ranked rows plus the context's tokens."""
     ranking = torch.tensor([3, 0, 5, 1, 4, 2])
+    shape = {"context_rows": False, **shape}
     decoder = tree_decoder(kind, vocab_size=VOCAB, seed=2, decoder_kw=dict(init=0.15, later_scale=0.5),
                            artifact=dict(ranking=ranking, k=k, noise_seed=7), **shape)
     n = 1500

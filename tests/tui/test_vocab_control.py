@@ -40,7 +40,7 @@ def test_fastmtp_methods_show_the_heads_own_rows_not_the_trimmed_drafters():
     from specscope.tui.widgets.controls_panel import ControlsPanel
 
     panel = ControlsPanel(Controls(method="mtp-tree"))
-    assert "the head's own ranked rows" in panel.render().plain
+    assert "the head's own ranked rows + the context's tokens" in panel.render().plain
     panel.set_reactive(ControlsPanel.vocab_top_k, 2048)
     assert "2048 of the head's ranked rows" in panel.render().plain
     panel.set_reactive(ControlsPanel.method, "draft")

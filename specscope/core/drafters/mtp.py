@@ -9,8 +9,12 @@ The head's KV cache holds entry t = (h_t, x_{t+1}) for committed positions only:
 from the target's hidden states (handed over by the engine through observe_target), the draft
 steps' entries are cropped away at the end of every proposal, and anything past the longest
 common prefix with the committed ids (or past a re-observed hidden state) is rolled back by
-position. Logits cover the first K rows of the artifact's ranking; q is zero elsewhere, so
-rejection sampling stays exact.
+position. Logits cover the first K rows of the artifact's ranking and (context rows, on by
+default) every other token already in the context: a summary or an answer about a text copies
+its names and numbers, which a ranking counted on other answers misses. The head's state stands in
+for the target's, so the shared LM head scores any row. The rows are fixed for a whole proposal
+(set in begin(), from the committed ids alone); q is zero outside them, so rejection sampling
+stays exact.
 """
 from __future__ import annotations
 
@@ -30,11 +34,14 @@ class MTPDrafter(DrafterBase):
     accepts_vocab_top_k = True
     needs_target_hidden = True
 
-    def __init__(self, target: CachedLM, artifact: MTPArtifact) -> None:
+    def __init__(self, target: CachedLM, artifact: MTPArtifact, context_rows: bool = True) -> None:
         self.target = target
         self.head = artifact.head
         self.ranked = RankedHead(target, artifact.ranking, artifact.k)
         self.vocab_top_k = artifact.k
+        self.context_rows = context_rows
+        self._rank_of = torch.empty_like(artifact.ranking)
+        self._rank_of[artifact.ranking] = torch.arange(len(artifact.ranking))
         self.reset()
 
     # ---- the interface -------------------------------------------------------------------------
@@ -52,6 +59,9 @@ class MTPDrafter(DrafterBase):
         self.hidden_tok: list[int | None] = []
         self.cache = self.head.new_cache()
         self.cached_ids: list[int] = []  # the ids the cache entries were made from (x_0..x_c)
+        self._seen_ids: list[int] = []  # context rows: the committed ids they were taken from
+        self._seen: dict[int, None] = {}  # their distinct tokens, in order of first appearance
+        self._extra = None  # (k, how many seen) -> (extra rows, their ids, all ids)
 
     def kv_bytes(self) -> int:
         """The head's KV cache and the target hidden states it keeps (both grow with the
@@ -59,7 +69,45 @@ class MTPDrafter(DrafterBase):
         return cache_bytes(self.cache) + self.hidden.numel() * self.hidden.element_size()
 
     def read_params(self) -> int:
-        return self.head.param_count() + self.vocab_top_k * self.target.hidden_size
+        return self.head.param_count() + len(self.row_ids()) * self.target.hidden_size
+
+    # ---- the rows the head drafts over ----------------------------------------------------------
+    def _see(self, ids: list[int]) -> None:
+        """Context rows: take the tokens of the committed ids (a changed history starts over)."""
+        if not self.context_rows:
+            return
+        same = common_prefix(self._seen_ids, ids)
+        if same < len(self._seen_ids):
+            self._seen_ids, self._seen, self._extra, same = [], {}, None, 0
+        for t in ids[same:]:
+            self._seen.setdefault(int(t), None)
+        self._seen_ids = list(ids)
+
+    def _extras(self):
+        """(the LM head's rows of context tokens outside the first k ranked, their ids, every
+        row's id: ranked first, then these)."""
+        k = self.vocab_top_k
+        key = (k, len(self._seen))
+        if self._extra is None or self._extra[0] != key:
+            _, ranked = self.ranked.rows(k)
+            seen = torch.tensor(list(self._seen), dtype=torch.long, device=ranked.device)
+            extra = seen[self._rank_of.to(ranked.device)[seen] >= k] if len(seen) else seen
+            rows = self.target.head_rows(extra) if len(extra) else None
+            self._extra = (key, (rows, extra, torch.cat([ranked, extra])))
+        return self._extra[1]
+
+    def row_ids(self) -> torch.Tensor:
+        """The token id of every row q covers, in q's order."""
+        return self._extras()[2]
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        """The shared LM head over the drafting rows: [..., d] -> [..., rows]."""
+        weight, _ = self.ranked.rows(self.vocab_top_k)
+        out = torch.nn.functional.linear(states, weight)
+        extra, _, _ = self._extras()
+        if extra is not None:
+            out = torch.cat([out, torch.nn.functional.linear(states, extra)], -1)
+        return out
 
     def observe_target(self, start: int, hidden: torch.Tensor) -> None:
         """The target's hidden states at positions start..; anything we held from start on is
@@ -113,6 +161,7 @@ class MTPDrafter(DrafterBase):
             s = self.head.step(self.hidden[a:b][None], self._embed(ids[a + 1:b + 1]), positions,
                                mask, self.cache)[:, -1:]
         self.cached_ids = list(ids[:n + 1])
+        self._see(ids)
         self._root = len(ids)
         self._states = {(): s}  # drafted path -> the head's state after it
         self._in_cache: tuple[int, ...] = ()  # the drafted path whose entries follow entry n-1
@@ -122,9 +171,8 @@ class MTPDrafter(DrafterBase):
     def dist(self, ctx: list[int], shaping: Shaping) -> torch.Tensor:
         """q after ctx = the committed ids given to begin() + a drafted path (any path, in any
         order: the cache is cropped and replayed to the path's parent when it holds another)."""
-        weight, _ = self.ranked.rows(self.vocab_top_k)
         state = self._state(tuple(ctx[self._root:]))
-        return draft_dist(torch.nn.functional.linear(state[0, -1], weight).float(), shaping)
+        return draft_dist(self.logits(state[0, -1]).float(), shaping)
 
     def end(self) -> None:
         """Drop the drafted entries: only committed positions stay cached."""
@@ -159,11 +207,10 @@ class MTPDrafter(DrafterBase):
         return state
 
     def token_id(self, j: int) -> int:
-        _, ids = self.ranked.rows(self.vocab_top_k)
-        return int(ids[j])
+        return int(self.row_ids()[j])
 
     def full_q(self, probs: torch.Tensor) -> torch.Tensor:
-        _, ids = self.ranked.rows(self.vocab_top_k)
+        ids = self.row_ids()
         full = torch.zeros(self.target.vocab_size, dtype=probs.dtype, device=probs.device)
         return full.index_copy_(0, ids, probs)
 
@@ -225,14 +272,13 @@ class MTPTreeDrafter(MTPDrafter):
     name = "mtp-tree"
 
     def __init__(self, target: CachedLM, artifact: MTPArtifact, width: int = 4, expand: int = 4,
-                 max_nodes: int = 16, floor: float = 0.04) -> None:
-        super().__init__(target, artifact)
+                 max_nodes: int = 16, floor: float = 0.04, context_rows: bool = True) -> None:
+        super().__init__(target, artifact, context_rows)
         self.width, self.expand, self.max_nodes, self.floor = width, expand, max_nodes, floor
 
     def _draft(self, ids: list[int], k: int, shaping: Shaping,
                generator: torch.Generator | None) -> Proposal:
         """A tree up to k deep (after begin(ids); propose() and end() are the chain's)."""
-        weight, _ = self.ranked.rows(self.vocab_top_k)
         n = len(self.cached_ids) - 1  # committed entries 0..n-1 are cached
         cut = max(self.floor, self.settings.min_confidence)
         out = Proposal()
@@ -242,7 +288,7 @@ class MTPTreeDrafter(MTPDrafter):
         # the level being expanded: (node, its state [d]); -1 is the committed context
         level = [(-1, self._states[()][0, -1])]
         for depth in range(min(k, self.max_nodes)):
-            logits = torch.nn.functional.linear(torch.stack([s for _, s in level]), weight)
+            logits = self.logits(torch.stack([s for _, s in level]))
             new: list[int] = []
             for (node, _), row in zip(level, logits):
                 probs = draft_dist(row.float(), shaping)

@@ -141,7 +141,7 @@ class ControlsPanel(Widget):
             f"{self.vocab_top_k or self.vocab_default} of {self.vocab_size} rows")
         if self.method in HEAD_METHODS:  # FastMTP's head drafts over its own ranking
             vocab = (f"{self.vocab_top_k} of the head's ranked rows" if self.vocab_top_k
-                     else "the head's own ranked rows (mtp train --vocab-k)")
+                     else "the head's own ranked rows") + " + the context's tokens"
         mode = "greedy" if self.temperature == 0 else "sampling"
         rows = [
             ("", "state", Text(self.state, f"bold {state}")),
