@@ -47,7 +47,7 @@ def train(
     init: Annotated[str, typer.Option("--init", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
     labels: Annotated[str, typer.Option("--labels", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
     resume: Annotated[bool, typer.Option("--resume", help="Go on training the head already at --out (its weights, ranking and rows); totals add up.")] = False,
-    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="More training text, teacher-forced only (no answers generated, about 15x cheaper a token than self-distillation): plain text, or JSONL (each line's string fields). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
+    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="More training text, teacher-forced only (no answers generated: much cheaper a token than self-distillation): plain text, or JSONL (each line's string fields). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
     corpus_tokens: Annotated[Optional[int], typer.Option("--corpus-tokens", help="Use at most this many --corpus tokens.")] = None,
     corpus_chunk: Annotated[int, typer.Option("--corpus-chunk", help="--corpus text is cut into sequences of this many tokens.")] = 512,
     trimmed: Annotated[Optional[Path], typer.Option("--trimmed", help="Take the token ranking from this VocabTrim artifact (default: count the answers).")] = None,
