@@ -47,7 +47,7 @@ def train(
     init: Annotated[str, typer.Option("--init", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
     labels: Annotated[str, typer.Option("--labels", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
     resume: Annotated[bool, typer.Option("--resume", help="Go on training the head already at --out (its weights, ranking and rows); totals add up.")] = False,
-    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="More training text, teacher-forced only (no answers generated: much cheaper a token than self-distillation): plain text, or JSONL (each line's string fields). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
+    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="More training text, teacher-forced only (no answers generated: much cheaper a token than self-distillation): plain text, or JSONL (each line's text fields: text, content, turns, reference, prompt, response, answer; all its strings if none). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
     corpus_tokens: Annotated[Optional[int], typer.Option("--corpus-tokens", help="Use at most this many --corpus tokens.")] = None,
     corpus_chunk: Annotated[int, typer.Option("--corpus-chunk", help="--corpus text is cut into sequences of this many tokens.")] = 512,
     trimmed: Annotated[Optional[Path], typer.Option("--trimmed", help="Take the token ranking from this VocabTrim artifact (default: count the answers).")] = None,
@@ -264,8 +264,9 @@ def train(
 
 
 def read_corpus(paths: list[Path]) -> list[tuple[Path, str]]:
-    """(path, text) per --corpus file: plain text as it is; JSONL, every line's string fields
-    (a Spec-Bench line: its turns and reference), one document a line."""
+    """(path, text) per --corpus file: plain text as it is; JSONL, one document a line: the
+    line's text fields (TEXT_FIELDS: a Spec-Bench line's turns and reference) where it has any,
+    else every string field."""
     from specscope.core.errors import SpecScopeError
 
     out = []
@@ -283,7 +284,7 @@ def read_corpus(paths: list[Path]) -> list[tuple[Path, str]]:
                 if not line.strip():
                     continue
                 try:
-                    docs.append("\n\n".join(_strings(json.loads(line))))
+                    docs.append("\n\n".join(_strings(_text_fields(json.loads(line)))))
                 except ValueError:
                     raise SpecScopeError(f"--corpus: {path} line {n} is not JSON") from None
             text = "\n\n".join(d for d in docs if d)
@@ -291,6 +292,17 @@ def read_corpus(paths: list[Path]) -> list[tuple[Path, str]]:
             raise SpecScopeError(f"--corpus: no text in {path}")
         out.append((path, text))
     return out
+
+
+TEXT_FIELDS = ("text", "content", "turns", "reference", "prompt", "response", "answer")
+
+
+def _text_fields(value):
+    """A JSON object's text fields (ids and category names are not text to learn from), or the
+    whole value when it has none."""
+    if isinstance(value, dict) and any(k in value for k in TEXT_FIELDS):
+        return [value[k] for k in TEXT_FIELDS if k in value]
+    return value
 
 
 def _strings(value) -> list[str]:

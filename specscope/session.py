@@ -176,9 +176,14 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         def mtp_drafter():
             from specscope.core.drafters.mtp import MTPDrafter
             from specscope.core.mtp import load_artifact
+            from specscope.core.quant import quantize_model
 
             if not artifact:
-                artifact.append(load_artifact(head_path, target, profile.target, tokenizer))
+                loaded = load_artifact(head_path, target, profile.target, tokenizer)
+                # the head is this method's drafter, so --draft-quant applies to its own linears
+                # (W and the decoder layer; the LM head it shares is the target's)
+                quantize_model(loaded.head, profile.draft_quant)
+                artifact.append(loaded)
             return MTPDrafter(target, artifact[0])
 
         factories["mtp"] = mtp_drafter

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from specscope.cli import app
 from specscope.frontends.progress import make_progress, task_line
+from tests.clitools import json_lines
 
 runner = CliRunner()
 SAMPLE = str(Path(__file__).resolve().parent.parent / "data" / "spec_bench_sample.jsonl")
@@ -205,8 +206,36 @@ def test_mtp_train_corpus_adds_teacher_forced_text(tmp_path, monkeypatch):
     assert "corpus: 70 tokens in 5 sequences" in " ".join(r.stdout.split())
     bars = [line for line in r.stderr.splitlines() if line.startswith("teacher-forced hidden states")]
     assert bars[-1].startswith("teacher-forced hidden states: 9/9")  # 3 + 1 held apart + 5 pieces
-    # JSONL: every string field of a line (turns and reference), the category too
+    # JSONL: a line's text fields (turns and reference), not its id or category; a line with no
+    # text field gives all its strings
     from specscope.mtp_command import read_corpus
 
     [(_, doc)] = read_corpus([lines])
-    assert "sort a list of numbers" in doc and "use sorted" in doc
+    assert "sort a list of numbers" in doc and "use sorted" in doc and "coding" not in doc
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"question_id": 7, "body": "a heap is a tree", "tags": ["ds"]}) + "\n")
+    [(_, doc)] = read_corpus([other])
+    assert "a heap is a tree" in doc and "ds" in doc
+
+
+def test_a_trained_head_drafts_in_generate_and_draft_quant_quantizes_it(tmp_path, monkeypatch):
+    """The head trained into the cache is found by `generate --method mtp`; --draft-quant applies
+    to it (its own linears; the LM head it shares stays the target's); ids equal plain decoding."""
+    texts, out, common = mtp_train_args(tmp_path, monkeypatch)
+    at = common.index("--out")
+    assert runner.invoke(app, common[:at]).exit_code == 0  # default --out: the profile's cache path
+    ids = {}
+    for method, quant in (("ar", "none"), ("mtp", "none"), ("mtp", "int8"), ("mtp-tree", "int8")):
+        r = runner.invoke(app, ["generate", "sort a list", "-p", "tiny-random", "-n", "20", "--json",
+                                "--method", method, "--draft-len", "3", "--draft-quant", quant])
+        assert r.exit_code == 0, r.output
+        ids[method, quant] = json_lines(r.stdout)[-1]["token_ids"]
+    assert len(set(map(tuple, ids.values()))) == 1, ids
+    from specscope.core.quant import QuantLinear
+    from specscope.profiles import load_profile, with_quant
+    from specscope.session import load_session
+
+    session = load_session(with_quant(load_profile("tiny-random"), draft_quant="int8"))
+    head = session.decoder.drafter("mtp").head
+    assert isinstance(head.proj, QuantLinear) and isinstance(head.block.mlp.down_proj, QuantLinear)
+    assert not isinstance(session.target.model.lm_head, QuantLinear)

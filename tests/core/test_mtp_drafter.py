@@ -150,3 +150,28 @@ def test_the_cache_holds_only_committed_positions():
     for mine, theirs in zip(drafter.cache.layers, fresh.cache.layers):
         torch.testing.assert_close(mine.keys, theirs.keys, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(mine.values, theirs.values, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_a_quantized_head_changes_the_drafts_not_the_output(mode):
+    """--draft-quant quantizes the head's own linears (W and its decoder layer, as the session
+    does): greedy output of mtp and mtp-tree is still the target's own."""
+    from specscope.core.drafters.mtp import MTPTreeDrafter
+    from specscope.core.quant import QuantLinear, quantize_model
+
+    def extra(target, draft):
+        art = artifact_for(target.model, trained_head())
+        before = art.head.proj.weight.detach().clone()
+        assert quantize_model(art.head, mode) == 8  # W, q k v o, gate up down
+        assert isinstance(art.head.proj, QuantLinear) and not torch.equal(art.head.proj.weight, before)
+        return {"mtp": lambda: MTPDrafter(target, art), "mtp-tree": lambda: MTPTreeDrafter(target, art)}
+
+    decoder = tiny_decoder(vocab_size=V, seed=0, extra=extra)
+    for method in ("mtp", "mtp-tree"):
+        accepted = drafted = 0
+        for prompt in PROMPTS + [[400, 3, 77, 12]]:
+            _, plain = run(decoder, prompt, method="ar", max_new_tokens=30)
+            _, spec = run(decoder, prompt, method=method, draft_len=3, max_new_tokens=30)
+            assert spec.token_ids == plain.token_ids, method
+            accepted, drafted = accepted + spec.accepted, drafted + spec.drafted
+        assert 0 < accepted < drafted, method  # both acceptance and rejection happened
