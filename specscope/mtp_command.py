@@ -46,6 +46,7 @@ def train(
     vocab_k: Annotated[int, typer.Option("--vocab-k", help="Ranked vocabulary rows the head drafts over.")] = DEFAULT_VOCAB_K,
     init: Annotated[str, typer.Option("--init", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
     labels: Annotated[str, typer.Option("--labels", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
+    keep: Annotated[str, typer.Option("--keep", help="Which weights the artifact gets: best (those with the best held-apart acceptance, evaluated every 90 s; the starting weights count) or last.")] = "best",
     resume: Annotated[bool, typer.Option("--resume", help="Go on training the head already at --out (its weights, ranking and rows); totals add up.")] = False,
     corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="More training text, teacher-forced only (no answers generated: much cheaper a token than self-distillation): plain text, or JSONL (each line's text fields: text, content, turns, reference, prompt, response, answer; all its strings if none). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
     corpus_tokens: Annotated[Optional[int], typer.Option("--corpus-tokens", help="Use at most this many --corpus tokens.")] = None,
@@ -73,6 +74,8 @@ def train(
 
     if init not in (*INITS, "auto"):
         raise SpecScopeError(f"--init must be embed, hidden or auto, got '{init}'")
+    if keep not in ("best", "last"):
+        raise SpecScopeError(f"--keep must be best or last, got '{keep}'")
     if labels not in LABELS:
         raise SpecScopeError(f"--labels must be {' or '.join(LABELS)}, got '{labels}'")
     if keep_apart is None:
@@ -212,7 +215,7 @@ def train(
     settings = {"prompts": str(prompts or "default"), "n_train": n_answers, "n_corpus": len(extra), "n_held": len(held_out),
                 "limit_per_category": limit, "max_new_tokens": max_new_tokens, "depth": depth,
                 "beta": beta, "lr": lr, "vocab_k": k, "dtype": dtype, "init": init, "seed": seed,
-                "labels": labels, "keep_apart": keep_apart, "held_keys": sorted(held_keys),
+                "labels": labels, "keep": keep, "keep_apart": keep_apart, "held_keys": sorted(held_keys),
                 "samples": samples, "temperature": temperature if samples > 1 else None,
                 "max_prompt_tokens": max_prompt_tokens,
                 "corpus": [{"path": str(c), "sha256": hashlib.sha256(t.encode()).hexdigest()}
@@ -229,7 +232,8 @@ def train(
                              {**settings, **result}, torch.bfloat16 if autocast else torch.float32)
 
     result, interrupted = train_loop(head, embed, weight, rows, train_set, held_out, depth, beta,
-                                     lr, minutes, tokens, amp, seed, checkpoint, console, labels, before)
+                                     lr, minutes, tokens, amp, seed, checkpoint, console, labels, before,
+                                     keep)
     path = checkpoint(result)
 
     report = Console(highlight=False)
@@ -256,6 +260,10 @@ def train(
                  f"{result['tokens']} positions in all, loss {result['train_loss']:.3f}")
     report.print(f"  held-apart: loss {result['held_loss']:.3f}, greedy chain acceptance at steps "
                  f"1..{depth}: {_fmt(result['held_acceptance'])}")
+    if "last" in result:
+        report.print(f"  kept the weights of step {result['kept_step']} (best held-apart acceptance; "
+                     f"--keep last for the last): the last evaluated weights had loss "
+                     f"{result['last']['held_loss']:.3f}, acceptance {_fmt(result['last']['held_acceptance'])}")
     report.print(f"  vocabulary: {k} ranked rows cover {in_rows / max(held_tokens, 1):.1%} of held-apart answer tokens")
     report.print(f"  total {time.perf_counter() - t_start:.0f} s; wrote {path}")
     report.print(f"  use it: specscope generate \"...\" --profile {prof.name} --method mtp -k 3")

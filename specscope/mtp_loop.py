@@ -80,10 +80,20 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
 
 def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta: float, lr: float,
                minutes: float, max_tokens: int | None, amp, seed: int, checkpoint,
-               console: Console, labels: str = "target", before: dict | None = None) -> tuple[dict, bool]:
+               console: Console, labels: str = "target", before: dict | None = None,
+               keep: str = "best") -> tuple[dict, bool]:
     """AdamW over the head's weights, one sequence a step, until the time or token budget is
     spent (learning rate: short warm-up, then cosine to a tenth). Evaluates on the held-apart
-    samples and checkpoints every EVAL_EVERY_S seconds; Ctrl-C stops with the weights so far.
+    samples every EVAL_EVERY_S seconds; Ctrl-C stops.
+
+    keep="best": the head ends with the weights that scored best on the held-apart samples
+    (score: the sum of the greedy chain acceptances at steps 1..depth, the tokens a chain of
+    `depth` adds beyond the target's own), counting the weights it started with; checkpoints
+    are written only when the score improves, so the artifact is always the best so far. A
+    small training set overfits (training loss far below the held-apart one), and the last
+    weights need not be the best. keep="last": the last weights, checkpointed at every
+    evaluation. The result's held-apart numbers are those of the kept weights; "last" holds
+    the last weights' when they differ.
     `before`: a resumed head's totals (steps, tokens, seconds); the checkpoints count them in."""
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -99,16 +109,40 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
             frac = max(frac, state["tokens"] / max_tokens)
         return min(frac, 1.0)
 
-    def held() -> None:
+    best: dict = {"score": -math.inf}
+
+    def held() -> bool:
+        """Evaluate; with keep="best", remember the weights when they beat the best so far.
+        True when the current weights are the ones to keep."""
         with amp:
             state["held_loss"], state["held_acceptance"] = evaluate(head, embed, weight, rows, held_out,
                                                                     depth, beta, labels)
+        score = sum(state["held_acceptance"])
+        if keep == "last" or score > best["score"]:
+            best.update(score=score, step=state["steps"], loss=state["held_loss"],
+                        acceptance=list(state["held_acceptance"]),
+                        weights={k: v.detach().clone() for k, v in head.state_dict().items()}
+                        if keep == "best" else None)
+            return True
+        return False
 
     def totals() -> dict:
         """This run's state with a resumed head's steps, tokens and seconds added."""
         out = {**state, "seconds": round(time.perf_counter() - t0, 1)}
         for key in ("steps", "tokens", "seconds"):
             out[key] = round(out[key] + (before or {}).get(key, 0), 1)
+        return out
+
+    def kept() -> dict:
+        """totals(), with the held-apart numbers of the weights kept; the last weights' numbers
+        under "last" when those are not the ones kept."""
+        out = totals()
+        if "step" not in best:  # stopped before the first evaluation
+            return out
+        if keep == "best" and best["step"] != state["steps"]:
+            out["last"] = {"held_loss": out["held_loss"], "held_acceptance": out["held_acceptance"]}
+            out["held_loss"], out["held_acceptance"] = best["loss"], best["acceptance"]
+        out["kept_step"] = best["step"] + (before or {}).get("steps", 0)
         return out
 
     columns = [TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -144,13 +178,18 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
                     ema = st.loss if ema is None else 0.9 * ema + 0.1 * st.loss
                     state["train_loss"] = ema
                     if time.perf_counter() - last_eval > EVAL_EVERY_S:
-                        held()
-                        checkpoint(totals())
+                        if held():
+                            checkpoint(kept())
                         last_eval = time.perf_counter()
                     progress.update(task, completed=100 * used(), tokens=state["tokens"],
                                     loss=f"{ema:.3f}",
-                                    acc=" ".join(f"{a:.2f}" for a in state["held_acceptance"]))
+                                    acc=" ".join(f"{a:.2f}" for a in state["held_acceptance"])
+                                    + (f" (best {best['score']:.2f} at step {best['step']})"
+                                       if keep == "best" else ""))
             held()
         except KeyboardInterrupt:
             interrupted = True
-    return totals(), interrupted
+    result = kept()
+    if best.get("weights") is not None:  # (None: keep="last", or stopped before any evaluation)
+        head.load_state_dict(best["weights"])
+    return result, interrupted

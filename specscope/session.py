@@ -37,7 +37,8 @@ METHODS = {
     "jacobi": "Speculative Diffusion Decoding's idea, training-free: the draft model refines a "
               "whole block in a few parallel passes (Jacobi)",
     "mtp": "FastMTP: a small trained head on the target's last hidden state drafts (specscope mtp train)",
-    "mtp-tree": "FastMTP's head drafting a tree a level at a time (its runners-up where it is unsure), verified as one tree",
+    "mtp-tree": "FastMTP's head drafting a tree a level at a time (its runners-up where it is unsure), "
+                "plus a copy branch from the context (prompt lookup), verified as one tree",
 }
 NEEDS_DRAFTER = {"draft", "tree", "pool", "jacobi"}
 NEEDS_MTP_HEAD = {"mtp", "mtp-tree"}

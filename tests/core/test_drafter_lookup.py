@@ -29,6 +29,11 @@ def test_proposes_what_followed_the_most_recent_match():
     assert find_continuation([5, 6, 7, 1, 4, 6], 2) == [7, 1]
     assert find_continuation([4, 4, 4, 4], 5) == [4]  # the suffix itself never counts
     assert find_continuation([1, 2, 1, 2], 0) == [] and find_continuation([3], 4) == []
+    # overlapping copies go on through what they copied: a run, a period
+    assert find_continuation([4, 4, 4, 4], 5, overlap=True) == [4, 4, 4, 4, 4]
+    assert find_continuation([9, 1, 2, 1, 2], 5, overlap=True) == [1, 2, 1, 2, 1]
+    assert find_continuation([1, 2, 3, 7, 8, 1, 2, 3], 7, overlap=True) == [7, 8, 1, 2, 3, 7, 8]
+    assert find_continuation([5, 6, 7, 1, 4, 6], 2, min_ngram=2, overlap=True) == []
     proposal = LookupDrafter().propose(ids, 2, Shaping(), None)
     assert proposal.tokens == [7, 8] and proposal.parents == [-1, 0]
     assert proposal.q is None and proposal.q_token == [None, None]

@@ -15,17 +15,17 @@ VOCAB = 6
 PROMPT = [1, 4, 2]
 
 
-def exact_joint3(model, shaping):
+def exact_joint3(model, shaping, prompt=PROMPT):
     joint = torch.zeros(VOCAB, VOCAB, VOCAB)
     with torch.no_grad():
         def p(ctx):
             return probs_from_logits(model(torch.tensor([ctx])).logits[0, -1], shaping)
 
-        p1 = p(PROMPT)
+        p1 = p(prompt)
         for a in range(VOCAB):
-            p2 = p(PROMPT + [a])
+            p2 = p(prompt + [a])
             for b in range(VOCAB):
-                joint[a, b] = p1[a] * p2[b] * p(PROMPT + [a, b])
+                joint[a, b] = p1[a] * p2[b] * p(prompt + [a, b])
     return joint
 
 

@@ -181,3 +181,86 @@ def test_sampling_law(kind, k, shape):
     assert 0.05 < accepted / drafted < 0.9  # a tree drafts many nodes, most of them off the path
     stat, df = chi_square(counts, expected)
     assert stat < chi2_critical(df), f"chi2={stat:.1f} df={df}"
+
+
+def copy_stats(events):
+    """(accepted copy nodes, of them below another accepted node, copy nodes proposed)."""
+    accepted = deep = proposed = 0
+    drafted = None
+    for e in events:
+        if isinstance(e, Drafted):
+            drafted = e
+        elif type(e).__name__ == "Verified" and drafted is not None:
+            for i, ok in enumerate(e.accepted):
+                if drafted.q[i] is None:  # a copied node (the head's nodes carry their q)
+                    proposed += 1
+                    accepted += ok
+                    deep += ok and drafted.parents[i] >= 0
+    return accepted, deep, proposed
+
+
+SMALL = dict(vocab_size=VOCAB, seed=2, decoder_kw=dict(init=0.15, later_scale=0.5),
+             artifact=dict(ranking=torch.tensor([3, 0, 5, 1, 4, 2]), k=None, noise_seed=7))
+
+
+@pytest.mark.parametrize("shape", [dict(width=2, expand=2, floor=0.0), dict(width=3, expand=4, floor=0.05)])
+def test_greedy_output_with_the_copy_branch_is_the_targets_own(shape):
+    """The copy branch on (the default) and off: the same greedy output, and with it on, copied
+    nodes are accepted, below accepted nodes too (on a 6-token vocabulary text repeats itself;
+    the tiny 1024-token targets never do; a head over 2 kept rows leaves the copy branch the
+    tokens it cannot draft)."""
+    small = {**SMALL, "artifact": {**SMALL["artifact"], "k": 2}}  # the head drafts 2 of 6 tokens
+    on = tree_decoder("levels", context_rows=False, **small, **shape)
+    off = tree_decoder("levels", context_rows=False, copy=False, **small, **shape)
+    model = on.target.model
+    totals = [0, 0, 0]
+    for prompt in ([0, 1, 2, 3], [4, 2, 5, 1, 0], list(PROMPT)):
+        want = greedy(model, prompt, 40)[len(prompt):]
+        for k in (3, 5):
+            events, spec = run(on, prompt, method="mtp-tree", draft_len=k, max_new_tokens=40)
+            assert list(spec.token_ids) == want, (shape, k)
+            totals = [a + b for a, b in zip(totals, copy_stats(events))]
+            events, spec = run(off, prompt, method="mtp-tree", draft_len=k, max_new_tokens=40)
+            assert list(spec.token_ids) == want and copy_stats(events) == (0, 0, 0)
+    accepted, deep, proposed = totals
+    assert proposed > 20 and accepted > 5 and deep > 2, totals
+
+
+def test_the_copy_branch_follows_the_trees_own_nodes_then_hangs_below_them():
+    from specscope.core.drafters.base import Proposal
+    from specscope.core.drafters.mtp import add_copy_branch
+
+    tree = Proposal(tokens=[5, 6, 7, 8], parents=[-1, -1, 0, 2], q_token=[0.5, 0.3, 0.4, 0.2])
+    rows = add_copy_branch(tree, [5, 7, 9, 8], greedy=False, vocab=12, device="cpu")
+    assert tree.tokens == [5, 6, 7, 8, 9, 8] and tree.parents == [-1, -1, 0, 2, 2, 4]
+    assert tree.q_token[4:] == [None, None]
+    assert [int(r.argmax()) for r in rows] == [9, 8] and all(float(r.sum()) == 1 for r in rows)
+    tree = Proposal(tokens=[5], parents=[-1], q_token=[0.5])
+    assert add_copy_branch(tree, [4, 5], greedy=True, vocab=12, device="cpu") == []
+    assert tree.tokens == [5, 4, 5] and tree.parents == [-1, -1, 1]
+
+
+@pytest.mark.parametrize("shape", [dict(width=2, expand=2, floor=0.0), dict(width=1, expand=1, floor=0.0)])
+def test_sampling_law_with_copied_nodes(shape):
+    """The joint of the first three tokens with the copy branch on. The prompt ends in the
+    target's own loop (its greedy text from [4, 2, 5, 1, 0] is 4 5 5 5 ...), which the copy
+    branch continues, and the head drafts over 2 kept rows without 5: copied nodes are tried
+    after the head's sampled siblings (one-hot q), at the root and below accepted copied nodes,
+    and where the head drew a copied token the copy hangs below the head's node."""
+    loop = [4, 2, 5, 1, 0, 4, 5, 5, 5]
+    small = {**SMALL, "artifact": {**SMALL["artifact"], "k": 2}}
+    decoder = tree_decoder("levels", context_rows=False, **small, **shape)
+    n = 1500
+    expected = exact_joint3(decoder.target.model, Shaping(1.0), loop) * n
+    counts = torch.zeros(VOCAB, VOCAB, VOCAB)
+    totals = [0, 0, 0]
+    for seed in range(n):
+        controls = Controls(method="mtp-tree", draft_len=3, temperature=1.0, seed=seed, max_new_tokens=4)
+        events = list(decoder.run(loop, controls))
+        a, b, c = events[-1].summary.token_ids[:3]
+        counts[a, b, c] += 1
+        totals = [x + y for x, y in zip(totals, copy_stats(events))]
+    accepted, deep, proposed = totals
+    assert accepted > n // 2 and deep > n // 5, totals
+    stat, df = chi_square(counts, expected)
+    assert stat < chi2_critical(df), f"chi2={stat:.1f} df={df}"

@@ -22,9 +22,13 @@ from specscope.core.drafters.base import DrafterBase, Proposal
 from specscope.core.sampling import Shaping
 
 
-def find_continuation(ids: list[int], k: int, max_ngram: int = 3, min_ngram: int = 1) -> list[int]:
+def find_continuation(ids: list[int], k: int, max_ngram: int = 3, min_ngram: int = 1,
+                      overlap: bool = False) -> list[int]:
     """Up to k tokens that followed the most recent earlier occurrence of the longest suffix
-    n-gram of `ids` (max_ngram >= n >= min_ngram); [] when nothing matches."""
+    n-gram of `ids` (max_ngram >= n >= min_ngram); [] when nothing matches. The continuation
+    stops at the end of the text, or with `overlap` goes on copying what it copied (LZ77's
+    overlapping copy): in a repeated run or period, such as "5 5 5" or "ab ab ab", the latest
+    occurrence sits just before the end, and the run is what comes next."""
     if k <= 0:
         return []
     for n in range(min(max_ngram, len(ids) - 1), min_ngram - 1, -1):
@@ -35,7 +39,10 @@ def find_continuation(ids: list[int], k: int, max_ngram: int = 3, min_ngram: int
         # Scan right to left; start i must leave at least one token after the match (i + n < len).
         for end in range(len(ids) - 2, n - 2, -1):  # end: index of the match's last token
             if ids[end] == last and ids[end - n + 1:end + 1] == pattern:
-                return ids[end + 1:end + 1 + k]
+                out = ids[end + 1:end + 1 + k]
+                while overlap and len(out) < k:  # ids + out, read on from end + 1
+                    out.append(out[end + 1 + len(out) - len(ids)])
+                return out
     return []
 
 

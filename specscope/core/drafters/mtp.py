@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
+from specscope.core.drafters.lookup import find_continuation
 from specscope.core.drafters.model import RankedHead, draft_chain, draft_dist, pick
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM, common_prefix
@@ -267,14 +268,27 @@ class MTPTreeDrafter(MTPDrafter):
 
     Each fed node adds one entry to the head's cache, which attends to the committed entries,
     its own ancestors' entries and itself (a tree mask); end() drops them all.
+
+    Copy branch (`copy`, on by default): beside the head's tree, what followed the most recent
+    earlier occurrence of the context's last `copy_ngram` tokens (prompt lookup: 3 down to 2),
+    up to k tokens, from the root (overlapping copies go on: a repeated run continues). The head drafts from one hidden state and a ranking counted
+    on other answers; a summary or an answer about a given text copies whole runs of it, which
+    the copy branch proposes at no drafting cost (a few more verified nodes). Its nodes are
+    deterministic (one-hot q), fixed by the committed ids alone, so they are independent of the
+    head's draws: tried after the head's siblings, the multi-candidate verifier stays exact.
+    Where the head drafted the copied tokens itself, the branch follows the head's nodes (they
+    keep their own q) and hangs the rest below them: those nodes' presence depends only on the
+    path above them, which verification has already decided when it tries them.
     """
 
     name = "mtp-tree"
 
     def __init__(self, target: CachedLM, artifact: MTPArtifact, width: int = 4, expand: int = 4,
-                 max_nodes: int = 16, floor: float = 0.04, context_rows: bool = True) -> None:
+                 max_nodes: int = 16, floor: float = 0.04, context_rows: bool = True,
+                 copy: bool = True, copy_ngram: tuple[int, int] = (3, 2)) -> None:
         super().__init__(target, artifact, context_rows)
         self.width, self.expand, self.max_nodes, self.floor = width, expand, max_nodes, floor
+        self.copy, self.copy_ngram = copy, copy_ngram
 
     def _draft(self, ids: list[int], k: int, shaping: Shaping,
                generator: torch.Generator | None) -> Proposal:
@@ -312,6 +326,10 @@ class MTPTreeDrafter(MTPDrafter):
                 break
             states = self._feed_level(grow, out.parents, out.tokens, entry, n, dict(level))
             level = list(zip(grow, states))
+        if self.copy:
+            copied = find_continuation(ids, k, *self.copy_ngram, overlap=True)
+            q_rows += add_copy_branch(out, copied, shaping.greedy, self.target.vocab_size,
+                                      self._states[()].device)
         if q_rows:
             out.q = torch.stack(q_rows)
         return out
@@ -339,3 +357,28 @@ class MTPTreeDrafter(MTPDrafter):
         out = self.head.step(state, emb, torch.tensor([pos], device=dev), additive(allowed).to(dev),
                              self.cache)
         return out[0]
+
+
+def add_copy_branch(out: Proposal, copied: list[int], greedy: bool, vocab: int,
+                    device) -> list[torch.Tensor]:
+    """Append `copied` to the tree `out` as a chain from the root, following the tree's own
+    nodes while they hold the copied tokens (no token is verified twice), the rest as
+    deterministic nodes (q_token None). Returns the new nodes' one-hot q rows for a sampled
+    proposal's q ([] when greedy)."""
+    kids: dict[int, list[int]] = {}
+    for i, parent in enumerate(out.parents):
+        kids.setdefault(parent, []).append(i)
+    node, rows = -1, []
+    for x in copied:
+        same = next((c for c in kids.get(node, []) if out.tokens[c] == x), None)
+        if same is not None:
+            node = same
+            continue
+        kids = {}  # below a new node there is nothing to follow
+        out.tokens.append(int(x))
+        out.parents.append(node)
+        out.q_token.append(None)
+        node = len(out.tokens) - 1
+        if not greedy:
+            rows.append(torch.zeros(vocab, device=device).index_fill_(0, torch.tensor([int(x)], device=device), 1.0))
+    return rows
