@@ -29,31 +29,32 @@ mtp_app = typer.Typer(help="FastMTP: train a multi-token-prediction head on the 
 @friendly_errors
 def train(
     profile: Profile = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Prompts per category, from the end of each (bench measures from the start).")] = 3,
-    keep_apart: Annotated[Optional[int], typer.Option("--keep-apart", help="Never train on the first this many prompts of a category (what `bench --limit` measures); default 2 for the packaged set, 0 for your own --prompts file.")] = None,
-    held: Annotated[int, typer.Option("--held", help="Calibration prompts held apart to estimate acceptance.")] = DEFAULT_HELD,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Length of the target's answers.")] = 128,
-    max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", help="Skip longer prompts.")] = 768,
-    batch: Annotated[int, typer.Option("--batch", help="Prompts per self-distillation batch.")] = 8,
-    samples: Annotated[int, typer.Option("--samples", help="Answers per training prompt: the greedy one, and the rest sampled from the target at --temperature (more of its own text from the same prompts).")] = 1,
-    temperature: Annotated[float, typer.Option("--temperature", help="Temperature of the sampled answers (--samples > 1).")] = 0.8,
-    minutes: Annotated[float, typer.Option("--minutes", help="Training time budget (after the data is ready).")] = 10.0,
-    tokens: Annotated[Optional[int], typer.Option("--tokens", help="Stop after this many trained tokens.")] = None,
-    depth: Annotated[int, typer.Option("--depth", help="Draft steps unrolled in training.")] = 3,
-    beta: Annotated[float, typer.Option("--beta", help="Loss weight decay per step: beta^(j-1).")] = 0.6,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
-    vocab_k: Annotated[int, typer.Option("--vocab-k", help="Ranked vocabulary rows the head drafts over.")] = DEFAULT_VOCAB_K,
-    init: Annotated[str, typer.Option("--init", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
-    labels: Annotated[str, typer.Option("--labels", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
-    keep: Annotated[str, typer.Option("--keep", help="Which weights the artifact gets: best (those with the best held-apart acceptance, evaluated every 90 s; the starting weights count) or last.")] = "best",
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Prompts per category, from the end of each (bench measures from the start).")] = 3,
+    keep_apart: Annotated[Optional[int], typer.Option("--keep-apart", metavar="N", help="Never train on the first this many prompts of a category (what `bench --limit` measures); default 2 for the packaged set, 0 for your own --prompts file.")] = None,
+    held: Annotated[int, typer.Option("--held", metavar="N", help="Calibration prompts held apart to estimate acceptance.")] = DEFAULT_HELD,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", metavar="N", help="Length of the target's answers.")] = 128,
+    max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", metavar="N", help="Skip longer prompts.")] = 768,
+    batch: Annotated[int, typer.Option("--batch", metavar="N", help="Prompts per self-distillation batch.")] = 8,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Answers per training prompt: the greedy one, and the rest sampled at --temperature (more text from the same prompts; by the target, or --sampled-by drafter).")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", metavar="T", help="Temperature of the sampled answers (--samples > 1).")] = 0.8,
+    sampled_by: Annotated[str, typer.Option("--sampled-by", metavar="target|drafter", help="Who writes the sampled answers: the target, or the profile's drafter (about twice as many tokens a minute here; its text is labelled by the target's own distributions, like --corpus, so it needs --labels target).")] = "target",
+    minutes: Annotated[float, typer.Option("--minutes", metavar="MIN", help="Training time budget (after the data is ready).")] = 10.0,
+    tokens: Annotated[Optional[int], typer.Option("--tokens", metavar="N", help="Stop after this many trained tokens.")] = None,
+    depth: Annotated[int, typer.Option("--depth", metavar="J", help="Draft steps unrolled in training.")] = 3,
+    beta: Annotated[float, typer.Option("--beta", metavar="B", help="Loss weight decay per step: beta^(j-1).")] = 0.6,
+    lr: Annotated[float, typer.Option("--lr", metavar="LR", help="AdamW learning rate.")] = 2e-4,
+    vocab_k: Annotated[int, typer.Option("--vocab-k", metavar="K", help="Ranked vocabulary rows the head drafts over.")] = DEFAULT_VOCAB_K,
+    init: Annotated[str, typer.Option("--init", metavar="hidden|embed|auto", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
+    labels: Annotated[str, typer.Option("--labels", metavar="target|tokens", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
+    keep: Annotated[str, typer.Option("--keep", metavar="best|last", help="Which weights the artifact gets: best (those with the best held-apart acceptance, evaluated every 90 s; the starting weights count) or last.")] = "best",
     resume: Annotated[bool, typer.Option("--resume", help="Go on training the head already at --out (its weights, ranking and rows); totals add up.")] = False,
-    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="More training text, teacher-forced only (no answers generated: much cheaper a token than self-distillation): plain text, or JSONL (each line's text fields: text, content, turns, reference, prompt, response, answer; all its strings if none). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
-    corpus_tokens: Annotated[Optional[int], typer.Option("--corpus-tokens", help="Use at most this many --corpus tokens.")] = None,
-    corpus_chunk: Annotated[int, typer.Option("--corpus-chunk", help="--corpus text is cut into sequences of this many tokens.")] = 512,
-    trimmed: Annotated[Optional[Path], typer.Option("--trimmed", help="Take the token ranking from this VocabTrim artifact (default: count the answers).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffling.")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Artifact path (default: the cache, per profile).")] = None,
+    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", metavar="FILE", help="More training text, teacher-forced only (no answers generated: much cheaper a token than self-distillation): plain text, or JSONL (each line's text fields: text, content, turns, reference, prompt, response, answer; all its strings if none). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
+    corpus_tokens: Annotated[Optional[int], typer.Option("--corpus-tokens", metavar="N", help="Use at most this many --corpus tokens.")] = None,
+    corpus_chunk: Annotated[int, typer.Option("--corpus-chunk", metavar="N", help="--corpus text is cut into sequences of this many tokens.")] = 512,
+    trimmed: Annotated[Optional[Path], typer.Option("--trimmed", metavar="FILE", help="Take the token ranking from this VocabTrim artifact (default: count the answers).")] = None,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the shuffling.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="FILE", help="Artifact path (default: the cache, per profile).")] = None,
     dtype: Dtype = None,
 ) -> None:
     """Train FastMTP's head on the target's own answers; `--method mtp` then drafts with it."""
@@ -90,11 +91,18 @@ def train(
     if corpus_chunk < 8 or (corpus_tokens is not None and corpus_tokens < 1):
         raise SpecScopeError("--corpus-chunk must be >= 8 and --corpus-tokens >= 1")
     texts = read_corpus(corpus or [])
+    if sampled_by not in ("target", "drafter"):
+        raise SpecScopeError(f"--sampled-by must be target or drafter, got '{sampled_by}'")
+    if sampled_by == "drafter" and labels != "target":
+        raise SpecScopeError("--sampled-by drafter needs --labels target (the drafter's tokens are "
+                             "not the target's)")
     if samples > 1 and temperature <= 0:
         raise SpecScopeError(f"--temperature must be > 0 for sampled answers, got {temperature:g}")
     if minutes <= 0 or (tokens is not None and tokens < 1) or not 0 < beta <= 1 or lr <= 0:
         raise SpecScopeError("--minutes and --lr must be > 0, --tokens >= 1, --beta in (0, 1]")
     prof = load_profile(profile)
+    if sampled_by == "drafter" and not prof.drafter:
+        raise SpecScopeError(f"--sampled-by drafter: profile '{prof.name}' has no drafter")
     check_options(prof, None, dtype, None)
     dtype = dtype or prof.dtype
     chosen = load_prompts(prompts, None, limit, from_end=True, keep_apart=keep_apart)
@@ -159,11 +167,24 @@ def train(
         raise SpecScopeError("every prompt is held apart: use more prompts")
     # sampled answers to the training prompts only (the held-apart estimate stays on greedy text)
     train_prompts = [s.ids[:s.answer_start] for s in train_set]
+    writer, writer_file, sampled_tokens = model, data_file, 0
+    if samples > 1 and sampled_by == "drafter":
+        with bars(console) as progress:
+            writer = load_causal_lm(prof.drafter, dtype, prof.device, progress)
+        key = json.dumps([fp["head_sha256"], model_fingerprint(CachedLM(writer), prof.drafter)["head_sha256"],
+                          dtype, max_new_tokens])
+        writer_file = out.parent / "data" / f"{prof.name}-drafter-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     for n in range(1, samples):
-        more, more_resumed = self_distil_cached(model, train_prompts, max_new_tokens, eos, pad, batch,
-                                                data_file, console, n, temperature)
-        train_set += [Sample(p + ans, len(p)) for p, ans in zip(train_prompts, more)]
+        more, more_resumed = self_distil_cached(writer, train_prompts, max_new_tokens, eos, pad, batch,
+                                                writer_file, console, n, temperature,
+                                                "the drafter" if writer is not model else "the target")
+        # the drafter's text has no answer part: every position is labelled by the target's own
+        # distribution, none by the drafter's tokens (as --corpus text)
+        train_set += [Sample(p + ans, len(p) if writer is model else len(p + ans))
+                      for p, ans in zip(train_prompts, more)]
         resumed += more_resumed
+        sampled_tokens += sum(map(len, more))
+    del writer
     gen_s = time.perf_counter() - t0
     extra = corpus_samples(tokenizer, texts, corpus_chunk, corpus_tokens)
     n_answers = len(train_set)
@@ -217,6 +238,7 @@ def train(
                 "beta": beta, "lr": lr, "vocab_k": k, "dtype": dtype, "init": init, "seed": seed,
                 "labels": labels, "keep": keep, "keep_apart": keep_apart, "held_keys": sorted(held_keys),
                 "samples": samples, "temperature": temperature if samples > 1 else None,
+                "sampled_by": sampled_by if samples > 1 else None,
                 "max_prompt_tokens": max_prompt_tokens,
                 "corpus": [{"path": str(c), "sha256": hashlib.sha256(t.encode()).hexdigest()}
                            for c, t in texts],
@@ -239,7 +261,9 @@ def train(
     report = Console(highlight=False)
     report.print(f"[bold]FastMTP head[/bold] for {prof.target} ({dtype})"
                  + ("  [yellow]interrupted: kept the last weights[/yellow]" if interrupted else ""))
-    sampled = f" ({len(train_prompts)} x {samples - 1} sampled at T={temperature:g})" if samples > 1 else ""
+    sampled = (f" ({len(train_prompts)} x {samples - 1} sampled at T={temperature:g}"
+               f"{' by the drafter' if sampled_by == 'drafter' else ''}, {sampled_tokens} tokens)"
+               if samples > 1 else "")
     report.print(f"  data: {n_answers} training answers{sampled} + {len(held_out)} held-apart prompts"
                  f"{f' ({skipped} longer than {max_prompt_tokens} tokens skipped)' if skipped else ''}, "
                  f"{sum(len(s.ids) - s.answer_start for s in samples_all)} answer tokens; "

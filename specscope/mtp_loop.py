@@ -43,8 +43,8 @@ def _write_json(path: Path, data) -> None:
 
 def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos: set[int], pad: int,
                        batch: int, path: Path, console: Console, sample: int = 0,
-                       temperature: float = 0.0) -> tuple[list[list[int]], int]:
-    """The target's answers to every prompt, generated `batch` at a time (similar lengths
+                       temperature: float = 0.0, writer: str = "the target") -> tuple[list[list[int]], int]:
+    """The answers of `model` (the target; the drafter for --sampled-by drafter) to every prompt, generated `batch` at a time (similar lengths
     together, so left padding wastes little) and saved after each batch; answers already in
     `path` (keyed by the prompt's ids, and for sampled answers by sample number and temperature)
     are reused. `sample` 0 is the greedy answer; sample s > 0 is drawn at `temperature`, seeded
@@ -62,7 +62,8 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), TimeRemainingColumn()]
     with make_progress(console, columns, lines=True, transient=True) as progress:
-        what = "the target answers" if sample == 0 else f"sampled answers #{sample} (T={temperature:g})"
+        what = (f"{writer} answers" if sample == 0
+                else f"sampled answers #{sample} by {writer.removeprefix('the ')} (T={temperature:g})")
         task = progress.add_task(f"self-distillation: {what}", total=len(prompts),
                                  completed=resumed, tokens=sum(len(done[k]) for k in keys if k in done))
         for b in range(0, len(todo), batch):

@@ -98,7 +98,7 @@ def help_text(*command):
 
 
 @pytest.mark.parametrize("command", [["generate"], ["chat"], ["trim"], ["bench"],
-                                     ["layerskip-search"]])
+                                     ["layerskip-search"], ["mtp", "train"]])
 def test_metavars_read_naturally(command):
     options = help_text(*command).split("Options:")[1]  # (typer always types arguments: PROMPT <str>)
     assert not re.search(r"<\w+(\[\w+\])?>", options), options  # no <int>, <path>, <list[str]>
@@ -175,6 +175,50 @@ def test_mtp_train_samples_more_answers_for_training_prompts_only(tmp_path, monk
     assert any(v != greedy[k.split("#")[0]] for k, v in sampled.items())  # drawn, not greedy
     r = runner.invoke(app, [*common, "--samples", "3", "--temperature", "1.0"])
     assert r.exit_code == 0 and "(10 answers from" in " ".join(r.stdout.split()), r.stdout
+
+
+def test_mtp_train_samples_by_the_drafter_are_labelled_by_the_target(tmp_path, monkeypatch):
+    """--sampled-by drafter: the sampled answers are the drafter's (its own answers file), they
+    count as text with no answer part (the target's distributions label every position, the
+    drafter's tokens none), and tokens labels are refused."""
+    import json
+
+    from specscope.core.models import load_causal_lm
+    from specscope.core.mtp import read_meta
+    from specscope.profiles import load_profile
+
+    _, out, common = mtp_train_args(tmp_path, monkeypatch)
+    r = runner.invoke(app, [*common, "--samples", "2", "--sampled-by", "drafter", "--labels", "tokens"])
+    assert r.exit_code == 2 and "--sampled-by drafter needs --labels target" in r.output
+    r = runner.invoke(app, [*common, "--samples", "2", "--sampled-by", "someone"])
+    assert r.exit_code == 2 and "--sampled-by must be target or drafter" in r.output
+    r = runner.invoke(app, [*common, "--samples", "3", "--sampled-by", "drafter", "--temperature", "1.0"])
+    assert r.exit_code == 0, r.output
+    training = read_meta(out)[0]["training"]
+    assert training["sampled_by"] == "drafter" and training["n_train"] == 3 * 3
+    files = {f.name: json.loads(f.read_text()) for f in (tmp_path / "data").iterdir()}
+    [drafted] = [v for name, v in files.items() if "-drafter-" in name]
+    [greedy] = [v for name, v in files.items() if "-drafter-" not in name]
+    assert len(drafted) == 2 * 3 and all("#sample" in k for k in drafted)
+    assert len(greedy) == 4 and all("#" not in k for k in greedy)
+    # who wrote what: every sampled batch came from the drafter, the greedy ones from the target
+    # (a spy that records the model and calls through; the answers above are its real output)
+    import specscope.mtp_loop as loop
+
+    real, writers = loop.self_distill, []
+    monkeypatch.setattr(loop, "self_distill", lambda model, *a, **k: writers.append(
+        (model.config.num_hidden_layers, a[4] if len(a) > 4 else k.get("temperature"))) or real(model, *a, **k))
+    for f in (tmp_path / "data").iterdir():
+        f.unlink()
+    assert runner.invoke(app, [*common, "--samples", "3", "--sampled-by", "drafter",
+                               "--temperature", "1.0"]).exit_code == 0
+    prof = load_profile("tiny-random")
+    layers = {name: load_causal_lm(getattr(prof, name), "float32", "cpu").config.num_hidden_layers
+              for name in ("target", "drafter")}
+    assert layers["target"] != layers["drafter"]
+    assert sorted(set(writers)) == sorted({(layers["target"], 0.0), (layers["drafter"], 1.0)}), writers
+    lines = " ".join(r.stdout.split())
+    assert "sampled at T=1 by the drafter" in lines
 
 
 def test_mtp_train_corpus_adds_teacher_forced_text(tmp_path, monkeypatch):
