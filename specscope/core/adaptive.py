@@ -14,7 +14,9 @@ The costs a per-token rate does not see are counted apart:
   - the drafter's prefill: before its first draft of a run, a model drafter must read the whole
     prompt (seconds for a long prompt, compute-bound). The rule drafts only when the expected
     saving over the tokens still to generate repays it (estimated from the target's prefill
-    time times the weight ratio, then from what the first drafts of earlier runs measured);
+    time times the weight ratio, then from what the first drafts of earlier runs measured,
+    averaged; a run that stayed plain because of it forgets the measurement, so one spike
+    cannot keep every later run plain);
   - each drafted token's own cost: the drafter stops when the confidence of its path (product
     of its top probabilities) falls below the cost ratio t_draft / t_target: a token is worth
     drafting only if its chance of being accepted exceeds what it costs, relative to a target
@@ -49,9 +51,16 @@ class AdaptiveLength:
         self.remaining = 1 << 30  # tokens still to generate in this run
         self.target_prefill_s = 0.0
         self.cold = False  # the drafter has not drafted in this run yet (its prefill is ahead)
+        self.declined = False  # this run stayed plain because the drafter's prefill would not pay
 
     # ---- what the engine tells the policy at the start of a run -------------------------------
     def start_run(self, ratio: float, target_prefill_s: float, budget: int) -> None:
+        if self.cold and self.declined:
+            # the last run never drafted because of the measured prefill: that one measurement
+            # (a spike, or another prompt) must not keep every later run plain, and no draft
+            # can re-measure it while it does; start again from the weight-ratio estimate
+            self.prefill_ratio = None
+        self.declined = False
         self.ratio = ratio
         self.target_prefill_s = target_prefill_s
         self.remaining = budget
@@ -70,6 +79,7 @@ class AdaptiveLength:
             best_k, best_rate = self._best([OPTIMISTIC] * self.max_len)
             saving = self.remaining * (self._verify_time(0) - 1.0 / best_rate)  # seconds
             self.k = best_k if saving > self._drafter_prefill() else 0
+            self.declined = self.k == 0
             return self.k
         best_k, _ = self._best([a / r for a, r in zip(self.passed, self.reached)])
         if best_k == 0:
@@ -114,7 +124,9 @@ class AdaptiveLength:
                 self.cold = False
                 if self.target_prefill_s > 0:
                     prefill = max(0.0, draft_s - nodes * self._draft_time())
-                    self.prefill_ratio = prefill / self.target_prefill_s
+                    ratio = prefill / self.target_prefill_s
+                    self.prefill_ratio = ratio if self.prefill_ratio is None else (
+                        0.5 * self.prefill_ratio + 0.5 * ratio)
             else:
                 per_token = draft_s / nodes
                 self.draft_per_token = per_token if self.draft_per_token is None else (

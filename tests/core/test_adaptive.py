@@ -114,6 +114,33 @@ def test_a_drafter_prefill_that_cannot_be_repaid_keeps_the_answer_plain():
     assert short_prompt.next_length() > 0
 
 
+def test_one_slow_first_draft_does_not_keep_every_later_run_plain():
+    """The drafter's prefill is learnt from a run's first draft. A spike there (another process
+    on the CPU) may make the next run stay plain, but not every run after it: a plain run
+    cannot re-measure the prefill, so it forgets the measurement."""
+    p = AdaptiveLength(rule="cost")
+
+    def run_once(first_draft_s):
+        p.start_run(ratio=0.05, target_prefill_s=0.5, budget=64)
+        p.observe(0, 0, 0, 0.0, 0.2)
+        drafted = 0
+        for _ in range(40):
+            k = p.next_length()
+            if k:
+                drafted += 1
+                p.observe(k, k, min(k, 2), first_draft_s if drafted == 1 else 0.01 * k, 0.22)
+            else:
+                p.observe(0, 0, 0, 0.0, 0.2)
+        return drafted
+
+    assert run_once(first_draft_s=0.05) > 0
+    assert run_once(first_draft_s=400.0) > 0  # the spike: measured after this run's first draft
+    assert run_once(first_draft_s=0.05) == 0  # its prefill estimate cannot be repaid: plain
+    assert p.declined
+    assert run_once(first_draft_s=0.05) > 0  # forgotten: drafting again
+    assert run_once(first_draft_s=0.05) > 0
+
+
 def test_the_confidence_cut_off_is_the_measured_cost_ratio():
     p = AdaptiveLength(rule="cost")
     p.start_run(ratio=0.3, target_prefill_s=0.0, budget=100)
