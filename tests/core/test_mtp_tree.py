@@ -203,7 +203,17 @@ SMALL = dict(vocab_size=VOCAB, seed=2, decoder_kw=dict(init=0.15, later_scale=0.
              artifact=dict(ranking=torch.tensor([3, 0, 5, 1, 4, 2]), k=None, noise_seed=7))
 
 
-@pytest.mark.parametrize("shape", [dict(width=2, expand=2, floor=0.0), dict(width=3, expand=4, floor=0.05)])
+def deepest(events):
+    """The deepest drafted node of a run (1 = a child of the root)."""
+    most = 0
+    for e in events:
+        if isinstance(e, Drafted) and len(e.parents):
+            most = max(most, max(depths(list(e.parents))) + 1)
+    return most
+
+
+@pytest.mark.parametrize("shape", [dict(width=2, expand=2, floor=0.0), dict(width=3, expand=4, floor=0.05),
+                                   dict(width=2, expand=2, floor=0.0, copy_len=8)])
 def test_greedy_output_with_the_copy_branch_is_the_targets_own(shape):
     """The copy branch on (the default) and off: the same greedy output, and with it on, copied
     nodes are accepted, below accepted nodes too (on a 6-token vocabulary text repeats itself;
@@ -220,6 +230,10 @@ def test_greedy_output_with_the_copy_branch_is_the_targets_own(shape):
             events, spec = run(on, prompt, method="mtp-tree", draft_len=k, max_new_tokens=40)
             assert list(spec.token_ids) == want, (shape, k)
             totals = [a + b for a, b in zip(totals, copy_stats(events))]
+            # copy_len: the copied chain may go deeper than the head's k; without it, never
+            assert deepest(events) <= max(k, shape.get("copy_len", 0))
+            if "copy_len" in shape and k == 3 and prompt == [4, 2, 5, 1, 0]:
+                assert deepest(events) > k, "the copy branch stopped at k"
             events, spec = run(off, prompt, method="mtp-tree", draft_len=k, max_new_tokens=40)
             assert list(spec.token_ids) == want and copy_stats(events) == (0, 0, 0)
     accepted, deep, proposed = totals
@@ -240,7 +254,8 @@ def test_the_copy_branch_follows_the_trees_own_nodes_then_hangs_below_them():
     assert tree.tokens == [5, 4, 5] and tree.parents == [-1, -1, 1]
 
 
-@pytest.mark.parametrize("shape", [dict(width=2, expand=2, floor=0.0), dict(width=1, expand=1, floor=0.0)])
+@pytest.mark.parametrize("shape", [dict(width=2, expand=2, floor=0.0), dict(width=1, expand=1, floor=0.0),
+                                   dict(width=2, expand=2, floor=0.0, copy_len=6)])
 def test_sampling_law_with_copied_nodes(shape):
     """The joint of the first three tokens with the copy branch on. The prompt ends in the
     target's own loop (its greedy text from [4, 2, 5, 1, 0] is 4 5 5 5 ...), which the copy

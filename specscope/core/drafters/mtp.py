@@ -286,10 +286,10 @@ class MTPTreeDrafter(MTPDrafter):
 
     def __init__(self, target: CachedLM, artifact: MTPArtifact, width: int = 4, expand: int = 4,
                  max_nodes: int = 16, floor: float = 0.04, context_rows: bool = True,
-                 copy: bool = True, copy_ngram: tuple[int, int] = (3, 2)) -> None:
+                 copy: bool = True, copy_ngram: tuple[int, int] = (3, 2), copy_len: int = 0) -> None:
         super().__init__(target, artifact, context_rows)
         self.width, self.expand, self.max_nodes, self.floor = width, expand, max_nodes, floor
-        self.copy, self.copy_ngram = copy, copy_ngram
+        self.copy, self.copy_ngram, self.copy_len = copy, copy_ngram, copy_len
 
     def _draft(self, ids: list[int], k: int, shaping: Shaping,
                generator: torch.Generator | None) -> Proposal:
@@ -328,7 +328,7 @@ class MTPTreeDrafter(MTPDrafter):
             states = self._feed_level(grow, out.parents, out.tokens, entry, n, dict(level))
             level = list(zip(grow, states))
         if self.copy:
-            copied = find_continuation(ids, k, *self.copy_ngram, overlap=True)
+            copied = find_continuation(ids, max(k, self.copy_len), *self.copy_ngram, overlap=True)
             q_rows += add_copy_branch(out, copied, shaping.greedy, self.target.vocab_size,
                                       self._states[()].device)
         if q_rows:
