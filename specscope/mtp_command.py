@@ -38,7 +38,7 @@ def train(
     batch: Annotated[int, typer.Option("--batch", metavar="N", help="Prompts per self-distillation batch.")] = 8,
     samples: Annotated[int, typer.Option("--samples", metavar="N", help="Answers per training prompt: the greedy one, and the rest sampled at --temperature (more text from the same prompts; by the target, or --sampled-by drafter).")] = 1,
     temperature: Annotated[float, typer.Option("--temperature", metavar="T", help="Temperature of the sampled answers (--samples > 1).")] = 0.8,
-    sampled_by: Annotated[str, typer.Option("--sampled-by", metavar="target|drafter", help="Who writes the sampled answers: the target, or the profile's drafter (about twice as many tokens a minute here; its text is labelled by the target's own distributions, like --corpus, so it needs --labels target).")] = "target",
+    sampled_by: Annotated[str, typer.Option("--sampled-by", metavar="target|drafter", help="Who writes the sampled answers: the target, or the profile's drafter (a smaller model of the same family: more text for the time; its text is labelled by the target's own distributions, like --corpus, so it needs --labels target).")] = "target",
     minutes: Annotated[float, typer.Option("--minutes", metavar="MIN", help="Training time budget (after the data is ready).")] = 10.0,
     tokens: Annotated[Optional[int], typer.Option("--tokens", metavar="N", help="Stop after this many trained tokens.")] = None,
     depth: Annotated[int, typer.Option("--depth", metavar="J", help="Draft steps unrolled in training.")] = 3,
