@@ -145,8 +145,7 @@ def train(
     fp = model_fingerprint(target, prof.target)
     # one answers file per target, dtype and length: answers are keyed by their prompt inside it,
     # so another --limit or prompt file reuses every answer it shares
-    key = json.dumps([fp["head_sha256"], dtype, max_new_tokens])
-    data_file = out.parent / "data" / f"{prof.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    data_file = answers_file(out, prof.name, [fp["head_sha256"], dtype, max_new_tokens])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos or {0})
 
     t0 = time.perf_counter()
@@ -167,20 +166,21 @@ def train(
         raise SpecScopeError("every prompt is held apart: use more prompts")
     # sampled answers to the training prompts only (the held-apart estimate stays on greedy text)
     train_prompts = [s.ids[:s.answer_start] for s in train_set]
+    by_drafter = samples > 1 and sampled_by == "drafter"
     writer, writer_file, sampled_tokens = model, data_file, 0
-    if samples > 1 and sampled_by == "drafter":
+    if by_drafter:
         with bars(console) as progress:
             writer = load_causal_lm(prof.drafter, dtype, prof.device, progress)
-        key = json.dumps([fp["head_sha256"], model_fingerprint(CachedLM(writer), prof.drafter)["head_sha256"],
-                          dtype, max_new_tokens])
-        writer_file = out.parent / "data" / f"{prof.name}-drafter-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+        drafter_sha = model_fingerprint(CachedLM(writer), prof.drafter)["head_sha256"]
+        writer_file = answers_file(out, f"{prof.name}-drafter",
+                                   [fp["head_sha256"], drafter_sha, dtype, max_new_tokens])
     for n in range(1, samples):
         more, more_resumed = self_distil_cached(writer, train_prompts, max_new_tokens, eos, pad, batch,
                                                 writer_file, console, n, temperature,
-                                                "the drafter" if writer is not model else "the target")
+                                                f"the {sampled_by}")
         # the drafter's text has no answer part: every position is labelled by the target's own
         # distribution, none by the drafter's tokens (as --corpus text)
-        train_set += [Sample(p + ans, len(p) if writer is model else len(p + ans))
+        train_set += [Sample(p + ans, len(p + ans) if by_drafter else len(p))
                       for p, ans in zip(train_prompts, more)]
         resumed += more_resumed
         sampled_tokens += sum(map(len, more))
@@ -262,7 +262,7 @@ def train(
     report.print(f"[bold]FastMTP head[/bold] for {prof.target} ({dtype})"
                  + ("  [yellow]interrupted: kept the last weights[/yellow]" if interrupted else ""))
     sampled = (f" ({len(train_prompts)} x {samples - 1} sampled at T={temperature:g}"
-               f"{' by the drafter' if sampled_by == 'drafter' else ''}, {sampled_tokens} tokens)"
+               f"{' by the drafter' if by_drafter else ''}, {sampled_tokens} tokens)"
                if samples > 1 else "")
     report.print(f"  data: {n_answers} training answers{sampled} + {len(held_out)} held-apart prompts"
                  f"{f' ({skipped} longer than {max_prompt_tokens} tokens skipped)' if skipped else ''}, "
@@ -361,6 +361,13 @@ def corpus_samples(tokenizer, texts: list[tuple[Path, str]], chunk: int, limit: 
             if left is not None:
                 left -= len(piece)
     return out
+
+
+def answers_file(out: Path, stem: str, key: list) -> Path:
+    """The cache of generated answers beside the artifact: one file per writer model, dtype and
+    answer length (`key`); answers are keyed by their prompt inside it."""
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+    return out.parent / "data" / f"{stem}-{digest}.json"
 
 
 def prompt_key(ids: list[int]) -> str:
