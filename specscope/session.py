@@ -177,6 +177,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         def mtp_drafter():
             from specscope.core.drafters.mtp import MTPDrafter
             from specscope.core.mtp import load_artifact
+            from specscope.core.packed import pack_model
             from specscope.core.quant import quantize_model
 
             if not artifact:
@@ -184,6 +185,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
                 # the head is this method's drafter, so --draft-quant applies to its own linears
                 # (W and the decoder layer; the LM head it shares is the target's)
                 quantize_model(loaded.head, profile.draft_quant)
+                pack_model(loaded.head)  # float32 on a CPU: what is left unquantized
                 artifact.append(loaded)
             return MTPDrafter(target, artifact[0])
 

@@ -102,5 +102,5 @@ def memory_bandwidth_gbs(mb: int = 256, repeats: int = 5) -> float:
 
 def weight_bytes(lm) -> int:
     """Bytes of weights one decoding pass reads (embedding lookup excluded)."""
-    per = lm.head.weight.element_size()
+    per = lm.embed.weight.element_size()  # the model's dtype (the head may be quantized or packed)
     return lm.read_params() * per

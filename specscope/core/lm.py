@@ -110,6 +110,12 @@ def logit_transform(config):
     return apply
 
 
+def apply_rows(hidden: torch.Tensor, rows) -> torch.Tensor:
+    """Some of a head's rows (`head_rows`, then `[:k]`) over hidden: a tensor, or a quantized or
+    packed slice (a module)."""
+    return torch.nn.functional.linear(hidden, rows) if isinstance(rows, torch.Tensor) else rows(hidden)
+
+
 class CachedLM:
     prefill_chunk = PREFILL_CHUNK  # tokens a pass over long inputs (tests set small ones)
 
@@ -176,18 +182,21 @@ class CachedLM:
         return self._body_params + rows * self.hidden_size
 
     def quantize(self, mode: str, progress=None) -> None:
-        """Weight-only quantization of every Linear, the head included: 'none', 'int8', 'int4'.
+        """Weight-only quantization of every Linear, the head included: 'none', 'int8', 'int4';
+        then, in float32 on a CPU, the linears left unquantized are packed (packed.py).
         Through the on-disk cache (quant_cache.py) where the model has a local source: a later
         load memory-maps the codes instead of reading the weights to quantize them again. Build
         with check=False and call check_logits() afterwards, so the check does not read (and
         make resident) the unquantized weights."""
+        from specscope.core.packed import pack_model
         from specscope.core.quant_cache import quantize_cached
 
         if mode != "none":
             quantize_cached(self.model, mode, progress=progress)
-            self.head = self.model.get_output_embeddings()
             self.quant = mode
-            self._body_params = None
+        pack_model(self.model)  # float32 on a CPU: the linears left run on packed weights
+        self.head = self.model.get_output_embeddings()
+        self._body_params = None
 
     def head_rows(self, index: torch.Tensor):
         """The head's rows `index`, in that order, for `logits(hidden, rows[:k])`: a weight tensor,
@@ -289,11 +298,5 @@ class CachedLM:
     def logits(self, hidden: torch.Tensor, weight=None) -> torch.Tensor:
         """Float32 logits over the full vocabulary, or over the rows of `weight` (a slice of
         `head_rows`, e.g. VocabTrim's ranked rows: a tensor, or a quantized linear)."""
-        if weight is None:
-            out = self.head(hidden)
-        elif isinstance(weight, torch.Tensor):
-            out = torch.nn.functional.linear(hidden, weight)
-        else:
-            out = weight(hidden)  # a quantized slice of the head
-        out = out.float()
+        out = (self.head(hidden) if weight is None else apply_rows(hidden, weight)).float()
         return self._after_head(out) if self._after_head else out

@@ -110,7 +110,10 @@ class MTPHead(nn.Module):
         return DynamicCache(config=self.config)
 
     def param_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Its weights, quantized or packed linears counted at their full shapes."""
+        from specscope.core.quant import weight_count
+
+        return weight_count(self)
 
 
 def additive(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

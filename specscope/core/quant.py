@@ -50,6 +50,31 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1]).contiguous()
 
 
+def aligned(t: torch.Tensor | None) -> torch.Tensor | None:
+    """t, copied where its data does not start on a 64-byte boundary. Codes memory-mapped from
+    the quantized-weights cache can start anywhere in the file, and the weight-only kernels'
+    bfloat16 paths crash (a segmentation fault) on unaligned codes."""
+    return t if t is None or t.data_ptr() % 64 == 0 else t.clone()
+
+
+def _kernel_dtype(x2: torch.Tensor) -> torch.dtype:
+    """The activations' dtype on the kernel path: float32 inputs run in bfloat16 (the weight-only
+    kernels take 13-26x longer on float32 inputs, measured; the weights are 4 or 8 bits anyway).
+    The int8 kernel's bfloat16 path needs whole 16-input blocks (it crashes on others)."""
+    if x2.dtype == torch.float32 and x2.shape[-1] % 16 == 0:
+        return torch.bfloat16
+    return x2.dtype
+
+
+def _as(t: torch.Tensor, dtype: torch.dtype, memo: dict) -> torch.Tensor:
+    """t in dtype, converted once (per layer, per dtype)."""
+    if t.dtype == dtype:
+        return t
+    if dtype not in memo:
+        memo[dtype] = t.to(dtype)
+    return memo[dtype]
+
+
 class QuantLinear(nn.Module):
     """Common parts: shapes, bias, and `weight` as a dequantized copy (for inspection and tests;
     it costs a full dequantization, so the forward pass never uses it on the kernel path)."""
@@ -60,6 +85,7 @@ class QuantLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self._memo: dict = {}  # scales in the kernel's activation dtype, converted once
 
     @property
     def weight(self) -> torch.Tensor:
@@ -82,7 +108,7 @@ class Int8Linear(QuantLinear):
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__(q.shape[1], q.shape[0], bias)
-        self.register_buffer("q", q)  # [out, in] int8
+        self.register_buffer("q", aligned(q))  # [out, in] int8
         self.register_buffer("scale", scale)  # [out], the model's dtype
 
     @classmethod
@@ -98,7 +124,9 @@ class Int8Linear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = _flat(x)
         if _use_kernel(x2):
-            y = torch.ops.aten._weight_int8pack_mm(x2, self.q, self.scale.to(x2.dtype))
+            dt = _kernel_dtype(x2)
+            y = torch.ops.aten._weight_int8pack_mm(x2.to(dt), self.q, _as(self.scale, dt, self._memo))
+            y = y.to(x2.dtype)
         else:
             y = F.linear(x2, self.q.to(x2.dtype)) * self.scale.to(x2.dtype)
         return self._finish(y, x)
@@ -140,7 +168,7 @@ class Int4Linear(QuantLinear):
         self.group_size = group_size
         self.register_buffer("nibbles", nibbles)
         self.register_buffer("pairs", pairs)  # [in/group, rows, 2], the model's dtype
-        self.register_buffer("packed", packed)
+        self.register_buffer("packed", aligned(packed))
 
     @staticmethod
     def kernel_fits(out_features: int, in_features: int, group_size: int) -> bool:
@@ -185,7 +213,9 @@ class Int4Linear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = _flat(x)
         if self.packed is not None and _use_kernel(x2):
-            y = self._kernel(x2, self.pairs.to(x2.dtype))[:, : self.out_features]
+            dt = _kernel_dtype(x2)
+            y = self._kernel(x2.to(dt), _as(self.pairs, dt, self._memo))[:, : self.out_features]
+            y = y.to(x2.dtype)
         else:
             y = F.linear(x2, self.dequantize(x2.dtype))
         return self._finish(y, x)

@@ -74,15 +74,22 @@ class RankedHead:
         self.ranking = ranking.to(lm.device)
         self.default_k = default_k
         self._rows: torch.Tensor | None = None
+        self._cuts: dict[int, object] = {}  # k -> rows[:k], the last few k used
 
     def __len__(self) -> int:
         return len(self.ranking)
 
     def rows(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the first k ranked rows of the head, their token ids)."""
+        """(the first k ranked rows of the head, their token ids). The rows are a tensor, or a
+        quantized or packed slice (a module); cuts are kept for the last few k, since cutting a
+        packed head packs the cut."""
         if self._rows is None:
-            self._rows = self.lm.head_rows(self.ranking)  # a tensor, or a quantized slice
-        return self._rows[:k], self.ranking[:k]
+            self._rows = self.lm.head_rows(self.ranking)
+        if k not in self._cuts:
+            if len(self._cuts) >= 4:
+                self._cuts.pop(next(iter(self._cuts)))
+            self._cuts[k] = self._rows[:k]
+        return self._cuts[k], self.ranking[:k]
 
 
 class ModelDrafter(DrafterBase):

@@ -24,7 +24,7 @@ from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.drafters.lookup import find_continuation
 from specscope.core.drafters.model import RankedHead, draft_chain, draft_dist, pick
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, common_prefix
+from specscope.core.lm import CachedLM, apply_rows, common_prefix
 from specscope.core.mtp import MTPArtifact, additive, cache_len, causal_after
 from specscope.core.sampling import Shaping
 from specscope.core.window import cache_bytes
@@ -104,10 +104,10 @@ class MTPDrafter(DrafterBase):
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """The shared LM head over the drafting rows: [..., d] -> [..., rows]."""
         weight, _ = self.ranked.rows(self.vocab_top_k)
-        out = torch.nn.functional.linear(states, weight)
+        out = apply_rows(states, weight)
         extra, _, _ = self._extras()
         if extra is not None:
-            out = torch.cat([out, torch.nn.functional.linear(states, extra)], -1)
+            out = torch.cat([out, apply_rows(states, extra)], -1)
         return out
 
     def observe_target(self, start: int, hidden: torch.Tensor) -> None:
