@@ -37,16 +37,15 @@ class PackedLinear(QuantLinear):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, keep_dense: bool = False) -> None:
         super().__init__(weight.shape[1], weight.shape[0], bias)
-        weight = weight.detach()
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
-        self.dense = weight if keep_dense else None
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
+        self.dense = weight if keep_dense else None  # the Parameter itself (tied: the embedding's)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, keep_dense: bool = False) -> PackedLinear:
         return cls(linear.weight, linear.bias, keep_dense)
 
     def dequantize(self) -> torch.Tensor:
-        return self.dense if self.dense is not None else self.packed.to_dense()
+        return self.dense.detach() if self.dense is not None else self.packed.to_dense()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.packed, self.bias,
@@ -73,4 +72,16 @@ def pack_model(model: nn.Module) -> int:
     for parent, name in swaps:
         child = getattr(parent, name)
         setattr(parent, name, PackedLinear.from_linear(child, keep_dense=child is head))
+    if swaps:
+        _own_the_rest(model)
     return len(swaps)
+
+
+@torch.no_grad()
+def _own_the_rest(model: nn.Module) -> None:
+    """Copy the tensors left (embedding, norms, biases) out of the weights file. transformers
+    memory-maps it and every tensor keeps the whole mapping alive, so without this the pages the
+    packing read stay mapped beside the packed copy: 13.1 GB resident for the embedded float32
+    target and drafter instead of 7.3 (measured)."""
+    for t in list(model.parameters()) + [b for b in model.buffers() if b is not None]:
+        t.data = t.data.clone()

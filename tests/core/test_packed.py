@@ -58,7 +58,8 @@ def test_pack_model_swaps_every_float32_linear_on_a_cpu(monkeypatch):
     lm.quantize("none")  # float32 on a CPU: packs
     assert not any(isinstance(m, nn.Linear) for m in model.modules())
     assert sum(isinstance(m, PackedLinear) for m in model.modules()) == n_linear
-    assert isinstance(lm.head, PackedLinear) and lm.head.dense is not None
+    assert isinstance(lm.head, PackedLinear)
+    assert lm.head.dense is model.get_input_embeddings().weight  # tied: no second plain copy
     assert lm.read_params() == plain.read_params() and lm.read_params(100) == plain.read_params(100)
     ids = [5, 17, 230, 41, 9, 9]
     torch.testing.assert_close(lm.logits(lm.forward(ids, 3)), plain.logits(plain.forward(ids, 3)),
