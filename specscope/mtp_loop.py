@@ -43,11 +43,12 @@ def _write_json(path: Path, data) -> None:
 
 def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos: set[int], pad: int,
                        batch: int, path: Path, console: Console, sample: int = 0,
-                       temperature: float = 0.0, writer: str = "the target") -> tuple[list[list[int]], int]:
-    """The answers of `model` (the target; the drafter for --sampled-by drafter) to every prompt, generated `batch` at a time (similar lengths
-    together, so left padding wastes little) and saved after each batch; answers already in
-    `path` (keyed by the prompt's ids, and for sampled answers by sample number and temperature)
-    are reused. `sample` 0 is the greedy answer; sample s > 0 is drawn at `temperature`, seeded
+                       temperature: float = 0.0,
+                       writer: str = "the target") -> tuple[list[list[int]], int]:
+    """The answers of `model` (the target; the drafter for --sampled-by drafter) to every
+    prompt, generated `batch` at a time (similar lengths together, so left padding wastes little)
+    and saved after each batch; answers already in `path` (keyed by the prompt's ids, and for
+    sampled answers by sample number and temperature) are reused. `sample` 0 is the greedy answer; sample s > 0 is drawn at `temperature`, seeded
     by s and the batch. Returns (answers, how many came from the file)."""
     done: dict[str, list[int]] = {}
     if path.is_file():
