@@ -65,10 +65,10 @@ def train(
     from specscope.core.lm import CachedLM
     from specscope.core.models import eos_ids, load_causal_lm, load_tokenizer
     from specscope.core.mtp import INITS, MTPHead, artifact_path, load_artifact, save_artifact
-    from specscope.core.mtp_train import LABELS, Sample, evaluate, label_rows, teacher_hidden
+    from specscope.core.mtp_train import LABELS, Sample, evaluate, label_rows
     from specscope.core.vocab import model_fingerprint
     from specscope.frontends.loading import check_options, quiet_libraries
-    from specscope.mtp_loop import bars, self_distil_cached, train_loop
+    from specscope.mtp_loop import bars, hidden_cached, self_distil_cached, train_loop
     from specscope.profiles import load_profile
     from specscope.prompts import load_prompts
     from specscope.session import encode_prompt
@@ -151,7 +151,7 @@ def train(
     t0 = time.perf_counter()
     answers, resumed = self_distil_cached(model, [ids for _, ids in encoded], max_new_tokens, eos,
                                           pad, batch, data_file, console)
-    greedy = [Sample(ids + ans, len(ids)) for (_, ids), ans in zip(encoded, answers)]
+    greedy = [Sample(ids + ans, len(ids), prompt_len=len(ids)) for (_, ids), ans in zip(encoded, answers)]
     if previous is None:
         held_keys = spaced_keys([ids for _, ids in encoded], held)
     else:  # the earlier runs' held-apart prompts: never trained on, and comparable estimates
@@ -180,7 +180,9 @@ def train(
                                                 f"the {sampled_by}")
         # the drafter's text has no answer part: every position is labelled by the target's own
         # distribution, none by the drafter's tokens (as --corpus text)
-        train_set += [Sample(p + ans, len(p + ans) if by_drafter else len(p))
+        # the prompt is trained on once, with its greedy answer: here it is context only
+        train_set += [Sample(p + ans, len(p + ans) if by_drafter else len(p), prompt_len=len(p),
+                             loss_from=max(0, len(p) - 2))
                       for p, ans in zip(train_prompts, more)]
         resumed += more_resumed
         sampled_tokens += sum(map(len, more))
@@ -192,11 +194,10 @@ def train(
     samples_all = train_set + held_out
 
     t0 = time.perf_counter()
-    with bars(console) as progress:
-        for i, s in enumerate(samples_all):
-            progress("teacher-forced hidden states", i, len(samples_all))
-            s.hidden = teacher_hidden(model, s.ids)
-        progress("teacher-forced hidden states", len(samples_all), len(samples_all))
+    # cached per target, dtype and device: a --resume or a run with more samples computes only
+    # the sequences it has not seen
+    hidden_dir = out.parent / "hidden" / answers_file(out, prof.name, hidden_key(model, fp, dtype)).stem
+    hidden_new, hidden_loaded = hidden_cached(model, samples_all, hidden_dir, console)
     hidden_s = time.perf_counter() - t0
 
     vocab = target.vocab_size
@@ -268,7 +269,8 @@ def train(
                  f"{f' ({skipped} longer than {max_prompt_tokens} tokens skipped)' if skipped else ''}, "
                  f"{sum(len(s.ids) - s.answer_start for s in samples_all)} answer tokens; "
                  f"self-distillation {gen_s:.0f} s"
-                 f"{f' ({resumed} answers from {data_file})' if resumed else ''}, hidden states {hidden_s:.0f} s")
+                 f"{f' ({resumed} answers from {data_file})' if resumed else ''}, hidden states {hidden_s:.0f} s"
+                 f" ({hidden_new} sequences computed, {hidden_loaded} read from {hidden_dir})")
     if extra:
         report.print(f"  corpus: {sum(len(s.ids) for s in extra)} tokens in {len(extra)} sequences "
                      f"of at most {corpus_chunk}, from {', '.join(str(c) for c, _ in texts)}")
@@ -368,6 +370,15 @@ def answers_file(out: Path, stem: str, key: list) -> Path:
     answer length (`key`); answers are keyed by their prompt inside it."""
     digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
     return out.parent / "data" / f"{stem}-{digest}.json"
+
+
+def hidden_key(model, fp: dict, dtype: str) -> list:
+    """What the target's hidden states depend on: its identity (source, shape, head rows), a
+    checksum of its final norm (which any change to the body's weights moves), dtype, device."""
+    norm = getattr(getattr(model, "base_model", None), "norm", None)
+    body = (hashlib.sha256(norm.weight.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
+            if getattr(norm, "weight", None) is not None else "")
+    return [fp, body, dtype, next(model.parameters()).device.type]
 
 
 def prompt_key(ids: list[int]) -> str:

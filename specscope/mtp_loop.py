@@ -3,6 +3,7 @@ with a resumable on-disk cache, and the training loop with its budget, evaluatio
 checkpoints."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from specscope.core.mtp_train import evaluate, self_distill, sequence_loss
+from specscope.core.mtp_train import Sample, evaluate, self_distill, sequence_loss, teacher_hidden_shared
 from specscope.frontends.loading import loading_progress
 from specscope.frontends.progress import make_progress
 
@@ -78,6 +79,63 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
             progress.update(task, completed=sum(k in done for k in keys),
                             tokens=sum(len(done[k]) for k in keys if k in done))
     return [done[k] for k in keys], resumed
+
+
+def _hidden_path(folder: Path, ids: list[int]) -> Path:
+    return folder / f"{hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:24]}.safetensors"
+
+
+def hidden_cached(model, samples: list[Sample], folder: Path | None,
+                  console: Console) -> tuple[int, int]:
+    """Set every sample's teacher-forced hidden states: read from `folder` (one safetensors file
+    per sequence, named by its ids' digest; the folder is per target, dtype and device) where
+    there, else computed (the samples of one prompt together: the prompt runs once) and saved
+    there (temp file, then rename). Returns (computed, loaded) sequence counts."""
+    from safetensors.torch import load_file, save_file
+
+    groups: dict[tuple, list[Sample]] = {}
+    for i, s in enumerate(samples):
+        key = tuple(s.ids[:s.prompt_len]) if s.prompt_len else ("alone", i)
+        groups.setdefault(key, []).append(s)
+    loaded = computed = 0
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with make_progress(console, columns, lines=True, transient=True) as progress:
+        task = progress.add_task("teacher-forced hidden states", total=len(samples), tokens=0)
+        tokens = 0
+        for group in groups.values():
+            todo = []
+            for s in group:
+                path = folder and _hidden_path(folder, s.ids)
+                if path and path.is_file():
+                    try:
+                        h = load_file(str(path))["hidden"]
+                        if h.shape[0] == len(s.ids):
+                            s.hidden, loaded = h.to(model.device), loaded + 1
+                            continue
+                    except Exception:  # a damaged file: compute it again
+                        pass
+                todo.append(s)
+            if todo:
+                n = todo[0].prompt_len if len(todo) > 1 else len(todo[0].ids)
+                states = teacher_hidden_shared(model, todo[0].ids[:n], [s.ids[n:] for s in todo])
+                for s, h in zip(todo, states):
+                    s.hidden = h
+                    computed += 1
+                    if folder is not None:
+                        folder.mkdir(parents=True, exist_ok=True)
+                        path = _hidden_path(folder, s.ids)
+                        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+                        os.close(fd)
+                        try:
+                            save_file({"hidden": h.detach().cpu().contiguous()}, tmp)
+                            os.replace(tmp, path)
+                        except BaseException:
+                            Path(tmp).unlink(missing_ok=True)
+                            raise
+                tokens += n + sum(len(s.ids) - n for s in todo)
+            progress.update(task, advance=len(group), tokens=tokens)
+    return computed, loaded
 
 
 def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta: float, lr: float,

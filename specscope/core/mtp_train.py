@@ -18,7 +18,9 @@ Labels come in two kinds (`labels=`):
   (KL divergence; the target computed it in the teacher-forced pass, so it costs one matmul).
   A distribution says more than its argmax (how sure the target is, and its runners-up), and the
   prompt's positions become training data too: 2.4x the labelled positions of the answers alone
-  on the default calibration set.
+  on the default calibration set. A prompt with several answers (--samples) is trained on
+  once: its further answers start their loss at the answer (`Sample.loss_from`; the prompt is
+  their context), and its hidden states are computed once (`teacher_hidden_shared`).
 - "tokens": cross-entropy against the target's greedy answer tokens only (FastMTP's recipe).
 
 Either way the distributions and tokens are restricted to the ranking's first K rows: the head
@@ -40,6 +42,8 @@ class Sample:
     ids: list[int]  # prompt + answer
     answer_start: int  # index of the first answer token
     hidden: torch.Tensor | None = None  # [T, d], the target's final hidden states
+    prompt_len: int = 0  # the prompt's tokens (samples of one prompt share its hidden states)
+    loss_from: int = 0  # origins before this are context only (a prompt another sample trains on)
 
 
 @torch.inference_mode()
@@ -77,6 +81,30 @@ def teacher_hidden(model, ids: list[int]) -> torch.Tensor:
     """The target's final hidden states [T, d] over ids, in one pass."""
     device = next(model.parameters()).device
     return model.base_model(input_ids=torch.tensor([ids], device=device)).last_hidden_state[0].clone()
+
+
+@torch.inference_mode()
+def teacher_hidden_shared(model, prompt: list[int], tails: list[list[int]]) -> list[torch.Tensor]:
+    """teacher_hidden(prompt + tail) for each tail, the prompt run once: each tail continues
+    from the prompt's KV cache, which is cropped back to the prompt after it (several answers to
+    one prompt cost the prompt once)."""
+    device = next(model.parameters()).device
+    out = model.base_model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
+    head, cache = out.last_hidden_state[0], out.past_key_values
+    states = []
+    for tail in tails:
+        if not tail:
+            states.append(head.clone())
+            continue
+        more = model.base_model(input_ids=torch.tensor([tail], device=device), past_key_values=cache,
+                                use_cache=True).last_hidden_state[0]
+        states.append(torch.cat([head, more]))
+        try:
+            cache.crop(-len(tail))  # negative: drop the answer again
+        except (RuntimeError, ValueError):  # a cache that cannot roll back (a full sliding window)
+            cache = model.base_model(input_ids=torch.tensor([prompt], device=device),
+                                     use_cache=True).past_key_values
+    return states
 
 
 def unroll_mask(n: int, first: int, step: int) -> torch.Tensor:
@@ -182,8 +210,8 @@ def sequence_loss(head: MTPHead, embed, weight: torch.Tensor, rows: torch.Tensor
     its greedy chain hits on the answer tokens."""
     if len(sample.ids) < 3:
         return None, StepStats(0.0, 0, [0] * depth, [0] * depth)
-    if labels == "target":
-        first = 0  # every position has a label
+    if labels == "target":  # every position has a label, from the sample's own text on
+        first = max(0, min(sample.loss_from, len(sample.ids) - 3))
     else:
         first = max(0, min(sample.answer_start - depth - 1, len(sample.ids) - 3))  # first with a label
     logits = unrolled_logits(head, embed, sample.hidden, sample.ids, depth, weight, first)

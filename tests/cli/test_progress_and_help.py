@@ -283,3 +283,29 @@ def test_a_trained_head_drafts_in_generate_and_draft_quant_quantizes_it(tmp_path
     head = session.decoder.drafter("mtp").head
     assert isinstance(head.proj, QuantLinear) and isinstance(head.block.mlp.down_proj, QuantLinear)
     assert not isinstance(session.target.model.lm_head, (Int8Linear, Int4Linear))  # (packed: float32)
+
+
+def test_mtp_train_keeps_the_hidden_states_and_reads_them_back(tmp_path, monkeypatch):
+    """The teacher-forced hidden states are saved beside the artifact, one file a sequence: a
+    second run computes none of them and scores its starting head exactly as the first did; a
+    damaged file is computed again."""
+    from specscope.core.mtp import read_meta
+
+    _, out, common = mtp_train_args(tmp_path, monkeypatch)
+    args = [*common, "--samples", "2", "--temperature", "1.0", "--init", "auto"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    first = read_meta(out)[0]["training"]
+    [folder] = (tmp_path / "hidden").iterdir()
+    files = sorted(folder.glob("*.safetensors"))
+    assert len(files) == 4 + 3  # 4 greedy answers (one held apart), 3 sampled
+    assert "(7 sequences computed, 0 read from" in " ".join(r.stdout.split())
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "(0 sequences computed, 7 read from" in " ".join(r.stdout.split())
+    assert read_meta(out)[0]["training"]["init_scores"] == first["init_scores"]
+    files[0].write_bytes(b"not a safetensors file")
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "(1 sequences computed, 6 read from" in " ".join(r.stdout.split())
+    assert not list(folder.glob(".*.tmp"))

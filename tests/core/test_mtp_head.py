@@ -178,3 +178,49 @@ def test_corpus_chunks_cut_consecutive_pieces_within_the_limit():
     assert corpus_chunks(ids, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
     assert corpus_chunks(ids, 4, limit=9) == [[0, 1, 2, 3], [4, 5, 6, 7]]  # a 1-token tail holds no label
     assert corpus_chunks(ids, 5, limit=0) == []
+
+
+def test_answers_sharing_a_prompt_get_the_hidden_states_of_one_pass_each():
+    """teacher_hidden_shared runs the prompt once and each answer from its KV cache: the states
+    are those of one teacher-forced pass over prompt + answer, whatever came before."""
+    from specscope.core.mtp_train import teacher_hidden_shared
+
+    model = tiny_model("target", 0)
+    ids, start = sequence(model, n=20)
+    prompt = ids[:start]
+    tails = [ids[start:], [7, 8, 9, 10], [], ids[start:start + 3]]
+    for tail, got in zip(tails, teacher_hidden_shared(model, prompt, tails)):
+        want = teacher_hidden(model, prompt + tail)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_loss_from_keeps_the_prompt_as_context_only():
+    """A sample whose prompt another sample trains on: its loss covers origins from loss_from
+    on, and those origins still attend to the whole prompt (the same per-origin terms as in the
+    full sequence, not those of a sequence cut at loss_from)."""
+    from specscope.core.mtp_train import soft_terms, target_distributions
+
+    model = tiny_model("target", 0)
+    head = make_head(model)
+    ids, start = sequence(model, n=24)
+    hidden = teacher_hidden(model, ids)
+    ranking = torch.randperm(V, generator=torch.Generator().manual_seed(2))
+    rows = label_rows(ranking, 700, V)
+    embed, weight = model.get_input_embeddings(), model.lm_head.weight.detach()[ranking[:700]]
+    k = start - 2
+    with torch.no_grad():
+        loss, stats = sequence_loss(head, embed, weight, rows, Sample(ids, start, hidden, start, k),
+                                    3, 0.6, "target")
+        full_loss, full_stats = sequence_loss(head, embed, weight, rows, Sample(ids, start, hidden),
+                                              3, 0.6, "target")
+        full = unrolled_logits(head, embed, hidden, ids, 3, weight, 0)
+        terms = soft_terms([lg[k:] for lg in full], target_distributions(hidden, weight), k)
+    assert stats.tokens == len(ids) - 2 - k and full_stats.tokens == len(ids) - 2
+    want = sum(0.6 ** j * t for j, t in enumerate(terms))
+    torch.testing.assert_close(loss, want, rtol=1e-5, atol=1e-6)
+    assert abs(float(loss) - float(full_loss)) > 1e-4  # the prompt's origins did count before
+    cut = Sample(ids[k:], start - k, hidden[k:])  # what cutting the prompt off would give
+    with torch.no_grad():
+        cut_loss, _ = sequence_loss(head, embed, weight, rows, cut, 3, 0.6, "target")
+    assert abs(float(cut_loss) - float(loss)) > 1e-4
