@@ -269,7 +269,7 @@ def train(
                  f"{f' ({skipped} longer than {max_prompt_tokens} tokens skipped)' if skipped else ''}, "
                  f"{sum(len(s.ids) - s.answer_start for s in samples_all)} answer tokens; "
                  f"self-distillation {gen_s:.0f} s"
-                 f"{f' ({resumed} answers from {data_file})' if resumed else ''}, hidden states {hidden_s:.0f} s"
+                 f"{f' ({resumed} answers from {data_file.parent})' if resumed else ''}, hidden states {hidden_s:.0f} s"
                  f" ({hidden_new} sequences computed, {hidden_loaded} read from {hidden_dir})")
     if extra:
         report.print(f"  corpus: {sum(len(s.ids) for s in extra)} tokens in {len(extra)} sequences "
@@ -374,7 +374,7 @@ def answers_file(out: Path, stem: str, key: list) -> Path:
 
 def hidden_key(model, fp: dict, dtype: str) -> list:
     """What the target's hidden states depend on: its identity (source, shape, head rows), a
-    checksum of its final norm (which any change to the body's weights moves), dtype, device."""
+    checksum of its final norm (which fine-tuning the body moves too), dtype and device."""
     norm = getattr(getattr(model, "base_model", None), "norm", None)
     body = (hashlib.sha256(norm.weight.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
             if getattr(norm, "weight", None) is not None else "")
