@@ -382,7 +382,9 @@ def hidden_key(model, fp: dict, dtype: str) -> list:
 
 
 def prompt_key(ids: list[int]) -> str:
-    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
+    from specscope.mtp_loop import ids_digest
+
+    return ids_digest(ids)
 
 
 def spaced_keys(prompt_ids: list[list[int]], held: int) -> set[str]:

@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from specscope.core.files import atomic_write
 from specscope.core.mtp_train import Sample, evaluate, self_distill, sequence_loss, teacher_hidden_shared
 from specscope.frontends.loading import loading_progress
 from specscope.frontends.progress import make_progress
@@ -81,58 +82,55 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
     return [done[k] for k in keys], resumed
 
 
-def _hidden_path(folder: Path, ids: list[int]) -> Path:
-    return folder / f"{hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:24]}.safetensors"
+def ids_digest(ids: list[int], n: int = 16) -> str:
+    """A name for a token sequence: the first n hex digits of the sha256 of its JSON."""
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:n]
 
 
-def hidden_cached(model, samples: list[Sample], folder: Path | None,
-                  console: Console) -> tuple[int, int]:
+def _read_hidden(path: Path, length: int) -> torch.Tensor | None:
+    """The states saved at `path` when they are there, readable and `length` rows long."""
+    from safetensors.torch import load_file
+
+    try:
+        h = load_file(str(path))["hidden"]
+    except Exception:  # missing or damaged: computed again
+        return None
+    return h if h.shape[0] == length else None
+
+
+def hidden_cached(model, samples: list[Sample], folder: Path, console: Console) -> tuple[int, int]:
     """Set every sample's teacher-forced hidden states: read from `folder` (one safetensors file
     per sequence, named by its ids' digest; the folder is per target, dtype and device) where
     there, else computed (the samples of one prompt together: the prompt runs once) and saved
-    there (temp file, then rename). Returns (computed, loaded) sequence counts."""
-    from safetensors.torch import load_file, save_file
+    there. Returns (computed, loaded) sequence counts."""
+    from safetensors.torch import save_file
 
     groups: dict[tuple, list[Sample]] = {}
     for i, s in enumerate(samples):
         key = tuple(s.ids[:s.prompt_len]) if s.prompt_len else ("alone", i)
         groups.setdefault(key, []).append(s)
-    loaded = computed = 0
+    folder.mkdir(parents=True, exist_ok=True)
+    loaded = computed = tokens = 0
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[tokens]} tokens"), TimeElapsedColumn(), TimeRemainingColumn()]
     with make_progress(console, columns, lines=True, transient=True) as progress:
         task = progress.add_task("teacher-forced hidden states", total=len(samples), tokens=0)
-        tokens = 0
         for group in groups.values():
             todo = []
             for s in group:
-                path = folder and _hidden_path(folder, s.ids)
-                if path and path.is_file():
-                    try:
-                        h = load_file(str(path))["hidden"]
-                        if h.shape[0] == len(s.ids):
-                            s.hidden, loaded = h.to(model.device), loaded + 1
-                            continue
-                    except Exception:  # a damaged file: compute it again
-                        pass
-                todo.append(s)
+                s.hidden = _read_hidden(folder / f"{ids_digest(s.ids, 24)}.safetensors", len(s.ids))
+                if s.hidden is None:
+                    todo.append(s)
+                else:
+                    s.hidden, loaded = s.hidden.to(model.device), loaded + 1
             if todo:
                 n = todo[0].prompt_len if len(todo) > 1 else len(todo[0].ids)
                 states = teacher_hidden_shared(model, todo[0].ids[:n], [s.ids[n:] for s in todo])
                 for s, h in zip(todo, states):
                     s.hidden = h
-                    computed += 1
-                    if folder is not None:
-                        folder.mkdir(parents=True, exist_ok=True)
-                        path = _hidden_path(folder, s.ids)
-                        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-                        os.close(fd)
-                        try:
-                            save_file({"hidden": h.detach().cpu().contiguous()}, tmp)
-                            os.replace(tmp, path)
-                        except BaseException:
-                            Path(tmp).unlink(missing_ok=True)
-                            raise
+                    atomic_write(folder / f"{ids_digest(s.ids, 24)}.safetensors",
+                                 lambda tmp, h=h: save_file({"hidden": h.detach().cpu().contiguous()}, tmp))
+                computed += len(todo)
                 tokens += n + sum(len(s.ids) - n for s in todo)
             progress.update(task, advance=len(group), tokens=tokens)
     return computed, loaded
