@@ -217,6 +217,7 @@ def profiles() -> None:
 def _register_commands() -> None:
     """Commands that live in their own modules (they import the option aliases above)."""
     from specscope.bench.command import bench
+    from specscope.doctor_command import doctor
     from specscope.layerskip_command import layerskip_search
     from specscope.lesson.command import lesson
     from specscope.mtp_command import mtp_app
@@ -225,6 +226,7 @@ def _register_commands() -> None:
     app.command()(trim)
     app.command("layerskip-search")(layerskip_search)
     app.command()(bench)
+    app.command()(doctor)
     app.command()(lesson)
     app.add_typer(mtp_app, name="mtp")
 

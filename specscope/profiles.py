@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from specscope.core.errors import SpecScopeError
+from specscope.core.methods import METHODS
 from specscope.core.models import DTYPES
 from specscope.core.quant import DRAFT_MODES, TARGET_MODES, check_mode
 
@@ -35,8 +36,9 @@ class Profile:
     target: str
     drafter: str | None = None
     description: str = ""
-    dtype: str = "bfloat16"
+    dtype: str = "bfloat16"  # or auto: chosen from this machine's measured costs (auto.py)
     device: str = "cpu"
+    method: str | None = None  # a method name, or auto (measured); None: draft with a drafter, else ar
     draft_len: int | str = 5  # a fixed length, or auto / auto:heuristic (adapted every step)
     temperature: float = 0.0
     top_p: float = 1.0
@@ -45,7 +47,7 @@ class Profile:
     system_prompt: str | None = None
     eos_tokens: list[str] = field(default_factory=list)
     trimmed: str | None = None  # a VocabTrim artifact for the drafter
-    draft_quant: str = "none"  # weight-only quantization of the drafter: none, int8, int4
+    draft_quant: str = "none"  # weight-only quantization of the drafter: none, int8, int4, auto
     quant: str = "none"  # of the target (outputs then match the quantized target's): none, int8
     # The draft model's KV cache: 4 attention sinks + the last draft_window tokens (0: all). A
     # context shorter than the window is drafted exactly as unbounded, so the default changes
@@ -66,9 +68,10 @@ class Profile:
         return self.draft_len if isinstance(self.draft_len, int) else 5
 
 
+AUTO = "auto"  # dtype, draft_quant, method: chosen from this machine's measurements (auto.py)
 AUTO_LENS = ("auto", "auto:cost", "auto:heuristic")
 _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description": str,
-          "dtype": str, "device": str, "draft_len": (int, str), "temperature": (int, float),
+          "dtype": str, "device": str, "method": (str, type(None)), "draft_len": (int, str), "temperature": (int, float),
           "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,
           "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None)),
           "draft_quant": str, "quant": str, "draft_window": int}
@@ -110,9 +113,11 @@ def parse_profile(path: Path) -> Profile:
         raise SpecScopeError(f"{path}: missing field 'target'")
     if isinstance(data.get("draft_len"), str) and data["draft_len"] not in AUTO_LENS:
         raise SpecScopeError(f"{path}: field 'draft_len' must be a number or one of {', '.join(AUTO_LENS)}")
-    if data.get("dtype", "bfloat16") not in DTYPES:
-        raise SpecScopeError(f"{path}: field 'dtype' must be one of {', '.join(DTYPES)}")
-    for key, modes in (("draft_quant", DRAFT_MODES), ("quant", TARGET_MODES)):
+    if data.get("dtype", "bfloat16") not in (*DTYPES, AUTO):
+        raise SpecScopeError(f"{path}: field 'dtype' must be one of {', '.join(DTYPES)} or auto")
+    if data.get("method") is not None and data["method"] not in (*METHODS, AUTO):
+        raise SpecScopeError(f"{path}: field 'method' must be one of {', '.join(METHODS)} or auto")
+    for key, modes in (("draft_quant", (*DRAFT_MODES, AUTO)), ("quant", TARGET_MODES)):
         if data.get(key, "none") not in modes:
             raise SpecScopeError(f"{path}: field '{key}' must be one of {', '.join(modes)}")
     if data.get("draft_window", 0) < 0:
@@ -127,7 +132,7 @@ def with_quant(profile: Profile, quant: str | None = None, draft_quant: str | No
     if quant is not None:
         check_mode(quant, TARGET_MODES, "--quant")
     if draft_quant is not None:
-        check_mode(draft_quant, DRAFT_MODES, "--draft-quant")
+        check_mode(draft_quant, (*DRAFT_MODES, AUTO), "--draft-quant")
         if draft_quant != "none" and not profile.drafter:
             raise SpecScopeError(f"--draft-quant {draft_quant}: profile '{profile.name}' has no drafter")
     return replace(profile, quant=quant or profile.quant, draft_quant=draft_quant or profile.draft_quant)
@@ -136,7 +141,7 @@ def with_quant(profile: Profile, quant: str | None = None, draft_quant: str | No
 def quant_label(profile: Profile) -> str:
     """'target int8, drafter int4' (what runs quantized), '' when nothing is."""
     parts = [f"target {profile.quant}"] if profile.quant != "none" else []
-    if profile.drafter and profile.draft_quant != "none":
+    if profile.drafter and profile.draft_quant not in ("none", AUTO):
         parts.append(f"drafter {profile.draft_quant}")
     return ", ".join(parts)
 

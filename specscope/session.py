@@ -24,24 +24,9 @@ from specscope.core.lm import CachedLM
 from specscope.core.models import (check_vocab_match, eos_ids, load_causal_lm, load_tokenizer,
                                     same_tokenizer_files)
 from specscope.core.window import WindowedLM
-from specscope.profiles import Profile
+from specscope.profiles import AUTO, Profile
 
-# Drafting methods: name -> one line for help texts.
-METHODS = {
-    "ar": "plain autoregressive decoding, the baseline",
-    "draft": "a small draft model proposes a chain (classic speculative decoding)",
-    "tree": "the draft model, with alternatives where it is unsure, verified as one tree",
-    "lookup": "prompt lookup: copy what followed the last n-gram earlier in the text (no model)",
-    "pool": "Ouroboros: the draft model, extended by whole phrases from a pool of verified text",
-    "layerskip": "Draft & Verify: the target drafts for itself with some layers skipped",
-    "jacobi": "Speculative Diffusion Decoding's idea, training-free: the draft model refines a "
-              "whole block in a few parallel passes (Jacobi)",
-    "mtp": "FastMTP: a small trained head on the target's last hidden state drafts (specscope mtp train)",
-    "mtp-tree": "FastMTP's head drafting a tree a level at a time (its runners-up where it is unsure), "
-                "plus a copy branch from the context (prompt lookup), verified as one tree",
-}
-NEEDS_DRAFTER = {"draft", "tree", "pool", "jacobi"}
-NEEDS_MTP_HEAD = {"mtp", "mtp-tree"}
+from specscope.core.methods import METHODS, NEEDS_DRAFTER, NEEDS_MTP_HEAD  # noqa: F401 (re-exported)
 
 
 def mtp_head(profile: Profile):
@@ -93,8 +78,9 @@ class Session:
 
 def make_controls(profile: Profile, **overrides) -> Controls:
     """Controls from a profile's defaults, with the given (non-None) overrides; validated."""
+    named = profile.method not in (None, AUTO)
     c = Controls(
-        method="draft" if profile.drafter else "ar",
+        method=profile.method if named else ("draft" if profile.drafter else "ar"),
         draft_len=profile.start_len,
         adaptive=profile.adaptive_rule is not None,
         adaptive_rule=profile.adaptive_rule or "cost",
@@ -129,6 +115,10 @@ def encode_prompt(tokenizer, messages, chat_template: bool, system_prompt: str |
 
 def load_session(profile: Profile, dtype: str | None = None, device: str | None = None,
                  trimmed: str | None = None, progress: Progress | None = None) -> Session:
+    if AUTO in (dtype or profile.dtype, profile.draft_quant):  # a caller that did not resolve
+        from specscope.auto import resolve
+
+        profile = resolve(profile, dtype, None, device, progress)[0]
     dtype = dtype or profile.dtype
     device = device or profile.device
     profile = replace(profile, dtype=dtype, device=device)

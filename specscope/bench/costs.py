@@ -15,8 +15,6 @@ Per configuration, pooled over its runs (seconds are the loop's own timings, pre
 """
 from __future__ import annotations
 
-import time
-
 from specscope.bench.grid import BASELINE, OVERALL
 
 
@@ -83,21 +81,6 @@ def render_costs(costs: list[dict], memory_gbs: float | None = None):
                       f(c["measured"], ".2f", "x"), f(c["prefill_share"], ".0%"),
                       f(c["overhead_share"], ".0%"), f(c["target_gbs"], ".1f"))
     return table
-
-
-def memory_bandwidth_gbs(mb: int = 256, repeats: int = 5) -> float:
-    """This machine's memory bandwidth as torch sees it: the best of a few large copies
-    (read + write counted)."""
-    import torch
-
-    src = torch.ones(mb << 18)  # mb MiB of float32
-    dst = torch.empty_like(src)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        dst.copy_(src)
-        best = min(best, time.perf_counter() - t)
-    return 2 * src.numel() * src.element_size() / best / 1e9
 
 
 def weight_bytes(lm) -> int:

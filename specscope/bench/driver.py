@@ -17,7 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from specscope.bench.costs import cost_rows, memory_bandwidth_gbs, render_costs, weight_bytes
+from specscope.auto import choice_json
+from specscope.bench.costs import cost_rows, render_costs, weight_bytes
+from specscope.core.machine import memory_bandwidth_gbs
 from specscope.frontends.prefill import PrefillDisplay
 from specscope.frontends.progress import make_progress
 from specscope.outputs import atomic_write_text, check_output_dir, ensure_dir
@@ -153,7 +155,10 @@ def validate(o: Options):
         raise SpecScopeError(f"unknown reference '{o.reference}' (the only one is 'hf')")
     if o.repeats < 1:
         raise SpecScopeError(f"--repeats must be >= 1, got {o.repeats}")
-    prof = with_quant(load_profile(o.profile), o.quant, o.draft_quant)
+    from specscope.frontends.loading import resolve_auto
+
+    prof, choice = resolve_auto(with_quant(load_profile(o.profile), o.quant, o.draft_quant), o.dtype,
+                                None, o.device)
     methods = parse_methods(o.methods, METHODS)
     lens = parse_draft_lens(o.draft_len) or [prof.draft_len]
     sizes = parse_vocab_sizes(o.vocab_top_k) or [None]
@@ -175,7 +180,7 @@ def validate(o: Options):
     prompts = load_prompts(o.prompts, o.categories, o.limit)
     check_output_dir(o.out)
     quiet_libraries()
-    return prof, prompts, methods, lens, sizes
+    return prof, prompts, methods, lens, sizes, choice
 
 
 def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console) -> Plan:
@@ -217,7 +222,7 @@ def run_bench(o: Options) -> None:
     out = Console(highlight=False)
     if not out.is_terminal:
         out.width = 160  # a pipe or a log file: room for the whole table
-    prof, prompts, methods, lens, sizes = validate(o)
+    prof, prompts, methods, lens, sizes, choice = validate(o)
     if (Path(o.out) / "results.json").exists():
         err.print(f"note: {o.out} holds an earlier result; its files will be replaced")
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
@@ -225,6 +230,7 @@ def run_bench(o: Options) -> None:
     base = plan_controls(session, o)
     prompt_file = str(prompt_source(o.prompts))
     meta = make_meta(o, prof, session, plan, base, prompt_file)
+    meta["auto"] = choice_json(choice)  # what auto chose for this machine, and why
     runner = Runner(session, base)
 
     def checkpoint(records: list[dict]) -> None:  # raw runs survive a crash mid-benchmark

@@ -50,3 +50,40 @@ def read_shape(source: str) -> ModelShape | None:
         return _from_config(AutoConfig.from_pretrained(source, local_files_only=True))
     except Exception:  # unreadable here: loading the model reports the real problem
         return None
+
+
+# The embedded pair's shapes (Qwen2.5-Coder 1.5B / 0.5B Instruct, as their GGUF headers and
+# config.json say), for measuring passes before the first conversion has written a config.json.
+EMBEDDED_SHAPES = {
+    "qwen2.5-coder-1.5b-instruct": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                                        num_attention_heads=12, num_key_value_heads=2),
+    "qwen2.5-coder-0.5b-instruct": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                                        num_attention_heads=14, num_key_value_heads=2),
+}
+
+
+def read_config(source: str):
+    """A model's transformers config without its weights (same sources as read_shape), or None."""
+    try:
+        if source.startswith("tiny-random:"):
+            from specscope.core.tiny import tiny_config
+
+            return tiny_config(source.split(":", 1)[1])
+        from transformers import AutoConfig, Qwen2Config
+
+        if source.startswith("embedded:"):
+            from specscope.core.embedded import CACHE_DTYPES, converted_dir
+
+            name = source.split(":", 1)[1]
+            path = next((p for d in CACHE_DTYPES if (p := converted_dir(name, d))), None)
+            if path is not None:
+                return AutoConfig.from_pretrained(str(path))
+            if name in EMBEDDED_SHAPES:
+                return Qwen2Config(vocab_size=151936, max_position_embeddings=32768,
+                                   tie_word_embeddings=True, **EMBEDDED_SHAPES[name])
+            return None
+        if os.path.isdir(source):
+            return AutoConfig.from_pretrained(source)
+        return AutoConfig.from_pretrained(source, local_files_only=True)
+    except Exception:  # unreadable here: loading the model reports the real problem
+        return None

@@ -10,7 +10,8 @@ from rich.text import Text
 from specscope.core.events import Drafted, Finished, Started, Verified, event_to_dict
 from specscope.core.stats import Stats, byte_size
 from specscope.core.tree import children
-from specscope.frontends.loading import open_session
+from specscope.auto import choice_json
+from specscope.frontends.loading import open_session, resolve_auto
 from specscope.frontends.marks import step_marks
 from specscope.frontends.prefill import PrefillDisplay
 from specscope.profiles import load_profile, quant_label, with_quant
@@ -101,11 +102,13 @@ def stats_line(s, quant: str = "") -> str:
             + (f" | {quant}" if quant else ""))
 
 
-def as_json(event, profile) -> dict:
-    """An event as a dict; the summary also says what ran (dtype and quantization)."""
+def as_json(event, profile, choice=None) -> dict:
+    """An event as a dict; the summary also says what ran (dtype and quantization) and, where
+    the profile left them to the machine, what auto chose and why."""
     d = event_to_dict(event)
     if isinstance(event, Finished):
-        d.update(dtype=profile.dtype, quant=profile.quant, draft_quant=profile.draft_quant)
+        d.update(dtype=profile.dtype, quant=profile.quant, draft_quant=profile.draft_quant,
+                 auto=choice_json(choice))
     return d
 
 
@@ -118,7 +121,9 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
         from specscope.core.errors import SpecScopeError
 
         raise SpecScopeError("the prompt is empty")
-    prof = with_quant(load_profile(profile), quant, draft_quant)
+    prof, choice = resolve_auto(with_quant(load_profile(profile), quant, draft_quant), dtype, method,
+                                device, err, say=not json_out)
+    dtype = method = None  # applied to the profile
     if raw:
         prof.chat_template = False
     controls = make_controls(prof, method=method, draft_len=draft_len, adaptive=adaptive,
@@ -145,7 +150,7 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
             prefill.show(event)
             stats.add(event)
             if json_out:
-                print(json.dumps(as_json(event, session.profile)), flush=True)
+                print(json.dumps(as_json(event, session.profile, choice)), flush=True)
             if isinstance(event, Drafted):
                 drafted = event
             elif isinstance(event, Verified) and not json_out:
@@ -157,7 +162,7 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
         events.close()
         summary = stats.summary("interrupted")
         if json_out:
-            print(json.dumps(as_json(Finished(summary), session.profile)), flush=True)
+            print(json.dumps(as_json(Finished(summary), session.profile, choice)), flush=True)
         else:
             out.print()
             err.print(stats_line(summary, label))

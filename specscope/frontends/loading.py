@@ -12,7 +12,7 @@ from specscope.frontends.progress import make_progress
 from specscope.profiles import Profile, load_profile
 from specscope.session import Session, load_session
 
-__all__ = ["check_options", "loading_progress", "open_session", "quiet_libraries"]
+__all__ = ["check_options", "loading_progress", "open_session", "quiet_libraries", "resolve_auto"]
 
 
 def quiet_libraries() -> None:
@@ -67,3 +67,24 @@ def open_session(profile: Profile | str | None, method: str | None = None, dtype
     console = console or Console(stderr=True)
     with loading_progress(console, lines) as report:
         return load_session(profile, dtype, device, str(trimmed) if trimmed else None, report)
+
+
+def resolve_auto(profile: Profile, dtype: str | None = None, method: str | None = None,
+                 device: str | None = None, console: Console | None = None, lines: bool = True,
+                 say: bool = True):
+    """auto.resolve behind progress (the first run on a machine measures it), then one line on
+    `console` saying what was chosen and why. Returns (profile, choice or None)."""
+    from specscope.auto import choice_line, resolve
+
+    from specscope.auto import is_auto
+
+    if not is_auto(profile):
+        return resolve(profile, dtype, method, device)
+    check_options(profile, method, dtype, device)  # bad options fail before any measuring
+    console = console or Console(stderr=True)
+    quiet_libraries()
+    with loading_progress(console, lines) as report:
+        profile, choice = resolve(profile, dtype, method, device, report)
+    if say and choice is not None:
+        console.print(choice_line(choice), style="dim", highlight=False, soft_wrap=True)
+    return profile, choice

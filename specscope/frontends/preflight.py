@@ -24,7 +24,10 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
                   vocab_top_k: int | None = None, trimmed=None,
                   max_new_tokens: int | None = None) -> None:
     """Fail fast, before minutes of model loading, on options that cannot work."""
-    resolve_dtype(dtype or profile.dtype)
+    if method is None and profile.method != "auto":
+        method = profile.method  # a profile's named method (or an auto choice made already)
+    if (dtype or profile.dtype) != "auto":  # auto: chosen from measurements before loading
+        resolve_dtype(dtype or profile.dtype)
     resolve_device(device or profile.device)
     if method is not None:
         if method not in METHODS:

@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
 from specscope.core.events import Drafted, Prefilling, Summary, Verified
-from specscope.frontends.loading import check_options, quiet_libraries
+from specscope.frontends.loading import check_options, quiet_libraries, resolve_auto
 from specscope.profiles import Profile, load_profile, quant_label, with_quant
 from specscope.session import load_session, make_controls
 from specscope.tui import keys
@@ -389,11 +389,15 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
     With `session` (a loaded specscope Session, as tests pass) nothing loads; otherwise the app
     loads the profile's models in a worker thread behind a progress screen.
     """
+    choice = None
     if session is not None:
         prof = session.profile
     else:
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
-        prof = with_quant(prof, quant, draft_quant)
+        # auto values are chosen before the terminal switches over (the first run on a machine
+        # measures it, with progress lines); the choice is shown in the stats panel
+        prof, choice = resolve_auto(with_quant(prof, quant, draft_quant), dtype, method, device)
+        dtype = method = None  # applied to the profile
     check_options(prof, method, dtype, device, vocab_top_k, trimmed,
                   max_new_tokens or prof.max_new_tokens)
     controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
@@ -405,7 +409,11 @@ def make_app(profile: Profile | str | None = None, *, session=None, method: str 
         def loader(progress):
             quiet_libraries()
             return load_session(prof, dtype, device, str(trimmed) if trimmed else None, progress)
-    return SpecScopeApp(prof, controls, loader, session, snapshot)
+    app = SpecScopeApp(prof, controls, loader, session, snapshot)
+    if choice is not None:  # what the machine's measurements chose, in the header
+        picked = choice.dtype + (f", drafter {choice.draft_quant}" if choice.method == "draft" else "")
+        app.sub_title += f" · auto: {picked}, {choice.method}"
+    return app
 
 
 def run_chat(**options) -> None:

@@ -1,7 +1,8 @@
 """The cost table's arithmetic on fixed records."""
 import pytest
 
-from specscope.bench.costs import cost_rows, memory_bandwidth_gbs, render_costs
+from specscope.bench.costs import cost_rows, render_costs
+from specscope.core.machine import memory_bandwidth_gbs
 
 
 def rec(config, steps, drafted, draft_s, verify_s, new, wall, prefill=0.5):
