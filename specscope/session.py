@@ -42,6 +42,22 @@ def no_mtp_head(profile: Profile) -> SpecScopeError:
                           f"`specscope mtp train --profile {profile.name}` (minutes on a CPU)")
 
 
+def measured_priors(profile: Profile) -> tuple[dict[int, float] | None, float | None]:
+    """This machine's measured verify curve and drafted-token cost for the profile's formats,
+    from the cache `specscope doctor` (or an auto profile) filled; (None, None) if not measured."""
+    from specscope.core.machine import load_report, machine_info
+    from specscope.core.model_config import read_config
+
+    report = load_report(machine_info(profile.device))
+    config = read_config(profile.target) if report else None
+    target = report.costs(config).get((profile.dtype, profile.quant)) if config else None
+    if target is None:
+        return None, None
+    dconfig = read_config(profile.drafter) if profile.drafter else None
+    drafter = report.costs(dconfig).get((profile.dtype, profile.draft_quant)) if dconfig else None
+    return target.curve(), (drafter.t(1) / target.t(1) if drafter else None)
+
+
 @dataclass
 class Session:
     profile: Profile
@@ -188,4 +204,5 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
 
         factories["mtp-tree"] = mtp_tree
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
+    decoder.verify_curve, decoder.draft_ratio = measured_priors(profile)
     return Session(profile, decoder, tokenizer, target, drafter_lm, vocab)

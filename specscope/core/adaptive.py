@@ -17,6 +17,14 @@ The costs a per-token rate does not see are counted apart:
     time times the weight ratio, then from what the first drafts of earlier runs measured,
     averaged; a run that stayed plain because of it forgets the measurement, so one spike
     cannot keep every later run plain);
+  - probes: while plain decoding wins, a probe draft of PROBE_LEN tokens every few steps keeps
+    the estimates fresh; each probe that does not bring drafting back doubles the wait before
+    the next (PROBE_EVERY up to PROBE_MAX steps), and no probe runs at all where drafting could
+    not pay even at OPTIMISTIC acceptance (a drafted token that costs about a target pass, a
+    compute-bound verification): there `auto` costs nothing measurable;
+  - before anything is measured in this session, the machine's own measured costs (`specscope
+    doctor`: the verify curve t(r)/t(1) and a drafted token over a target pass) stand in for
+    the guesses, so the first drafts of a run are not made on a cost the machine does not have;
   - each drafted token's own cost: the drafter stops when the confidence of its path (product
     of its top probabilities) falls below the cost ratio t_draft / t_target: a token is worth
     drafting only if its chance of being accepted exceeds what it costs, relative to a target
@@ -27,15 +35,23 @@ from __future__ import annotations
 
 from collections import deque
 
+from specscope.core.chooser import interpolate
+
 MAX_AUTO_LEN = 12
-PROBE_EVERY = 8  # steps of plain decoding between probe drafts
+PROBE_EVERY = 8  # steps of plain decoding before the first probe draft
+PROBE_MAX = 64  # the longest wait between probes (the wait doubles after each failed probe)
+PROBE_LEN = 2
 PRIOR_PASS, PRIOR_REACH = 1.2, 2.0  # Beta-like prior: 0.6 conditional acceptance per position
 OPTIMISTIC = 0.8  # acceptance per position assumed when deciding whether to try drafting at all
 DRAFT_OVERHEAD = 1.2  # a drafted token costs about this much more than its weights' share
 
 
 class AdaptiveLength:
-    def __init__(self, start: int = 4, rule: str = "cost", max_len: int = MAX_AUTO_LEN) -> None:
+    def __init__(self, start: int = 4, rule: str = "cost", max_len: int = MAX_AUTO_LEN,
+                 verify_curve: dict[int, float] | None = None,
+                 draft_ratio: float | None = None) -> None:
+        """verify_curve: a pass over r tokens in 1-token passes, measured on this machine;
+        draft_ratio: a drafted token in target passes, measured (both optional priors)."""
         if rule not in ("cost", "heuristic"):
             raise ValueError(f"unknown adaptive rule {rule!r}")
         self.rule = rule
@@ -52,6 +68,10 @@ class AdaptiveLength:
         self.target_prefill_s = 0.0
         self.cold = False  # the drafter has not drafted in this run yet (its prefill is ahead)
         self.declined = False  # this run stayed plain because the drafter's prefill would not pay
+        self.verify_curve = dict(verify_curve or {})
+        self.draft_ratio = draft_ratio
+        self.probe_every = PROBE_EVERY
+        self.probing = False  # the step under way is a probe
 
     # ---- what the engine tells the policy at the start of a run -------------------------------
     def start_run(self, ratio: float, target_prefill_s: float, budget: int) -> None:
@@ -84,12 +104,23 @@ class AdaptiveLength:
         best_k, _ = self._best([a / r for a, r in zip(self.passed, self.reached)])
         if best_k == 0:
             self.plain_steps += 1
-            if self.plain_steps % PROBE_EVERY == 0:
-                return 2  # probe: keep acceptance and draft-cost estimates alive
+            if self.plain_steps >= self.probe_every and self._could_pay():
+                # probe: keep acceptance and draft-cost estimates alive (observe() doubles the
+                # wait before the next one unless this one is wholly accepted)
+                self.plain_steps = 0
+                self.probing = True
+                self.k = 0
+                return PROBE_LEN
         else:
             self.plain_steps = 0
+            self.probe_every = PROBE_EVERY
         self.k = best_k
         return best_k
+
+    def _could_pay(self) -> bool:
+        """Whether drafting would beat plain decoding at OPTIMISTIC acceptance with the costs as
+        measured: where it would not, probing only loses time."""
+        return self._best([OPTIMISTIC] * self.max_len)[0] > 0
 
     def _best(self, acceptance: list[float]) -> tuple[int, float]:
         """The length with the most expected tokens per second, and that rate (k=0: plain)."""
@@ -118,6 +149,10 @@ class AdaptiveLength:
         accepted depth; nodes: drafted tokens (a tree's node count; default `proposed`)."""
         nodes = proposed if nodes is None else nodes
         self.verify_samples.append((nodes, verify_s))
+        if self.probing:
+            self.probing = False
+            whole = proposed > 0 and accepted >= proposed
+            self.probe_every = PROBE_EVERY if whole else min(PROBE_MAX, 2 * self.probe_every)
         self.remaining = max(0, self.remaining - emitted)
         if nodes > 0:
             if self.cold:  # the first draft of the run paid the drafter's prefill
@@ -141,6 +176,8 @@ class AdaptiveLength:
     def _draft_time(self) -> float:
         if self.draft_per_token is not None:
             return self.draft_per_token
+        if self.draft_ratio is not None and self.ratio > 0:  # measured on this machine
+            return self.draft_ratio * self._verify_time(0)
         return DRAFT_OVERHEAD * self.ratio * self._verify_time(0)
 
     def _drafter_prefill(self) -> float:
@@ -160,6 +197,9 @@ class AdaptiveLength:
         n = len(xs)
         mx, my = sum(xs) / n, sum(ys) / n
         var = sum((x - mx) ** 2 for x in xs)
+        if var == 0 and self.verify_curve and mx == 0:  # only plain passes seen: the machine's curve
+            return max(1e-6, my * interpolate(self.verify_curve, k + 1))
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var > 0 else 0.05 * my
         slope = max(0.0, slope)
         return max(1e-6, my + slope * (k - mx))
+

@@ -34,14 +34,23 @@ class Costs:
     prefill_tps: float
 
     def t(self, rows: int) -> float:
-        sizes = sorted(self.passes)
-        if rows <= sizes[0]:
-            return self.passes[sizes[0]]
-        for a, b in zip(sizes, sizes[1:]):
-            if rows <= b:
-                w = (rows - a) / (b - a)
-                return (1 - w) * self.passes[a] + w * self.passes[b]
-        return self.passes[sizes[-1]] * rows / sizes[-1]
+        return interpolate(self.passes, rows)
+
+    def curve(self) -> dict[int, float]:
+        """A pass over r tokens in passes of one token: what decides whether verification pays."""
+        return {r: t / self.t(1) for r, t in self.passes.items()}
+
+
+def interpolate(points: dict[int, float], x: int) -> float:
+    """points[x], linear between measured sizes; past the largest, proportional to x."""
+    sizes = sorted(points)
+    if x <= sizes[0]:
+        return points[sizes[0]]
+    for a, b in zip(sizes, sizes[1:]):
+        if x <= b:
+            w = (x - a) / (b - a)
+            return (1 - w) * points[a] + w * points[b]
+    return points[sizes[-1]] * x / sizes[-1]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 import torch
 
 from specscope.core.adaptive import AdaptiveLength
+from specscope.core.methods import NEEDS_DRAFTER
 from specscope.core.controls import Controls
 from specscope.core.drafters.base import Drafter, DraftSettings, Proposal
 from specscope.core.errors import SpecScopeError
@@ -43,6 +44,11 @@ class SpecDecoder:
         # adaptive-length state per (method, rule): kept across the runs of a conversation, like
         # a learned setting; reset() forgets it
         self._policies: dict[tuple[str, str], AdaptiveLength] = {}
+        # this machine's measured costs, where known (`specscope doctor`), as the adaptive
+        # rule's priors: a target pass over r tokens in 1-token passes, and a model drafter's
+        # token in target passes
+        self.verify_curve: dict[int, float] | None = None
+        self.draft_ratio: float | None = None
 
     @property
     def methods(self) -> list[str]:
@@ -92,7 +98,9 @@ class SpecDecoder:
     def _policy(self, controls: Controls) -> AdaptiveLength:
         key = (controls.method, controls.adaptive_rule)
         if key not in self._policies:
-            self._policies[key] = AdaptiveLength(controls.draft_len or 4, controls.adaptive_rule)
+            self._policies[key] = AdaptiveLength(
+                controls.draft_len or 4, controls.adaptive_rule, verify_curve=self.verify_curve,
+                draft_ratio=self.draft_ratio if controls.method in NEEDS_DRAFTER else None)
         return self._policies[key]
 
     def param_ratio(self, drafter: Drafter) -> float:

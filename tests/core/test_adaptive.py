@@ -41,9 +41,51 @@ def test_cost_rule_drafts_long_when_drafts_are_cheap_and_accepted():
 def test_cost_rule_falls_back_to_plain_decoding_when_no_length_pays():
     p = AdaptiveLength(start=3, rule="cost")
     feed(p, 40, accept_rate=0.0, draft_s_per_token=0.1, verify_s=0.2)
-    lengths = [p.next_length() for _ in range(16)]
-    assert lengths.count(0) >= 14  # plain steps, with an occasional probe
+    lengths = []
+    for _ in range(130):
+        lengths.append(p.next_length())
+        p.observe(lengths[-1], lengths[-1], 0, lengths[-1] * 0.1, 0.2)
+    assert lengths.count(0) >= 127  # plain steps, with an occasional probe
     assert max(lengths) > 0  # the probe keeps estimates alive
+
+
+def test_failed_probes_wait_longer_each_time():
+    p = AdaptiveLength(start=3, rule="cost")
+    feed(p, 300, accept_rate=0.0, draft_s_per_token=0.1, verify_s=0.2)
+    gaps, last = [], None
+    for step in range(300):
+        k = p.next_length()
+        p.observe(k, k, 0, k * 0.1, 0.2)
+        if k:
+            gaps += [step - last] if last is not None else []
+            last = step
+    assert gaps and gaps == sorted(gaps) and gaps[-1] > 8  # backed off from every 8 steps
+
+
+def test_no_probe_where_drafting_cannot_pay_even_if_every_token_were_accepted():
+    """A drafted token that costs more than a target pass (an int4 drafter on a CPU without
+    AVX-512, measured 1.82 passes) can never pay: after the first measurements `auto` must
+    stop drafting altogether, not probe every few steps (each probe lost time)."""
+    p = AdaptiveLength(start=3, rule="cost")
+    feed(p, 20, accept_rate=0.9, draft_s_per_token=0.4, verify_s=0.2)
+    lengths = [p.next_length() for _ in range(200)]
+    assert lengths == [0] * 200
+
+
+def test_the_machines_measured_costs_are_the_priors():
+    """Before any draft is measured, a compute-bound verify curve and a costly drafted token from
+    `specscope doctor` keep the rule plain; the flat curve and a cheap token let it draft."""
+    def first_lengths(curve, ratio):
+        p = AdaptiveLength(start=3, rule="cost", verify_curve=curve, draft_ratio=ratio)
+        p.start_run(ratio=0.3, target_prefill_s=0.0, budget=64)
+        p.observe(0, 0, 0, 0.0, 0.2)  # the first, plain step measures a target pass
+        return p.next_length()
+
+    flat = {1: 1.0, 2: 1.02, 4: 1.05, 8: 1.1, 16: 1.4}
+    steep = {1: 1.0, 2: 1.5, 4: 2.1, 8: 3.8, 16: 7.5}
+    assert first_lengths(flat, 0.5) > 0
+    assert first_lengths(steep, 0.5) == 0
+    assert first_lengths(flat, 1.2) == 0
 
 
 def test_cost_rule_prefers_shorter_drafts_when_drafting_is_costly():
