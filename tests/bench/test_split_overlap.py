@@ -157,3 +157,15 @@ def test_an_artifact_without_recorded_prompts_still_loads_and_bench_says_it_cann
     assert len(notes) == 1 and str(old.name) in notes[0]
     meta = json.loads((tmp_path / "o" / "results.json").read_text())["meta"]
     assert meta["overlap"]["unchecked"] == [f"trimmed head {old}"]
+
+
+def test_layerskip_search_searches_on_calibration_prompts_and_records_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path))
+    r = runner.invoke(app, ["layerskip-search", "-p", "tiny-random", "--limit", "2", "--budget", "2",
+                            "--new-tokens", "4"])
+    assert r.exit_code == 0, r.output
+    [result] = (tmp_path / "layerskip").glob("*.json")
+    used = json.loads(result.read_text())["used_prompts"]
+    calibration = {p.id: p.digest for p in P.load_prompts(None, split="calibration")}
+    assert used["split"] == "calibration" and len(used["ids"]) == 2
+    assert all(calibration[i] == d for i, d in zip(used["ids"], used["digests"]))
