@@ -278,8 +278,9 @@ def run_bench(o: Options) -> None:
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
     quant = quant_label(prof)
+    split_note = f" ({meta['split']} split)" if meta["split"] else ""
     title = (f"specscope bench: {prof.name}, {meta['dtype']}{f' ({quant})' if quant else ''} on {meta['device']}, "
-             f"{len({r['prompt_id'] for r in records})} prompts, temperature {base.temperature}, "
+             f"{len({r['prompt_id'] for r in records})} prompts{split_note}, temperature {base.temperature}, "
              f"max {base.max_new_tokens} new tokens; speedup over ar (Spec-Bench: mean tok/s ratio)")
     out.print(render_table(rows, title))
     out.print(render_costs(cost_rows(records, rows, meta["target_bytes"]), meta["memory_gbs"]))
