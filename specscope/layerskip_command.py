@@ -13,7 +13,7 @@ from specscope.prompts import DEFAULT_PROMPTS_HELP
 @friendly_errors
 def layerskip_search(
     profile: Profile = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line). " + DEFAULT_PROMPTS_HELP)] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line; the calibration split of a file that has splits, as the default has). " + DEFAULT_PROMPTS_HELP)] = None,
     limit: Annotated[int, typer.Option("--limit", metavar="N", help="How many calibration prompts (taken one category at a time).")] = 4,
     seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the search; the same seed gives the same layers.")] = 0,
     budget: Annotated[int, typer.Option("--budget", metavar="N", help="Skip sets to evaluate.")] = 24,
@@ -33,14 +33,15 @@ def layerskip_search(
     from specscope.frontends.progress import make_progress
     from specscope.outputs import check_output_dir
     from specscope.profiles import load_profile
-    from specscope.prompts import load_prompts
+    from specscope.prompts import has_splits, load_prompts, prompt_source, used_record
 
     if limit < 1 or budget < 1 or new_tokens < 2:
         raise SpecScopeError("--limit and --budget must be >= 1, --new-tokens >= 2")
     prof = load_profile(profile)
     check_options(prof, "layerskip", dtype, None)
     check_new_tokens(prof, new_tokens, "--new-tokens")
-    chosen = _round_robin(load_prompts(prompts), limit)
+    # the packaged set's calibration split (a file without splits: all of it)
+    chosen = _round_robin(load_prompts(prompts, split="calibration"), limit)
     check_output_dir(cache_dir() / "layerskip", "the layer-skip cache")
     console = Console(stderr=True)
     session = open_session(prof, method="layerskip", dtype=dtype, console=console, lines=True)
@@ -59,6 +60,8 @@ def layerskip_search(
         calib = calibrate(model, ids, new_tokens, session.decoder.eos_ids, report)
         report("calibrating: the target continues each prompt", len(ids), len(ids))
         result = search(model, calib, seed=seed, budget=budget, progress=report)
+    result.used_prompts = used_record(chosen, prompt_source(prompts),
+                                      "calibration" if has_splits(chosen) else None)
     path = save_result(model, result)
 
     out = Console(highlight=False)

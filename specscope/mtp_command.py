@@ -4,8 +4,16 @@
    after every batch (an interrupted run resumes where it stopped).
 2. The target's hidden states over prompt + answer (teacher forcing), and over --corpus text
    (more training data at the cost of one forward pass: no answers are generated for it).
-3. Training within a budget (--minutes / --tokens), with a held-apart estimate of greedy
-   acceptance at draft steps 1..depth; a checkpoint at every evaluation, and on Ctrl-C.
+3. Training within a budget (--minutes / --tokens), evaluated on held-apart prompts for
+   selection (--keep best, --init auto) and, once at the end, on other held-out prompts for the
+   estimate of greedy acceptance at draft steps 1..depth; a checkpoint at every evaluation, and
+   on Ctrl-C.
+
+Prompts: the packaged set's calibration split is trained on, its tuning split gives the selection
+and the estimate prompts (--held each, disjoint); a file without splits gives all three, the
+held-apart ones spread over it. The artifact records every prompt it was trained or selected on
+(`used_prompts`, with --corpus's Spec-Bench prompts and a --trimmed ranking's), which `bench`
+refuses to measure.
 """
 from __future__ import annotations
 
@@ -29,10 +37,10 @@ mtp_app = typer.Typer(help="FastMTP: train a multi-token-prediction head on the 
 @friendly_errors
 def train(
     profile: Profile = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Prompts per category, from the end of each (bench measures from the start).")] = 3,
-    keep_apart: Annotated[Optional[int], typer.Option("--keep-apart", metavar="N", help="Never train on the first this many prompts of a category (what `bench --limit` measures); default 2 for the packaged set, 0 for your own --prompts file.")] = None,
-    held: Annotated[int, typer.Option("--held", metavar="N", help="Calibration prompts held apart to estimate acceptance.")] = DEFAULT_HELD,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line). Default: the packaged set, trained on its calibration split, selected and estimated on its tuning split.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Training prompts per category, from the end of each (the calibration split of a file that has splits).")] = 3,
+    keep_apart: Annotated[Optional[int], typer.Option("--keep-apart", metavar="N", help="A file without splits: never train on the first this many prompts of a category (what `bench --limit` measures there). Default 0.")] = None,
+    held: Annotated[int, typer.Option("--held", metavar="N", help="Prompts held apart to select on (--keep best, --init auto), and as many others for the held-out estimate (from the tuning split of a file that has splits).")] = DEFAULT_HELD,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", metavar="N", help="Length of the target's answers.")] = 128,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", metavar="N", help="Skip longer prompts.")] = 768,
     batch: Annotated[int, typer.Option("--batch", metavar="N", help="Prompts per self-distillation batch.")] = 8,
@@ -45,9 +53,9 @@ def train(
     beta: Annotated[float, typer.Option("--beta", metavar="B", help="Loss weight decay per step: beta^(j-1).")] = 0.6,
     lr: Annotated[float, typer.Option("--lr", metavar="LR", help="AdamW learning rate.")] = 2e-4,
     vocab_k: Annotated[int, typer.Option("--vocab-k", metavar="K", help="Ranked vocabulary rows the head drafts over.")] = DEFAULT_VOCAB_K,
-    init: Annotated[str, typer.Option("--init", metavar="hidden|embed|auto", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on held-apart prompts).")] = "auto",
+    init: Annotated[str, typer.Option("--init", metavar="hidden|embed|auto", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on the selection prompts).")] = "auto",
     labels: Annotated[str, typer.Option("--labels", metavar="target|tokens", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
-    keep: Annotated[str, typer.Option("--keep", metavar="best|last", help="Which weights the artifact gets: best (those with the best held-apart acceptance, evaluated every 90 s; the starting weights count) or last.")] = "best",
+    keep: Annotated[str, typer.Option("--keep", metavar="best|last", help="Which weights the artifact gets: best (those with the best acceptance on the selection prompts, evaluated every 90 s; the starting weights count) or last. Either way the reported estimate is on other held-out prompts.")] = "best",
     resume: Annotated[bool, typer.Option("--resume", help="Go on training the head already at --out (its weights, ranking and rows); totals add up.")] = False,
     corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", metavar="FILE", help="More training text, teacher-forced only (no answers generated: much cheaper a token than self-distillation): plain text, or JSONL (each line's text fields: text, content, turns, reference, prompt, response, answer; all its strings if none). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
     corpus_tokens: Annotated[Optional[int], typer.Option("--corpus-tokens", metavar="N", help="Use at most this many --corpus tokens.")] = None,
@@ -70,7 +78,8 @@ def train(
     from specscope.frontends.loading import check_options, quiet_libraries
     from specscope.mtp_loop import bars, hidden_cached, self_distil_cached, train_loop
     from specscope.profiles import load_profile
-    from specscope.prompts import load_prompts
+    from specscope.prompts import (has_splits, merge_records, prompt_source, read_prompts,
+                                   select_prompts, used_record)
     from specscope.session import encode_prompt
 
     if init not in (*INITS, "auto"):
@@ -80,7 +89,7 @@ def train(
     if labels not in LABELS:
         raise SpecScopeError(f"--labels must be {' or '.join(LABELS)}, got '{labels}'")
     if keep_apart is None:
-        keep_apart = 2 if prompts is None else 0
+        keep_apart = 0
     if keep_apart < 0:
         raise SpecScopeError(f"--keep-apart must be >= 0, got {keep_apart}")
     if min(batch, depth, max_new_tokens, vocab_k, max_prompt_tokens, samples) < 1 or held < 1:
@@ -91,6 +100,7 @@ def train(
     if corpus_chunk < 8 or (corpus_tokens is not None and corpus_tokens < 1):
         raise SpecScopeError("--corpus-chunk must be >= 8 and --corpus-tokens >= 1")
     texts = read_corpus(corpus or [])
+    in_corpus = corpus_prompts(corpus or [])
     if sampled_by not in ("target", "drafter"):
         raise SpecScopeError(f"--sampled-by must be target or drafter, got '{sampled_by}'")
     if sampled_by == "drafter" and labels != "target":
@@ -105,9 +115,21 @@ def train(
         raise SpecScopeError(f"--sampled-by drafter: profile '{prof.name}' has no drafter")
     check_options(prof, None, dtype, None)
     dtype = dtype or prof.dtype
-    chosen = load_prompts(prompts, None, limit, from_end=True, keep_apart=keep_apart)
-    if len(chosen) <= held:
-        raise SpecScopeError(f"{len(chosen)} calibration prompts: need more than --held {held}")
+    source = prompt_source(prompts)
+    everything = read_prompts(source)
+    split = "calibration" if has_splits(everything) else None
+    chosen = select_prompts(everything, None, limit, source, from_end=True, keep_apart=keep_apart,
+                            split=split)
+    # the prompts held apart for selection and the estimate: the tuning split, or (a file without
+    # splits) spread over the chosen prompts
+    pool = select_prompts(everything, None, None, source, split="tuning") if split else None
+    if split and len(pool) < 2 * held:
+        raise SpecScopeError(f"{len(pool)} tuning prompts: --held {held} needs {2 * held}")
+    if split:  # before any model loads: the selection and estimate prompts come from the tuning split
+        check_corpus(in_corpus, pool, "the tuning split (where the selection and estimate prompts come from)")
+    if not split and len(chosen) <= 2 * held:
+        raise SpecScopeError(f"{len(chosen)} calibration prompts: need more than twice --held {held} "
+                             "(the selection and the estimate prompts are held apart)")
     out = Path(out or artifact_path(prof.name)).expanduser()
     if resume and not out.is_file():
         raise SpecScopeError(f"--resume: no head at {out} (train one first, or name it with --out)")
@@ -128,6 +150,9 @@ def train(
     previous = load_artifact(out, target, prof.target, tokenizer) if resume else None
     if previous is not None:  # say what a resumed head keeps from its first run
         first = previous.meta.get("training", {})
+        if not first.get("estimate_keys"):
+            raise SpecScopeError(f"--resume: {out} was trained before its held-out estimate was kept "
+                                 "apart from its selection prompts; train a new head (no --resume)")
         ignored = [name for name, given, kept in (
             ("--vocab-k", vocab_k if vocab_k != DEFAULT_VOCAB_K else None, previous.k),
             ("--held", held if held != DEFAULT_HELD else None, first.get("n_held")),
@@ -136,12 +161,28 @@ def train(
             console.print(f"[yellow]--resume keeps the earlier head's ranking, rows and held-apart "
                           f"prompts: {', '.join(ignored)} ignored[/yellow]")
     eos = eos_ids(tokenizer, model, prof.eos_tokens)
-    encoded = [(p, encode_prompt(tokenizer, p.text, prof.chat_template, prof.system_prompt))
-               for p in chosen]
-    skipped = sum(len(ids) > max_prompt_tokens for _, ids in encoded)
-    encoded = [(p, ids) for p, ids in encoded if len(ids) <= max_prompt_tokens]
-    if len(encoded) <= held:
+
+    def encode(selection):
+        pairs = [(p, encode_prompt(tokenizer, p.text, prof.chat_template, prof.system_prompt))
+                 for p in selection]
+        return [(p, ids) for p, ids in pairs if len(ids) <= max_prompt_tokens], \
+            sum(len(ids) > max_prompt_tokens for _, ids in pairs)
+
+    encoded, skipped = encode(chosen)
+    held_from, _ = encode(pool) if split else (encoded, 0)
+    if len(held_from) < 2 * held + (0 if split else 1) or not encoded:
         raise SpecScopeError(f"only {len(encoded)} prompts of at most {max_prompt_tokens} tokens")
+    if previous is None:
+        held_keys, estimate_keys = held_apart([ids for _, ids in held_from], held)
+    else:  # the earlier runs' held-apart prompts: never trained on, and comparable numbers
+        held_keys = set(previous.meta["training"]["held_keys"])
+        estimate_keys = set(previous.meta["training"]["estimate_keys"])
+    if split:  # the tuning prompts held apart join the calibration prompts trained on
+        encoded += [(p, ids) for p, ids in held_from if prompt_key(ids) in held_keys | estimate_keys]
+    prompt_of = {prompt_key(ids): p for p, ids in encoded}
+    selection_p = [prompt_of[k] for k in sorted(held_keys) if k in prompt_of]
+    estimate_p = [prompt_of[k] for k in sorted(estimate_keys) if k in prompt_of]
+    check_corpus(in_corpus, selection_p + estimate_p, "the prompts held apart for selection and the estimate")
     fp = model_fingerprint(target, prof.target)
     # one answers file per target, dtype and length: answers are keyed by their prompt inside it,
     # so another --limit or prompt file reuses every answer it shares
@@ -152,14 +193,10 @@ def train(
     answers, resumed = self_distil_cached(model, [ids for _, ids in encoded], max_new_tokens, eos,
                                           pad, batch, data_file, console)
     greedy = [Sample(ids + ans, len(ids), prompt_len=len(ids)) for (_, ids), ans in zip(encoded, answers)]
-    if previous is None:
-        held_keys = spaced_keys([ids for _, ids in encoded], held)
-    else:  # the earlier runs' held-apart prompts: never trained on, and comparable estimates
-        held_keys = earlier_held_keys(previous.meta.get("training", {}), tokenizer, prof,
-                                      max_prompt_tokens)
     held_out = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in held_keys]
-    train_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) not in held_keys]
-    if not held_out:  # only on --resume: a new run holds its own prompts apart
+    estimate_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in estimate_keys]
+    train_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) not in held_keys | estimate_keys]
+    if not held_out or not estimate_set:  # only on --resume: a new run holds its own prompts apart
         raise SpecScopeError("--resume: the earlier run's held-apart prompts are not among these "
                              "prompts (use the same --prompts)")
     if not train_set:
@@ -191,7 +228,7 @@ def train(
     extra = corpus_samples(tokenizer, texts, corpus_chunk, corpus_tokens)
     n_answers = len(train_set)
     train_set += extra
-    samples_all = train_set + held_out
+    samples_all = train_set + held_out + estimate_set
 
     t0 = time.perf_counter()
     # cached per target, dtype and device: a --resume or a run with more samples computes only
@@ -234,7 +271,35 @@ def train(
     held_tokens = sum(len(s.ids) - s.answer_start for s in held_out)
     in_rows = sum(int((rows[torch.tensor(s.ids[s.answer_start:], device=rows.device)] >= 0).sum())
                   for s in held_out)
-    settings = {"prompts": str(prompts or "default"), "n_train": n_answers, "n_corpus": len(extra), "n_held": len(held_out),
+    trained_p = [p for p, ids in encoded if prompt_key(ids) not in held_keys | estimate_keys]
+    trained_rec = used_record(trained_p, source, split)
+    corpus_rec = used_record(in_corpus, None, None)
+    ranking_rec = None
+    if (trimmed or prof.trimmed) and previous is None:
+        from specscope.bench.overlap import read_used
+
+        ranking_rec = read_used(trimmed or prof.trimmed)
+    earlier_used = (previous.meta.get("training", {}).get("used_prompts")
+                    if previous is not None else None)
+    selects = keep == "best" or len(scores) > 1  # the tuning numbers chose something
+    settings = {"prompts": str(prompts or "default"), "split": split,
+                "n_train": n_answers, "n_corpus": len(extra), "n_held": len(held_out),
+                "n_estimate": len(estimate_set), "estimate_keys": sorted(estimate_keys),
+                "train_prompts": trained_rec,
+                "selection_prompts": used_record(selection_p, source, "tuning" if split else None),
+                "estimate_prompts": used_record(estimate_p, source, "tuning" if split else None),
+                "corpus_prompts": corpus_rec,
+                # what bench refuses to measure: everything trained or selected on, earlier runs'
+                # too (the estimate prompts are only measured)
+                "used_prompts": merge_records(earlier_used, trained_rec,
+                                              used_record(selection_p), corpus_rec, ranking_rec),
+                "numbers": {
+                    "held_loss, held_acceptance, init_scores":
+                        ("selection: on the selection prompts, which chose the kept weights "
+                         "(--keep best) and the init (--init auto); a maximum, biased up")
+                        if selects else "on the selection prompts (nothing was chosen on them)",
+                    "estimate_loss, estimate_acceptance":
+                        "held-out estimate: prompts used for neither training nor selection"},
                 "limit_per_category": limit, "max_new_tokens": max_new_tokens, "depth": depth,
                 "beta": beta, "lr": lr, "vocab_k": k, "dtype": dtype, "init": init, "seed": seed,
                 "labels": labels, "keep": keep, "keep_apart": keep_apart, "held_keys": sorted(held_keys),
@@ -257,6 +322,9 @@ def train(
     result, interrupted = train_loop(head, embed, weight, rows, train_set, held_out, depth, beta,
                                      lr, minutes, tokens, amp, seed, checkpoint, console, labels, before,
                                      keep)
+    with amp:  # the estimate: once, on the kept weights, on prompts nothing was chosen on
+        result["estimate_loss"], result["estimate_acceptance"] = evaluate(
+            head, embed, weight, rows, estimate_set, depth, beta, labels)
     path = checkpoint(result)
 
     report = Console(highlight=False)
@@ -265,7 +333,9 @@ def train(
     sampled = (f" ({len(train_prompts)} x {samples - 1} sampled at T={temperature:g}"
                f"{' by the drafter' if by_drafter else ''}, {sampled_tokens} tokens)"
                if samples > 1 else "")
-    report.print(f"  data: {n_answers} training answers{sampled} + {len(held_out)} held-apart prompts"
+    report.print(f"  data: {n_answers} training answers{sampled} + {len(held_out)} selection and "
+                 f"{len(estimate_set)} estimate prompts held apart"
+                 f"{f' (calibration and tuning splits)' if split else ''}"
                  f"{f' ({skipped} longer than {max_prompt_tokens} tokens skipped)' if skipped else ''}, "
                  f"{sum(len(s.ids) - s.answer_start for s in samples_all)} answer tokens; "
                  f"self-distillation {gen_s:.0f} s"
@@ -276,21 +346,26 @@ def train(
                      f"of at most {corpus_chunk}, from {', '.join(str(c) for c, _ in texts)}")
     for name, (loss, acc) in scores.items():
         mark = "  <- chosen" if name == init else ""
-        report.print(f"  init W = {'[0;I]' if name == 'embed' else '[I;0]'} ({name}): held-apart loss "
+        report.print(f"  init W = {'[0;I]' if name == 'embed' else '[I;0]'} ({name}): selection loss "
                      f"{loss:.2f}, greedy chain acceptance {_fmt(acc)}{mark}")
     if previous is not None:
         report.print(f"  resumed from {out}: {before.get('steps', 0)} steps, {before.get('tokens', 0)} "
-                     f"tokens, {before.get('seconds', 0):.0f} s before this run; held-apart "
-                     f"acceptance was {_fmt(before.get('held_acceptance', []))}")
+                     f"tokens, {before.get('seconds', 0):.0f} s before this run; estimate "
+                     f"acceptance was {_fmt(before.get('estimate_acceptance', []))}")
     report.print(f"  training ({labels} labels): {result['seconds']:.0f} s, {result['steps']} steps, "
                  f"{result['tokens']} positions in all, loss {result['train_loss']:.3f}")
-    report.print(f"  held-apart: loss {result['held_loss']:.3f}, greedy chain acceptance at steps "
-                 f"1..{depth}: {_fmt(result['held_acceptance'])}")
+    what = ("a selection number: the weights or the init were chosen on it, so it is biased up"
+            if selects else "nothing was chosen on it")
+    report.print(f"  selection ({_n(len(held_out), 'prompt')}; {what}): loss {result['held_loss']:.3f}, "
+                 f"greedy chain acceptance at steps 1..{depth}: {_fmt(result['held_acceptance'])}")
+    report.print(f"  held-out estimate ({_n(len(estimate_set), 'prompt')} used for neither training nor "
+                 f"selection): loss {result['estimate_loss']:.3f}, greedy chain acceptance at steps "
+                 f"1..{depth}: {_fmt(result['estimate_acceptance'])}")
     if "last" in result:
-        report.print(f"  kept the weights of step {result['kept_step']} (best held-apart acceptance; "
+        report.print(f"  kept the weights of step {result['kept_step']} (best selection acceptance; "
                      f"--keep last for the last): the last evaluated weights had loss "
                      f"{result['last']['held_loss']:.3f}, acceptance {_fmt(result['last']['held_acceptance'])}")
-    report.print(f"  vocabulary: {k} ranked rows cover {in_rows / max(held_tokens, 1):.1%} of held-apart answer tokens")
+    report.print(f"  vocabulary: {k} ranked rows cover {in_rows / max(held_tokens, 1):.1%} of selection answer tokens")
     report.print(f"  total {time.perf_counter() - t_start:.0f} s; wrote {path}")
     report.print(f"  use it: specscope generate \"...\" --profile {prof.name} --method mtp -k 3")
     if interrupted:
@@ -387,27 +462,52 @@ def prompt_key(ids: list[int]) -> str:
     return ids_digest(ids)
 
 
-def spaced_keys(prompt_ids: list[list[int]], held: int) -> set[str]:
-    """`held` prompts spread evenly over the selection (every category gets its share)."""
-    step = len(prompt_ids) / held
-    return {prompt_key(prompt_ids[int(i * step)]) for i in range(held)}
+def held_apart(prompt_ids: list[list[int]], held: int) -> tuple[set[str], set[str]]:
+    """(selection, estimate) keys: 2 x `held` prompts spread evenly over `prompt_ids` (every
+    category gets its share), taken in turn for the selection and the estimate."""
+    step = len(prompt_ids) / (2 * held)
+    picked = [prompt_key(prompt_ids[int(i * step)]) for i in range(2 * held)]
+    return set(picked[0::2]), set(picked[1::2])
 
 
-def earlier_held_keys(training: dict, tokenizer, prof, max_prompt_tokens: int) -> set[str]:
-    """The held-apart prompts of the run that made a head: recorded, or (heads written before
-    they were recorded) chosen again from the selection its settings record."""
-    if training.get("held_keys"):
-        return set(training["held_keys"])
-    from specscope.prompts import load_prompts
-    from specscope.session import encode_prompt
+def check_corpus(in_corpus: list, held: list, what: str) -> None:
+    """Refuse a --corpus that holds prompts the head is selected or estimated on: it would train
+    on them."""
+    from specscope.core.errors import SpecScopeError
 
-    source = training.get("prompts", "default")
-    chosen = load_prompts(None if source == "default" else source, None,
-                          training.get("limit_per_category"), from_end=True,
-                          keep_apart=training.get("keep_apart", 0))
-    ids = [encode_prompt(tokenizer, p.text, prof.chat_template, prof.system_prompt) for p in chosen]
-    ids = [x for x in ids if len(x) <= training.get("max_prompt_tokens", max_prompt_tokens)]
-    return spaced_keys(ids, int(training.get("n_held", 4)))
+    clash = {p.digest for p in in_corpus} & {p.digest for p in held}
+    if clash:
+        ids = [p.id for p in held if p.digest in clash]
+        raise SpecScopeError(f"--corpus holds {len(ids)} prompts of {what} (ids "
+                             f"{', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''}): it would train "
+                             "on them; leave them out of the corpus")
+
+
+def corpus_prompts(paths: list[Path]) -> list:
+    """The Spec-Bench prompts (lines with 'turns') of --corpus JSONL files, as Prompts: their
+    ids and text digests are recorded, and checked against the prompts held apart."""
+    from specscope.prompts import Prompt
+
+    out = []
+    for path in paths:
+        path = Path(path).expanduser()
+        if path.suffix not in (".jsonl", ".json") or not path.is_file():
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                row = json.loads(line) if line.strip() else None
+            except ValueError:
+                continue  # read_corpus says so
+            turns = row.get("turns") if isinstance(row, dict) else None
+            turns = [turns] if isinstance(turns, str) else turns
+            if isinstance(turns, list) and turns and isinstance(turns[0], str):
+                out.append(Prompt(str(row.get("question_id", f"{path.name}:{n}")),
+                                  str(row.get("category", "corpus")), turns[0]))
+    return out
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _fmt(acc: list[float]) -> str:

@@ -6,9 +6,17 @@ Spec-Bench form: JSONL with `category` and `turns` (the first turn is used); any
 plain text, one prompt a line (category `text`). Spec-Bench reports its eight MT-bench categories
 as one group, `mt_bench`; `--categories` accepts that name too, and reports group categories the
 same way (runs keep the file's own category).
+
+Splits: a line may say which `split` its prompt belongs to (SPLITS; the packaged set says so on
+every line, data/README.md gives the rule). Calibration prompts are what `trim`, `mtp train` and
+`layerskip-search` fit on, tuning prompts what `mtp train` selects and estimates on, report prompts
+what `bench` measures; a file without the field has no split and every command may draw on all of
+it (`bench` then relies on the overlap check: bench/overlap.py). A prompt is identified across files
+by `digest` (its text's checksum), which artifacts record beside its id.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -28,6 +36,9 @@ PROMPT_SETS = {
     # long-context tasks cut from Python's stdlib sources (data/README.md; prompts_long.py)
     "long": DEFAULT_PROMPTS.parent / "long_context.jsonl",
 }
+SPLITS = ("calibration", "tuning", "report")
+# The packaged set's rule: a prompt's position within its category (0-based, file order), by fives.
+SPLIT_CYCLE = ("report", "report", "tuning", "calibration", "calibration")
 PROMPT_SETS_HELP = ("'long': the packaged long-context set, tasks on Python stdlib sources of "
                     "about 1k, 2k, 4k and 8k tokens (categories long-1k, long-2k, long-4k, "
                     "long-8k; 3 prompts each).")
@@ -38,10 +49,53 @@ class Prompt:
     id: str
     category: str  # as in the file
     text: str  # the first turn
+    split: str | None = None  # SPLITS, or None: the file does not say
 
     @property
     def group(self) -> str:
         return group_of(self.category)
+
+    @property
+    def digest(self) -> str:
+        """The prompt's identity across files: the first 16 hex digits of its text's sha256."""
+        return text_digest(self.text)
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def split_by_position(position: int) -> str:
+    """The split of the prompt at `position` (0-based) within its category: 0, 1 report; 2 tuning;
+    3, 4 calibration; then again from 5 (so a category of 5 has 2 / 1 / 2, one of 40 has
+    16 / 8 / 16)."""
+    return SPLIT_CYCLE[position % len(SPLIT_CYCLE)]
+
+
+def has_splits(prompts: list[Prompt]) -> bool:
+    return any(p.split is not None for p in prompts)
+
+
+def used_record(prompts: list[Prompt], source: str | Path | None = None,
+                split: str | None = None) -> dict:
+    """What an artifact records of the prompts it was fitted or selected on: their file, split,
+    ids and digests (bench refuses to measure them: bench/overlap.py)."""
+    return {"file": str(source) if source is not None else None, "split": split,
+            "ids": [p.id for p in prompts], "digests": [p.digest for p in prompts]}
+
+
+def merge_records(*records: dict | None) -> dict:
+    """One record of every prompt in `records` (ids and digests, each once, in order)."""
+    ids: list[str] = []
+    digests: list[str] = []
+    seen = set()
+    for r in records:
+        for i, d in zip((r or {}).get("ids", []), (r or {}).get("digests", [])):
+            if d not in seen:
+                seen.add(d)
+                ids.append(i)
+                digests.append(d)
+    return {"ids": ids, "digests": digests}
 
 
 def group_of(category: str) -> str:
@@ -94,9 +148,14 @@ def read_prompts(path: Path) -> list[Prompt]:
             turns = [turns]
         if not turns or not isinstance(turns[0], str) or not turns[0].strip():
             raise SpecScopeError(f"{path}:{n}: 'turns' must hold a non-empty first turn")
-        prompts.append(Prompt(str(row.get("question_id", n)), str(row["category"]), turns[0]))
+        split = row.get("split")
+        if split is not None and split not in SPLITS:
+            raise SpecScopeError(f"{path}:{n}: 'split' must be {', '.join(SPLITS)}, got {split!r}")
+        prompts.append(Prompt(str(row.get("question_id", n)), str(row["category"]), turns[0], split))
     if not prompts:
         raise SpecScopeError(f"no prompts in {path}")
+    if has_splits(prompts) and not all(p.split for p in prompts):
+        raise SpecScopeError(f"{path}: some lines have a 'split' and some do not (all or none)")
     return prompts
 
 
@@ -111,13 +170,18 @@ def parse_categories(value: str | None) -> list[str] | None:
 
 def select_prompts(prompts: list[Prompt], categories: list[str] | None, limit: int | None,
                    source: Path | str = "the prompt file", from_end: bool = False,
-                   keep_apart: int = 0) -> list[Prompt]:
+                   keep_apart: int = 0, split: str | None = None) -> list[Prompt]:
     """Keep the wanted categories (file order), at most `limit` prompts per file category, taken
-    from the start of each category (or from its end: trim and mtp train calibrate there, bench
-    measures at the start, so the two stay apart). `keep_apart`: never take the first this many
-    of a category (a category shorter than limit + keep_apart would otherwise reach them)."""
+    from the start of each category (or from its end). `split`: only that split's prompts, where
+    the file has splits (a file without them gives all). `keep_apart`: never take the first this
+    many of a category (for files without splits: a category shorter than limit + keep_apart
+    would otherwise reach what `bench --limit` measures)."""
     if limit is not None and limit < 1:
         raise SpecScopeError(f"--limit must be >= 1, got {limit}")
+    if split is not None and split not in SPLITS:
+        raise SpecScopeError(f"--split must be {', '.join(SPLITS)} or all, got '{split}'")
+    if split is not None and has_splits(prompts):
+        prompts = [p for p in prompts if p.split == split]
     if keep_apart:
         seen: dict[str, int] = {}
         kept = []
@@ -149,8 +213,10 @@ def select_prompts(prompts: list[Prompt], categories: list[str] | None, limit: i
 
 
 def load_prompts(path: str | Path | None = None, categories: str | None = None,
-                 limit: int | None = None, from_end: bool = False, keep_apart: int = 0) -> list[Prompt]:
-    """`path`: a file, the name of a packaged set (PROMPT_SETS; a str), or None: the default."""
+                 limit: int | None = None, from_end: bool = False, keep_apart: int = 0,
+                 split: str | None = None) -> list[Prompt]:
+    """`path`: a file, the name of a packaged set (PROMPT_SETS; a str), or None: the default.
+    `split`: that split only, where the file has splits."""
     path = prompt_source(path)
     return select_prompts(read_prompts(path), parse_categories(categories), limit, path, from_end,
-                          keep_apart)
+                          keep_apart, split)

@@ -54,7 +54,8 @@ def validate(top_k: int, profile: str | None, prompts: Path | None, limit: int |
     check_drafter_vocab(prof, top_k)
     if source == "generate":
         check_new_tokens(prof, max_new_tokens, "--max-new-tokens")
-    chosen = load_prompts(prompts, None, limit, from_end=True)
+    # the packaged set's calibration split (a file without splits: all of it, from the end)
+    chosen = load_prompts(prompts, None, limit, from_end=True, split="calibration")
     out = check_output_file(out or default_out(prof.name, top_k), "--out")
     return prof, chosen, out
 
@@ -64,7 +65,7 @@ def trim(
     top_k: Annotated[int, typer.Option("--top-k", metavar="K", help="Keep this many drafter vocabulary rows.")],
     profile: Profile = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line). " + DEFAULT_PROMPTS_HELP)] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Prompts per category (taken from the end of each category; bench takes from the start).")] = 4,
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Prompts per category, from the calibration split of a file that has splits (the packaged set does), taken from the end of each category; the artifact records their ids and `bench` refuses to measure them.")] = 4,
     source: Annotated[str, typer.Option("--source", metavar="generate|corpus", help="generate: count the target's answers; corpus: count the texts themselves.")] = "generate",
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", metavar="N", help="Answer length per calibration prompt.")] = 64,
     batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Calibration answers generated together (1: one at a time, drafted).")] = 8,
@@ -81,6 +82,7 @@ def trim(
     from specscope.core.vocab import build_trimmed
     from specscope.frontends.loading import open_session
     from specscope.frontends.progress import AmountColumn, EtaColumn, description, make_progress
+    from specscope.prompts import has_splits, prompt_source, used_record
     from specscope.trim import count_corpus, count_generated
 
     prof, chosen, out = validate(top_k, profile, prompts, limit, source, max_new_tokens, out, dtype,
@@ -118,12 +120,16 @@ def trim(
                                      on_step=lambda n: bar.advance(task, n))
         else:
             counts = count_corpus(session.tokenizer, chosen, on_prompt)
-    calibration = {"source": source, "prompts": str(prompts or "default"), "n_prompts": len(chosen),
+    split = "calibration" if has_splits(chosen) else None
+    calibration = {"source": source, "prompts": str(prompts or "default"), "split": split,
+                   "n_prompts": len(chosen), "prompt_ids": [p.id for p in chosen],
                    "limit_per_category": limit, "max_new_tokens": max_new_tokens,
                    "batch_size": batch_size,
                    "dtype": session.profile.dtype, "seconds": round(time.perf_counter() - t0, 1)}
     vocab = build_trimmed(counts, top_k, session.drafter_lm, session.target, session.tokenizer,
                           prof.name, prof.drafter, prof.target, calibration)
+    # what bench checks its prompts against (bench/overlap.py)
+    vocab.meta["used_prompts"] = used_record(chosen, prompt_source(prompts), split)
     vocab.save(out)
 
     lm = session.drafter_lm
@@ -134,8 +140,9 @@ def trim(
     r_after = lm.read_params(top_k) / target_read
     report = Console()
     report.print(f"[bold]VocabTrim[/bold] K = {top_k} of {vocab_size} tokens")
-    report.print(f"  calibration: {len(chosen)} prompts, {sum(counts.values())} tokens "
-                 f"({len(counts)} distinct), source {source}")
+    report.print(f"  calibration: {len(chosen)} prompts{f' ({split} split)' if split else ''}, "
+                 f"{sum(counts.values())} tokens ({len(counts)} distinct), source {source}; "
+                 f"their ids are recorded (bench refuses to measure them)")
     report.print(f"  coverage: {vocab.meta['coverage']:.2%} of calibration tokens are in the kept set")
     report.print(f"  drafter head: {vocab_size * hidden:,} -> {top_k * hidden:,} parameters "
                  f"({_fmt_bytes(vocab_size * hidden * bytes_per)} -> {_fmt_bytes(top_k * hidden * bytes_per)}"

@@ -38,6 +38,14 @@ def bench(
         "e.g. long-1k,long-8k.")] = None,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", metavar="N", help="At most this many prompts per category.")] = None,
+    split: Annotated[Optional[str], typer.Option(
+        "--split", metavar="report|tuning|calibration|all", help="Which split of a prompt file that "
+        "has them (the packaged set does) to measure: report by default, the prompts no command "
+        "fits or selects on. A file without splits is measured whole.")] = None,
+    allow_overlap: Annotated[bool, typer.Option(
+        "--allow-overlap", help="Measure prompts that an artifact in use (the trimmed head, the "
+        "FastMTP head) was fitted or selected on, flagged in the table and results; without it "
+        "bench refuses them.")] = False,
     methods: Methods = None,
     draft_len: DraftLens = None,
     vocab_top_k: VocabSizes = None,
@@ -52,7 +60,7 @@ def bench(
     seed: Seed = 0,
     dtype: Dtype = None,
     device: Device = None,
-    repeats: Annotated[int, typer.Option("--repeats", metavar="N", help="Timed runs per prompt and configuration.")] = 1,
+    repeats: Annotated[int, typer.Option("--repeats", metavar="N", help="Timed runs per prompt and configuration (results.json then gives each repeat's overall speedup too).")] = 1,
     reference: Annotated[Optional[str], typer.Option(
         "--reference", metavar="hf", help="'hf': add transformers' own generate rows (plain, assisted, "
         "prompt lookup) on the same models.")] = None,
@@ -80,7 +88,8 @@ def bench(
     from specscope.bench.driver import Options, run_bench
 
     run_bench(Options(
-        profile=profile, prompts=prompts, categories=categories, limit=limit, methods=methods,
+        profile=profile, prompts=prompts, categories=categories, limit=limit, split=split,
+        allow_overlap=allow_overlap, methods=methods,
         draft_len=draft_len, vocab_top_k=vocab_top_k, trimmed=trimmed, refine_steps=refine_steps,
         draft_quant=draft_quant, quant=quant, draft_window=draft_window,
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,

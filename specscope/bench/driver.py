@@ -25,7 +25,8 @@ from specscope.frontends.progress import make_progress
 from specscope.outputs import atomic_write_text, check_output_dir, ensure_dir
 from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
                                   parse_vocab_sizes)
-from specscope.prompts import load_prompts, prompt_source
+from specscope.prompts import SPLITS, load_prompts, prompt_source
+from specscope.bench.overlap import Overlap, artifacts_in_use, find_overlap, refusal
 from specscope.bench.report import render_table, runs_jsonl, write_results
 from specscope.bench.runner import Plan, Runner, controls_for, run_plan, warm_up
 from specscope.core.errors import SpecScopeError
@@ -37,6 +38,8 @@ class Options:
     prompts: str | Path | None = None  # a file, a packaged set's name (long), None: default
     categories: str | None = None
     limit: int | None = None
+    split: str | None = None  # SPLITS or "all"; None: report (files without splits: all)
+    allow_overlap: bool = False
     methods: list[str] | None = None
     draft_len: list[str] | None = None
     vocab_top_k: list[str] | None = None
@@ -67,6 +70,8 @@ def command_line(o: Options) -> str:
         if f.name in ("warmup", "plots"):
             if not value:
                 words.append(f"--no-{f.name}")
+        elif f.name == "allow_overlap":
+            words += [flag] if value else []
         elif isinstance(value, list):
             words += [flag, ",".join(value)] if value else []
         elif value is not None and not (f.name == "seed" and value == 0) \
@@ -89,7 +94,8 @@ class ProgressWatcher:
         self.progress.advance(self.task)
 
 
-def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> dict:
+def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
+              overlap: Overlap | None = None) -> dict:
     import torch
     import transformers
 
@@ -125,6 +131,8 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str) -> 
                      "profile_draft_len": prof.draft_len, "repeats": plan.repeats,
                      "seed": plan.seed, "warmup": o.warmup, "draft_window": base.draft_window},
         "prompt_file": prompt_file,
+        "split": split_measured(o, plan.prompts),
+        "overlap": (overlap or Overlap()).as_dict(o.allow_overlap),
         "prompts": len(plan.prompts),
         "categories": dict(Counter(p.category for p in plan.prompts)),
         "configs": [c.name for c in plan.all_configs],
@@ -144,8 +152,17 @@ def plan_controls(session, o: Options):
                          draft_window=o.draft_window)
 
 
+def split_measured(o: Options, prompts) -> str | None:
+    """The split measured: None for a file without splits."""
+    if not any(p.split for p in prompts):
+        return None
+    return o.split or "report"
+
+
 def validate(o: Options):
-    """Everything that can be checked without models. Returns (profile, prompts, grid axes)."""
+    """Everything that can be checked without models. Returns (profile, prompts, grid axes,
+    overlap): refuses prompts an artifact in use was fitted or selected on, unless
+    --allow-overlap."""
     from specscope.frontends.loading import quiet_libraries
     from specscope.frontends.preflight import check_new_tokens, check_options, check_trimmed
     from specscope.profiles import load_profile, with_quant
@@ -177,13 +194,21 @@ def validate(o: Options):
     check_new_tokens(prof, base.max_new_tokens, "--max-new-tokens")
     for k in lens:  # e.g. an unknown auto:RULE
         controls_for(base, Config(BASELINE, k)).validate()
-    prompts = load_prompts(o.prompts, o.categories, o.limit)
+    if o.split not in (None, "all", *SPLITS):
+        raise SpecScopeError(f"--split must be {', '.join(SPLITS)} or all, got '{o.split}'")
+    prompts = load_prompts(o.prompts, o.categories, o.limit,
+                           split=None if o.split == "all" else o.split or "report")
+    artifacts = artifacts_in_use(prof, o.trimmed, methods)
+    overlap = find_overlap(prompts, artifacts)
+    if overlap.flagged and not o.allow_overlap:
+        raise refusal(overlap, artifacts)
     check_output_dir(o.out)
     quiet_libraries()
-    return prof, prompts, methods, lens, sizes, choice
+    return prof, prompts, methods, lens, sizes, overlap, choice
 
 
-def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console) -> Plan:
+def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
+               overlap: Overlap | None = None) -> Plan:
     available = [m for m in session.decoder.methods if m != BASELINE]
     if not methods:
         methods = available
@@ -211,7 +236,9 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console)
         ids.append(x)
     if not kept:
         raise SpecScopeError("no prompt fits the target's context window")
-    return Plan(kept, ids, configs, o.repeats, o.seed)
+    flagged = (overlap or Overlap()).flagged
+    return Plan(kept, ids, configs, o.repeats, o.seed,
+                {p.id: flagged[p.id] for p in kept if p.id in flagged})
 
 
 def run_bench(o: Options) -> None:
@@ -222,14 +249,23 @@ def run_bench(o: Options) -> None:
     out = Console(highlight=False)
     if not out.is_terminal:
         out.width = 160  # a pipe or a log file: room for the whole table
-    prof, prompts, methods, lens, sizes, choice = validate(o)
+    prof, prompts, methods, lens, sizes, overlap, choice = validate(o)
+    for name in overlap.unchecked:
+        err.print(f"note: cannot check overlap with the {name}: it records no prompt ids (made "
+                  "before specscope recorded them; make it again to check)", soft_wrap=True)
+    if overlap.flagged:
+        n = len(overlap.flagged)
+        err.print(f"[yellow]warning: {n} prompt{'s' if n > 1 else ''} measured {'were' if n > 1 else 'was'} "
+                  f"used to fit or select an artifact in use (--allow-overlap): flagged '!' in the "
+                  f"table, 'overlap' in results.json and runs.jsonl; their speedups flatter[/yellow]",
+                  soft_wrap=True)
     if (Path(o.out) / "results.json").exists():
         err.print(f"note: {o.out} holds an earlier result; its files will be replaced")
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
-    plan = build_plan(o, session, prompts, methods, lens, sizes, err)
+    plan = build_plan(o, session, prompts, methods, lens, sizes, err, overlap)
     base = plan_controls(session, o)
     prompt_file = str(prompt_source(o.prompts))
-    meta = make_meta(o, prof, session, plan, base, prompt_file)
+    meta = make_meta(o, prof, session, plan, base, prompt_file, overlap)
     meta["auto"] = choice_json(choice)  # what auto chose for this machine, and why
     runner = Runner(session, base)
 
@@ -248,8 +284,9 @@ def run_bench(o: Options) -> None:
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
     quant = quant_label(prof)
+    split_note = f" ({meta['split']} split)" if meta["split"] else ""
     title = (f"specscope bench: {prof.name}, {meta['dtype']}{f' ({quant})' if quant else ''} on {meta['device']}, "
-             f"{len({r['prompt_id'] for r in records})} prompts, temperature {base.temperature}, "
+             f"{len({r['prompt_id'] for r in records})} prompts{split_note}, temperature {base.temperature}, "
              f"max {base.max_new_tokens} new tokens; speedup over ar (Spec-Bench: mean tok/s ratio)")
     out.print(render_table(rows, title))
     out.print(render_costs(cost_rows(records, rows, meta["target_bytes"]), meta["memory_gbs"]))

@@ -14,6 +14,22 @@ Definitions (per configuration, per category group, and `overall` over all promp
   t_draft_token    draft seconds per drafted token, pooled, without the drafter's reading of a
                    long context (Drafted.prefill_s): how drafting cost grows with the context
   t_verify         verify seconds per target pass, pooled (for `ar`: a plain decoding step)
+
+Uncertainty (how far one number stands for its prompts):
+  speedup_min, speedup_max   the lowest and highest per-prompt speedup (a prompt's tok/s over
+                   the baseline's on it); the speedup, a ratio of means, always lies between them
+  speedup_ci95     a 95% interval of the speedup over prompts: percentile bootstrap, prompts
+                   resampled BOOTSTRAP times (seeded: the same runs give the same interval); None
+                   for one prompt
+  speedup_by_repeat   with --repeats N > 1: the speedup of each repeat alone
+
+Decode only (the target's prefill, the same work for every method, excluded):
+  decode_tokens_per_s   mean over prompts of new tokens / (wall - the target's prefill seconds);
+                   None where a run does not report its prefill (transformers' rows)
+  decode_speedup   decode_tokens_per_s / the baseline's, on the same prompts
+  prefill_share    the target's prefill seconds / wall seconds, pooled
+
+overlap_prompts    prompts an artifact in use was fitted or selected on (bench --allow-overlap)
 """
 from __future__ import annotations
 
@@ -27,23 +43,57 @@ from specscope.outputs import atomic_write_text
 from specscope.bench.grid import BASELINE, OVERALL
 
 KEYS = ["config", "kind", "method", "draft_len", "vocab_top_k", "category", "context_tokens",
-        "speedup", "tau",
+        "speedup", "speedup_min", "speedup_max", "speedup_ci95_low", "speedup_ci95_high",
+        "decode_speedup", "decode_tokens_per_s", "prefill_share", "overlap_prompts", "tau",
         "acceptance_rate", "tokens_per_s", "baseline_tokens_per_s", "mbsu", "identical_share",
         "mean_draft_len", "t_draft_token", "t_verify", "prompts", "runs", "new_tokens", "wall_s",
         "per_position", "per_position_drafted"]
+
+
+BOOTSTRAP = 2000
 
 
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _per_prompt_tps(records: list[dict]) -> dict[str, float]:
+def _per_prompt_tps(records: list[dict], decode: bool = False) -> dict[str, float] | None:
+    """Each prompt's tok/s, repeats summed; decode=True: without the target's prefill seconds
+    (None when a run does not report them)."""
     tokens: dict[str, int] = defaultdict(int)
     wall: dict[str, float] = defaultdict(float)
     for r in records:
+        seconds = r["wall_s"]
+        if decode:
+            if r.get("prefill_s") is None:
+                return None
+            seconds -= r["prefill_s"]
         tokens[r["prompt_id"]] += r["new_tokens"]
-        wall[r["prompt_id"]] += r["wall_s"]
+        wall[r["prompt_id"]] += seconds
     return {p: tokens[p] / wall[p] if wall[p] > 0 else 0.0 for p in tokens}
+
+
+def _ratio(tps: dict[str, float] | None, base: dict[str, float] | None) -> float | None:
+    if not tps or not base:
+        return None
+    mean, mean_base = _mean(list(tps.values())), _mean([base[p] for p in tps if p in base])
+    return mean / mean_base if mean is not None and mean_base else None
+
+
+def bootstrap_ci(tps: dict[str, float], base: dict[str, float], n: int = BOOTSTRAP,
+                 seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile-bootstrap interval of mean(tps) / mean(base) over resampled prompts."""
+    import numpy as np
+
+    prompts = [p for p in tps if base.get(p)]
+    if len(prompts) < 2:
+        return None
+    a = np.array([tps[p] for p in prompts])
+    b = np.array([base[p] for p in prompts])
+    idx = np.random.default_rng(seed).integers(0, len(prompts), size=(n, len(prompts)))
+    ratios = a[idx].mean(axis=1) / b[idx].mean(axis=1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def summarize(records: list[dict], baseline: list[dict]) -> dict:
@@ -53,8 +103,18 @@ def summarize(records: list[dict], baseline: list[dict]) -> dict:
     records = [r for r in records if r["prompt_id"] in base_prompts]  # compare like with like
     prompts = {r["prompt_id"] for r in records}
     tps = _per_prompt_tps(records)
-    base_tps = _per_prompt_tps([r for r in baseline if r["prompt_id"] in prompts])
+    base_runs = [r for r in baseline if r["prompt_id"] in prompts]
+    base_tps = _per_prompt_tps(base_runs)
     mean_tps, mean_base = _mean(list(tps.values())), _mean(list(base_tps.values()))
+    per_prompt = [tps[p] / base_tps[p] for p in tps if base_tps.get(p)]
+    ci = bootstrap_ci(tps, base_tps)
+    repeats = sorted({r["repeat"] for r in records})
+    by_repeat = [_ratio(_per_prompt_tps([r for r in records if r["repeat"] == k]),
+                        _per_prompt_tps([r for r in base_runs if r["repeat"] == k]))
+                 for k in repeats] if len(repeats) > 1 else None
+    decode_tps = _per_prompt_tps(records, decode=True)
+    decode_base = _per_prompt_tps(base_runs, decode=True)
+    prefill = [r.get("prefill_s") for r in records]
     steps = sum(r["steps"] for r in records)
     new = sum(r["new_tokens"] for r in records)
     known = [r for r in records if r["drafted"] is not None]
@@ -81,6 +141,16 @@ def summarize(records: list[dict], baseline: list[dict]) -> dict:
     return {
         "context_tokens": _mean([c for c in contexts.values() if c is not None]),
         "speedup": mean_tps / mean_base if mean_tps is not None and mean_base else None,
+        "speedup_min": min(per_prompt) if per_prompt else None,
+        "speedup_max": max(per_prompt) if per_prompt else None,
+        "speedup_ci95_low": ci[0] if ci else None,
+        "speedup_ci95_high": ci[1] if ci else None,
+        "speedup_by_repeat": by_repeat,
+        "decode_tokens_per_s": _mean(list(decode_tps.values())) if decode_tps else None,
+        "decode_speedup": _ratio(decode_tps, decode_base),
+        "prefill_share": sum(prefill) / sum(r["wall_s"] for r in records)
+        if None not in prefill and sum(r["wall_s"] for r in records) > 0 else None,
+        "overlap_prompts": len({r["prompt_id"] for r in records if r.get("overlap")}),
         "tau": tau,
         "acceptance_rate": accepted / drafted if drafted else None,
         "tokens_per_s": mean_tps,
@@ -133,7 +203,8 @@ def render_table(rows: list[dict], title: str = ""):
     table.add_column("configuration", no_wrap=True)
     table.add_column("category", no_wrap=True)
     table.add_column("context", justify="right")
-    for name in ("speedup", "tau", "accept", "tok/s", "MBSU", "identical", "prompts"):
+    for name in ("speedup", "min-max", "decode", "tau", "accept", "tok/s", "decode tok/s", "MBSU",
+                 "identical", "prompts"):
         table.add_column(name, justify="right")
     last = None
     for r in rows:
@@ -141,13 +212,32 @@ def render_table(rows: list[dict], title: str = ""):
         if first and last is not None:
             table.add_section()
         last = r["config"]
+        flagged = r.get("overlap_prompts") or 0
         table.add_row(r["config"] if first else "", r["category"],
                       _fmt(r.get("context_tokens"), ",.0f"), _fmt(r["speedup"], ".2f", "x"),
+                      _spread(r), _fmt(r.get("decode_speedup"), ".2f", "x"),
                       _fmt(r["tau"], ".2f"), _fmt(r["acceptance_rate"], ".0%"),
-                      _fmt(r["tokens_per_s"], ".1f"), _fmt(r["mbsu"], ".2f"),
-                      _fmt(r["identical_share"], ".0%"), str(r["prompts"]),
+                      _fmt(r["tokens_per_s"], ".1f"), _fmt(r.get("decode_tokens_per_s"), ".1f"),
+                      _fmt(r["mbsu"], ".2f"), _fmt(r["identical_share"], ".0%"),
+                      str(r["prompts"]) + (f" ({flagged}!)" if flagged else ""),
                       style="bold" if r["category"] == OVERALL else None)
+    notes = ["min-max: the lowest and highest per-prompt speedup (results.json: a 95% interval "
+             "too); decode: tok/s without the target's prefill, and its speedup"]
+    if any(r.get("overlap_prompts") for r in rows):
+        notes.append("(N!): N prompts an artifact in use was fitted or selected on "
+                     "(--allow-overlap): these rows flatter")
+    table.caption = "\n".join(notes)
+    table.caption_justify = "left"
     return table
+
+
+def _spread(r: dict) -> str:
+    """The per-prompt speedups' range; a row of one prompt says so (it has no spread)."""
+    if r.get("prompts") == 1:
+        return "1 prompt"
+    if r.get("speedup_min") is None:
+        return "-"
+    return f"{r['speedup_min']:.2f}-{r['speedup_max']:.2f}"
 
 
 # -- files ---------------------------------------------------------------------------------------

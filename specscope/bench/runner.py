@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 
@@ -92,11 +92,14 @@ class Runner:
 
 
 def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens: int,
-           m: Measured) -> dict:
+           m: Measured, overlap: list[str] | None = None) -> dict:
+    """One run. `overlap`: the artifacts in use that were fitted or selected on this prompt
+    (bench --allow-overlap), else empty."""
     n = len(m.token_ids)
     return {
         **config.as_dict(),
         "prompt_id": prompt.id, "category": prompt.category, "group": prompt.group,
+        "split": prompt.split, "overlap": list(overlap or []),
         "repeat": repeat, "seed": seed, "prompt_tokens": prompt_tokens,
         "new_tokens": n, "wall_s": m.wall_s, "tokens_per_s": n / m.wall_s if m.wall_s > 0 else 0.0,
         "steps": m.steps, "drafted": m.drafted, "accepted": m.accepted,
@@ -115,6 +118,7 @@ class Plan:
     configs: list[Config]  # the grid and the hf rows; the baseline is added in front
     repeats: int = 1
     seed: int = 0
+    overlap: dict[str, list[str]] = field(default_factory=dict)  # prompt id -> artifacts that used it
 
     @property
     def all_configs(self) -> list[Config]:
@@ -166,7 +170,8 @@ def run_plan(runner: Runner, plan: Plan, watch: Watcher = Silent(),
                 for config in plan.all_configs:
                     watch.begin(f"{prompt.category} #{prompt.id}  {config.name}")
                     m = runner.measure(config, ids, seed)
-                    records.append(record(config, prompt, repeat, seed, len(ids), m))
+                    records.append(record(config, prompt, repeat, seed, len(ids), m,
+                                          plan.overlap.get(prompt.id)))
                     watch.end()
             if on_prompt_done:
                 on_prompt_done(records)

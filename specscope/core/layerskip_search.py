@@ -43,6 +43,8 @@ class SearchResult:
     seed: int
     evaluations: int
     tried: list[dict] = field(default_factory=list)  # the best few: skip, score, draft_len
+    # the calibration prompts searched on: file, split, ids and text digests (None: not recorded)
+    used_prompts: dict | None = None
 
 
 @dataclass

@@ -113,8 +113,10 @@ def test_ctrl_c_keeps_the_finished_runs():
 
 
 def test_training_from_the_end_never_reaches_what_bench_measures_from_the_start():
-    """The packaged set's MT-bench categories hold 5 prompts: --limit 8 from the end would take
-    the 2 that `bench --limit 2` measures, unless they are kept apart."""
+    """For a file without splits (here the packaged set's lines, splits ignored): its MT-bench
+    categories hold 5 prompts, and --limit 8 from the end would take the 2 that `bench --limit 2`
+    measures, unless they are kept apart. (The packaged set's own split keeps them apart: see
+    test_split_overlap.py.)"""
     every = P.load_prompts(None)
     bench = {p.text for p in P.load_prompts(None, None, 2)}
     reached = {p.text for p in P.load_prompts(None, None, 8, from_end=True)}

@@ -123,7 +123,7 @@ def mtp_train_args(tmp_path, monkeypatch):
     """(prompts file, head path, the common `mtp train` arguments) for a tiny, quick run."""
     monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
     texts = tmp_path / "prompts.txt"
-    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\n")
+    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\nsplit a string\n")
     out = tmp_path / "head.safetensors"
     return texts, out, ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts), "--held", "1",
                         "--limit", "10", "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
@@ -147,7 +147,7 @@ def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkey
     assert [e["labels"] for e in second["earlier"]] == ["target"]
     assert second["held_keys"] == first["held_keys"] and len(first["held_keys"]) == 1
     # more prompts on resume: the held-apart prompt stays the earlier run's, never trained on
-    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\nprint it\nread a file\n")
+    texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\nprint it\nread a file\nsplit a string\n")
     r = runner.invoke(app, [*common, "--resume"])
     assert r.exit_code == 0, r.output
     third = read_meta(out)[0]["training"]
@@ -171,10 +171,10 @@ def test_mtp_train_samples_more_answers_for_training_prompts_only(tmp_path, monk
     answers = json.loads(data.read_text())
     greedy = {k: v for k, v in answers.items() if "#" not in k}
     sampled = {k: v for k, v in answers.items() if "#" in k}
-    assert len(greedy) == 4 and len(sampled) == 2 * 3  # none for the held-apart prompt
+    assert len(greedy) == 5 and len(sampled) == 2 * 3  # none for the 2 held-apart prompts
     assert any(v != greedy[k.split("#")[0]] for k, v in sampled.items())  # drawn, not greedy
     r = runner.invoke(app, [*common, "--samples", "3", "--temperature", "1.0"])
-    assert r.exit_code == 0 and "(10 answers from" in " ".join(r.stdout.split()), r.stdout
+    assert r.exit_code == 0 and "(11 answers from" in " ".join(r.stdout.split()), r.stdout
 
 
 def test_mtp_train_samples_by_the_drafter_are_labelled_by_the_target(tmp_path, monkeypatch):
@@ -200,7 +200,7 @@ def test_mtp_train_samples_by_the_drafter_are_labelled_by_the_target(tmp_path, m
     [drafted] = [v for name, v in files.items() if "-drafter-" in name]
     [greedy] = [v for name, v in files.items() if "-drafter-" not in name]
     assert len(drafted) == 2 * 3 and all("#sample" in k for k in drafted)
-    assert len(greedy) == 4 and all("#" not in k for k in greedy)
+    assert len(greedy) == 5 and all("#" not in k for k in greedy)
     # who wrote what: every sampled batch came from the drafter, the greedy ones from the target
     # (a spy that records the model and calls through; the answers above are its real output)
     import specscope.mtp_loop as loop
@@ -249,7 +249,7 @@ def test_mtp_train_corpus_adds_teacher_forced_text(tmp_path, monkeypatch):
     assert training["n_train"] == 3 and [c["path"] for c in training["corpus"]] == [str(text), str(lines)]
     assert "corpus: 70 tokens in 5 sequences" in " ".join(r.stdout.split())
     bars = [line for line in r.stderr.splitlines() if line.startswith("teacher-forced hidden states")]
-    assert bars[-1].startswith("teacher-forced hidden states: 9/9")  # 3 + 1 held apart + 5 pieces
+    assert bars[-1].startswith("teacher-forced hidden states: 10/10")  # 3 + 2 held apart + 5 pieces
     # JSONL: a line's text fields (turns and reference), not its id or category; a line with no
     # text field gives all its strings
     from specscope.mtp_command import read_corpus
@@ -298,14 +298,14 @@ def test_mtp_train_keeps_the_hidden_states_and_reads_them_back(tmp_path, monkeyp
     first = read_meta(out)[0]["training"]
     [folder] = (tmp_path / "hidden").iterdir()
     files = sorted(folder.glob("*.safetensors"))
-    assert len(files) == 4 + 3  # 4 greedy answers (one held apart), 3 sampled
-    assert "(7 sequences computed, 0 read from" in " ".join(r.stdout.split())
+    assert len(files) == 5 + 3  # 5 greedy answers (two held apart), 3 sampled
+    assert "(8 sequences computed, 0 read from" in " ".join(r.stdout.split())
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert "(0 sequences computed, 7 read from" in " ".join(r.stdout.split())
+    assert "(0 sequences computed, 8 read from" in " ".join(r.stdout.split())
     assert read_meta(out)[0]["training"]["init_scores"] == first["init_scores"]
     files[0].write_bytes(b"not a safetensors file")
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert "(1 sequences computed, 6 read from" in " ".join(r.stdout.split())
+    assert "(1 sequences computed, 7 read from" in " ".join(r.stdout.split())
     assert not list(folder.glob(".*.tmp"))
