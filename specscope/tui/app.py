@@ -30,7 +30,7 @@ from specscope.tui.actions import SettingActions
 from specscope.tui.generation import ENGINE_LOCK, Gate, drive
 from specscope.tui.messages import EngineEvents, RunEnded, StepSelected
 from specscope.tui.pacing import Pacer
-from specscope.tui.screens.loading import Loader, LoadingScreen
+from specscope.tui.screens.loading import Loaded, Loader, LoadingScreen
 from specscope.tui.widgets.controls_panel import ControlsPanel
 from specscope.tui.widgets.conversation import Conversation
 from specscope.tui.widgets.draft_panel import DraftPanel
@@ -115,7 +115,15 @@ class SpecScopeApp(SettingActions, App[None]):
             self.controls_panel.state = "loading"
             title = f"Loading profile '{self.profile.name}': {self.profile.target}" + (
                 f" + {self.profile.drafter}" if self.profile.drafter else "")
-            self.push_screen(LoadingScreen(self.loader, title), callback=self.session_ready)
+            self.push_screen(LoadingScreen(self.loader, title), callback=self.loaded)
+
+    def loaded(self, result: Loaded) -> None:
+        """The loading screen is gone: its typed prompt goes to the prompt box, or is sent."""
+        self.session_ready(result.session)
+        if not (result.send and self.send_prompt(result.prompt)):
+            prompt = self.query_one("#prompt", Input)
+            prompt.value = result.prompt
+            prompt.cursor_position = len(result.prompt)
 
     def session_ready(self, session) -> None:
         self.session = session
@@ -131,20 +139,25 @@ class SpecScopeApp(SettingActions, App[None]):
     # Sending prompts and running the engine.
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
+        if self.send_prompt(event.value):
+            event.input.value = ""
+
+    def send_prompt(self, text: str) -> bool:
+        """Start answering `text`; False (and why, as a notification) when it cannot be sent."""
+        text = text.strip()
         if not text:
-            return
+            return False
         if self.session is None:
             self.notify("The models are still loading.", severity="warning")
-            return
+            return False
         if self.running:
             self.notify("An answer is being generated: s stops it.", severity="warning")
-            return
-        event.input.value = ""
+            return False
         self.messages.append({"role": "user", "content": text})
         self.conversation.add_user(text)
         self.conversation.focus()  # letter keys now act as controls
         self.start_answer()
+        return True
 
     def start_answer(self) -> None:
         try:

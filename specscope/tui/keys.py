@@ -1,7 +1,8 @@
 """Every key of the explorer, in one list: the app's bindings, the footer and the help screen.
 
 `description` is the short footer label; `tooltip` is the help screen's longer line.
-Letter keys act when the prompt box is not focused (Esc leaves it, i or / returns to it).
+Letter keys act when the prompt box is not focused (Esc leaves it, i or / returns to it), and
+none acts while the models load: the loading screen is modal, and what is typed there is a prompt.
 """
 from __future__ import annotations
 
