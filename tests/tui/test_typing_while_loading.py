@@ -1,7 +1,8 @@
-"""Keys typed while the models load are a prompt, never controls.
+"""Keys typed while the models load are a prompt, never controls; a new answer always runs.
 
 Issue 34: a prompt typed while the models loaded reached the app's control keys (space paused,
-letters changed settings, the prompt was lost).
+letters changed settings, the prompt was lost), and the prompt sent later sat paused, said only
+in the controls panel.
 """
 import re
 import threading
@@ -10,7 +11,7 @@ from specscope.session import make_controls
 from specscope.tui.app import SpecScopeApp
 from specscope.tui.screens.loading import LoadingScreen
 
-from tui_helpers import SIZE, rendered_text, run, until
+from tui_helpers import SIZE, parked, rendered_text, run, send, until
 
 TYPED = "Is n+1 prime? Write a Python function that checks whether a number is prime."
 
@@ -69,5 +70,44 @@ def test_a_prompt_typed_while_loading_waits_in_the_prompt_box(tiny_session):
             await until(pilot, lambda: app.session is not None)
             prompt = app.query_one("#prompt")
             assert prompt.value == "a b c" and prompt.has_focus and not app.messages
+
+    run(body())
+
+
+def test_a_prompt_sent_while_paused_starts_generating(make):
+    async def body():
+        app = make(max_new_tokens=30)
+        async with app.run_test(size=SIZE) as pilot:
+            # A pause left from a stopped run: the next prompt runs anyway.
+            await pilot.press("escape", "n")  # n before sending: this answer steps
+            await send(pilot)
+            await parked(pilot, 1)
+            await pilot.press("s")
+            await until(pilot, lambda: app.running is None)
+            await send(pilot, "And another?")
+            await until(pilot, lambda: app.last_summary is not None, timeout=10)
+            assert app.last_summary.new_tokens == 30 and app.controls_panel.state == "idle"
+            # Space while nothing runs pauses nothing.
+            await pilot.press("escape", "space")
+            await send(pilot, "A third?")
+            await until(pilot, lambda: app.running is None and len(app.messages) == 6, timeout=10)
+            assert app.last_summary.new_tokens == 30 and not app.gate.paused
+
+    run(body())
+
+
+def test_a_paused_answer_says_so_in_the_conversation(make):
+    async def body():
+        app = make(max_new_tokens=30)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("escape", "n")
+            await send(pilot)
+            await parked(pilot, 1)
+            answer = app.conversation.answers[0]
+            shown = rendered_text(answer)  # under the prompt, where the answer will appear
+            assert "paused" in shown and "space resumes" in shown and "n: one step" in shown
+            await pilot.press("space")
+            await until(pilot, lambda: app.running is None, timeout=10)
+            assert "paused" not in rendered_text(answer) and answer.text
 
     run(body())
