@@ -74,6 +74,21 @@ def test_a_prompt_typed_while_loading_waits_in_the_prompt_box(tiny_session):
     run(body())
 
 
+def test_a_line_typed_before_the_app_started_is_sent(tiny_session):
+    """Typed while Python starts, the terminal is still in line mode: Enter arrives as ctrl+j."""
+
+    async def body():
+        app, release = slow_app(tiny_session, max_new_tokens=8)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press(*"a b c", "ctrl+j")
+            release.set()
+            await until(pilot, lambda: app.last_summary is not None, timeout=20)
+            assert app.messages[0] == {"role": "user", "content": "a b c"}
+
+    run(body())
+
+
 def test_a_prompt_sent_while_paused_starts_generating(make):
     async def body():
         app = make(max_new_tokens=30)

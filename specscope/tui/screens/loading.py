@@ -56,8 +56,11 @@ class LoadingScreen(ModalScreen[Loaded]):
 
     AUTO_FOCUS = "#early-prompt"
     # r and q act only once loading failed (the prompt box is then disabled, so they reach here).
+    # A line typed before the app started (the terminal still in line mode) ends in a newline,
+    # which arrives as ctrl+j: it sends the prompt as Enter does.
     BINDINGS = [Binding("r", "retry", "retry"), Binding("q", "quit_failed", "quit"),
-                Binding("ctrl+q", "app.quit", "quit", show=False)]
+                Binding("ctrl+q", "app.quit", "quit", show=False),
+                Binding("ctrl+j", "send_early", show=False)]
 
     def __init__(self, loader: Loader, title: str) -> None:
         super().__init__()
@@ -135,6 +138,9 @@ class LoadingScreen(ModalScreen[Loaded]):
         self.query_one("#early-note", Static).update(
             Text("Sent as soon as the models are loaded", "dim")
             if self.send else "")
+
+    async def action_send_early(self) -> None:
+        await self.query_one("#early-prompt", Input).action_submit()
 
     def on_session_ready(self, message: SessionReady) -> None:
         self.finish_stages()
