@@ -62,10 +62,11 @@ class LoadingScreen(ModalScreen[Loaded]):
                 Binding("ctrl+q", "app.quit", "quit", show=False),
                 Binding("ctrl+j", "send_early", show=False)]
 
-    def __init__(self, loader: Loader, title: str) -> None:
+    def __init__(self, loader: Loader, title: str, prompt: bool = True) -> None:
         super().__init__()
         self.loader = loader
         self.title_text = title
+        self.has_prompt = prompt  # the lesson has no prompt to type
         self.stages: dict[str, Stage] = {}
         self.failed = False
         self.send = False
@@ -76,9 +77,10 @@ class LoadingScreen(ModalScreen[Loaded]):
             yield Static(id="load-title")
             yield Vertical(id="stages")
             yield Static("", id="load-error")
-            yield Input(placeholder="Type your prompt while the models load "
-                        "(Enter: sent once they are ready)", id="early-prompt")
-            yield Static("", id="early-note")
+            if self.has_prompt:
+                yield Input(placeholder="Type your prompt while the models load "
+                            "(Enter: sent once they are ready)", id="early-prompt")
+                yield Static("", id="early-note")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -139,17 +141,23 @@ class LoadingScreen(ModalScreen[Loaded]):
             Text("Sent as soon as the models are loaded", "dim")
             if self.send else "")
 
+    @property
+    def early_prompt(self) -> Input | None:
+        return self.query_one_optional("#early-prompt", Input)
+
     async def action_send_early(self) -> None:
-        await self.query_one("#early-prompt", Input).action_submit()
+        if self.early_prompt is not None:
+            await self.early_prompt.action_submit()
 
     def on_session_ready(self, message: SessionReady) -> None:
         self.finish_stages()
-        prompt = self.query_one("#early-prompt", Input).value
+        prompt = self.early_prompt.value if self.early_prompt is not None else ""
         self.dismiss(Loaded(message.session, prompt, self.send and bool(prompt.strip())))
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.failed = True
-        self.query_one("#early-prompt", Input).disabled = True  # r and q now reach the bindings
+        if self.early_prompt is not None:
+            self.early_prompt.disabled = True  # r and q now reach the bindings
         self.query_one("#load-error", Static).update(
             Text(f"error: {message.error}\n\nr: try again    q: quit", "bold red"))
 
@@ -164,7 +172,7 @@ class LoadingScreen(ModalScreen[Loaded]):
             self.query_one("#load-error", Static).update("")
             self.query_one("#stages").remove_children()
             self.stages = {}
-            prompt = self.query_one("#early-prompt", Input)
-            prompt.disabled = False
-            prompt.focus()
+            if self.early_prompt is not None:
+                self.early_prompt.disabled = False
+                self.early_prompt.focus()
             self.load()
