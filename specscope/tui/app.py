@@ -30,7 +30,7 @@ from specscope.tui.actions import SettingActions
 from specscope.tui.generation import ENGINE_LOCK, Gate, drive
 from specscope.tui.messages import EngineEvents, RunEnded, StepSelected
 from specscope.tui.pacing import Pacer
-from specscope.tui.screens.loading import Loader, LoadingScreen
+from specscope.tui.screens.loading import Loaded, Loader, LoadingScreen
 from specscope.tui.widgets.controls_panel import ControlsPanel
 from specscope.tui.widgets.conversation import Conversation
 from specscope.tui.widgets.draft_panel import DraftPanel
@@ -64,6 +64,7 @@ class SpecScopeApp(SettingActions, App[None]):
         self.last_prompt_ids: list[int] | None = None
         self.last_summary: Summary | None = None
         self.after_run = None  # what to do once a stopped run has ended (regenerate, clear)
+        self.step_next = False  # n pressed while idle: the next answer waits for n (teaching mode)
         self._drafted: Drafted | None = None  # waits for its Verified (maybe in the next batch)
         self._pending: list[tuple[Drafted | None, Verified]] = []  # folded, not yet drawn
         self.pacer = Pacer()
@@ -115,7 +116,15 @@ class SpecScopeApp(SettingActions, App[None]):
             self.controls_panel.state = "loading"
             title = f"Loading profile '{self.profile.name}': {self.profile.target}" + (
                 f" + {self.profile.drafter}" if self.profile.drafter else "")
-            self.push_screen(LoadingScreen(self.loader, title), callback=self.session_ready)
+            self.push_screen(LoadingScreen(self.loader, title), callback=self.loaded)
+
+    def loaded(self, result: Loaded) -> None:
+        """The loading screen is gone: its typed prompt goes to the prompt box, or is sent."""
+        self.session_ready(result.session)
+        if not (result.send and self.send_prompt(result.prompt)):
+            prompt = self.query_one("#prompt", Input)
+            prompt.value = result.prompt
+            prompt.cursor_position = len(result.prompt)
 
     def session_ready(self, session) -> None:
         self.session = session
@@ -125,26 +134,31 @@ class SpecScopeApp(SettingActions, App[None]):
         self.controls_panel.set_session(session.decoder.methods,
                                         None if vocab is None else len(vocab.ranking),
                                         None if vocab is None else vocab.k)
-        self.controls_panel.state = "idle"
+        self.show_state()
         self.query_one("#prompt", Input).focus()
 
     # Sending prompts and running the engine.
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
+        if self.send_prompt(event.value):
+            event.input.value = ""
+
+    def send_prompt(self, text: str) -> bool:
+        """Start answering `text`; False (and why, as a notification) when it cannot be sent."""
+        text = text.strip()
         if not text:
-            return
+            return False
         if self.session is None:
             self.notify("The models are still loading.", severity="warning")
-            return
+            return False
         if self.running:
             self.notify("An answer is being generated: s stops it.", severity="warning")
-            return
-        event.input.value = ""
+            return False
         self.messages.append({"role": "user", "content": text})
         self.conversation.add_user(text)
         self.conversation.focus()  # letter keys now act as controls
         self.start_answer()
+        return True
 
     def start_answer(self) -> None:
         try:
@@ -156,6 +170,12 @@ class SpecScopeApp(SettingActions, App[None]):
             self.show_error(str(e))
             return
         self.last_prompt_ids = ids
+        # A new answer runs, whatever pause an earlier run left; n just before makes it wait.
+        if self.step_next:
+            self.gate.pause()
+        else:
+            self.gate.resume()
+        self.step_next = False
         self.answer = self.conversation.add_answer()
         self.stats_panel.reset(self.controls.method, self.session.decoder.param_ratio(drafter))
         self.begin(ids, self.controls, "answer", self.gate)
@@ -166,20 +186,25 @@ class SpecScopeApp(SettingActions, App[None]):
         self._drafted = None
         self._pending = []
         self._stopping = False
-        self.controls_panel.state = self.run_state()
+        self.show_state()
         # Start the engine once the screen has settled (new turn mounted, focus moved): that
         # one-off redraw would otherwise compete with the engine's first steps.
         self.call_after_refresh(self.call_after_refresh, self.launch, self.run_id, ids, controls, gate)
 
-    def run_state(self) -> str:
-        return ("measuring baseline" if self.running == "baseline"
-                else "paused" if self.gate.paused else "generating")
+    def show_state(self, state: str | None = None) -> None:
+        """The run's state in the controls panel (by default what the app is doing); a paused
+        answer also says so in the conversation, after its text, with the keys that go on."""
+        self.controls_panel.state = state or (
+            "measuring baseline" if self.running == "baseline"
+            else ("paused" if self.gate.paused else "generating") if self.running
+            else "idle: the next answer waits for n" if self.step_next else "idle")
+        if self.answer is not None:
+            self.answer.set_paused(self.running == "answer" and self.gate.paused)
 
     def show_prefill(self, event: Prefilling) -> None:
         """A long prompt's prefill (minutes on a CPU) as the run's state, until it is read."""
         who = "reading prompt" if event.model == "target" else "drafter reading"
-        self.controls_panel.state = (f"{who} {event.done:,}/{event.total:,}"
-                                     if event.done < event.total else self.run_state())
+        self.show_state(f"{who} {event.done:,}/{event.total:,}" if event.done < event.total else None)
 
     def launch(self, run_id: int, ids: list[int], controls: Controls, gate: Gate) -> None:
         if self._stopping or run_id != self.run_id:  # stopped before it started
@@ -250,7 +275,7 @@ class SpecScopeApp(SettingActions, App[None]):
         if message.run_id != self.run_id:
             return
         kind, self.running = self.running, None
-        self.controls_panel.state = "paused" if self.gate.paused else "idle"
+        self.show_state()
         if message.error:
             self.show_error(message.error)
         if kind == "baseline":
@@ -290,27 +315,35 @@ class SpecScopeApp(SettingActions, App[None]):
     # Actions on runs (actions.py has those on settings and the view; keys.py lists the keys).
 
     def action_pause(self) -> None:
-        if self.gate.paused:
+        """Pause or resume the running answer; a pause never outlives it (see start_answer)."""
+        if self.running and self.gate.paused:
             self.gate.resume()
-            self.controls_panel.state = "generating" if self.running else "idle"
-        else:
+        elif self.running:
             self.gate.pause()
-            self.controls_panel.state = "paused"
+        elif self.step_next:
+            self.step_next = False  # the next answer runs freely after all
+        else:
+            self.notify("Nothing is generating: space pauses an answer while it runs "
+                        "(n before sending makes the next answer wait for n).")
+        self.show_state()
 
     def action_step(self) -> None:
         if self.gate.paused and self.draft_panel.advance():  # a refined block's next pass first
             return
-        self.gate.step()
-        self.controls_panel.state = "paused"
-        if not self.running:
-            self.notify("Teaching mode: send a prompt, then n runs one draft-verify step.")
+        if self.running:
+            self.gate.step()
+        else:
+            self.step_next = True
+            self.notify("Teaching mode: the next answer stops once it has read the prompt; "
+                        "then each n runs one draft-verify step and space runs on.")
+        self.show_state()
 
     def action_stop(self) -> None:
         if self.running:
             self._stopping = True
             self.workers.cancel_group(self, "generate")
             self.gate.wake()
-            self.controls_panel.state = "stopping"
+            self.show_state("stopping")
 
     def after_stopping(self, then) -> None:
         """Run `then` now, or once the running answer has stopped."""

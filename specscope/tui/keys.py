@@ -1,7 +1,8 @@
 """Every key of the explorer, in one list: the app's bindings, the footer and the help screen.
 
 `description` is the short footer label; `tooltip` is the help screen's longer line.
-Letter keys act when the prompt box is not focused (Esc leaves it, i or / returns to it).
+Letter keys act when the prompt box is not focused (Esc leaves it, i or / returns to it), and
+none acts while the models load: the loading screen is modal, and what is typed there is a prompt.
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ BINDINGS = [
     Binding("escape", "leave_prompt", "leave prompt", show=False,
             tooltip="Leave the prompt box (letter keys then act as controls)"),
     Binding("space", "pause", "pause", key_display="space",
-            tooltip="Pause / resume generation at the next step boundary (teaching mode)"),
+            tooltip="Pause / resume the running answer at the next step boundary (a new answer "
+                    "always starts running)"),
     Binding("n", "step", "step",
-            tooltip="Teaching mode: run one draft-verify cycle, then pause again"),
+            tooltip="Teaching mode: run one draft-verify cycle, then pause again; before sending, "
+                    "makes the next answer wait for n once it has read the prompt"),
     Binding("s", "stop", "stop", tooltip="Stop the answer; the partial text is kept"),
     Binding("r", "regenerate", "regen",
             tooltip="Regenerate the last answer with the current controls (new seed when sampling)"),

@@ -21,7 +21,7 @@ from specscope.core.errors import SpecScopeError
 from specscope.lesson.chapters import CHAPTERS, run_chapter
 from specscope.lesson.runs import Cancelled, Lesson, Page
 from specscope.tui.generation import ENGINE_LOCK
-from specscope.tui.screens.loading import Loader, LoadingScreen
+from specscope.tui.screens.loading import Loaded, Loader, LoadingScreen
 
 KEYS = " →/space next  ←/b back  r restart chapter  ↑↓ scroll  q quit"
 
@@ -79,7 +79,10 @@ class LessonApp(App[None]):
         else:
             title = f"Loading profile '{self.profile.name}': {self.profile.target}" + (
                 f" + {self.profile.drafter}" if self.profile.drafter else "")
-            self.push_screen(LoadingScreen(self.loader, title), callback=self.session_ready)
+            self.push_screen(LoadingScreen(self.loader, title, prompt=False), callback=self.loaded)
+
+    def loaded(self, result: Loaded) -> None:
+        self.session_ready(result.session)
 
     def session_ready(self, session) -> None:
         self.session = session

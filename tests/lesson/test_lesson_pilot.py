@@ -103,3 +103,17 @@ def test_a_failing_run_is_shown_and_the_chapter_can_be_rerun(tiny_session):
     prompt = tiny_session.encode(PROMPT)
     fresh = list(tiny_session.decoder.run(prompt, controls))[-1].summary.token_ids
     assert ids == fresh and calls["n"] >= 5
+
+
+def test_the_lesson_loads_its_models_behind_the_loading_screen(tiny_session):
+    async def body():
+        app = LessonApp(tiny_session.profile, max_new_tokens=24, loader=lambda progress: tiny_session)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.session is not None)
+            assert app.session is tiny_session
+            await shown(pilot, 1)  # no prompt box on its loading screen: the lesson has none
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_code == 0
+
+    asyncio.run(body())

@@ -44,7 +44,7 @@ def test_text_streams_step_by_step_in_teaching_mode(make):
     async def body():
         app = make(max_new_tokens=40)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("escape", "space")  # pause before sending: teaching mode
+            await pilot.press("escape", "n")  # n before sending: teaching mode
             await send(pilot)
             await parked(pilot, 1)  # parked after prefill: nothing yet
             answer = app.conversation.answers[0]
@@ -68,7 +68,7 @@ def test_draft_length_changed_mid_generation_applies_to_later_proposals(make):
     async def body():
         app = make(max_new_tokens=60, draft_len=2)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("escape", "space")
+            await pilot.press("escape", "n")
             await send(pilot)
             await parked(pilot, 1)
             await pilot.press("n")
@@ -92,7 +92,7 @@ def test_temperature_and_method_change_mid_run(make):
     async def body():
         app = make(max_new_tokens=30)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("escape", "space")
+            await pilot.press("escape", "n")
             await send(pilot)
             await parked(pilot, 1)
             await pilot.press("n")
@@ -117,7 +117,7 @@ def test_stop_ends_the_worker_and_keeps_the_partial_answer(make):
     async def body():
         app = make(max_new_tokens=60)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("escape", "space")
+            await pilot.press("escape", "n")
             await send(pilot)
             await parked(pilot, 1)
             await pilot.press("n")
@@ -130,8 +130,8 @@ def test_stop_ends_the_worker_and_keeps_the_partial_answer(make):
             assert len(answer.steps) == 1 and "[stopped]" in answer.render().plain
             assert app.messages[-1] == {"role": "assistant", "content": answer.text}
             assert app.last_summary is None and app.running is None
-            # Still usable: resume, regenerate the answer in full.
-            await pilot.press("space", "r")
+            # Still usable: r regenerates the answer in full (the pause ended with the run).
+            await pilot.press("r")
             await settle(pilot)
             assert len(app.conversation.answers) == 1
             assert app.last_summary.new_tokens == 60

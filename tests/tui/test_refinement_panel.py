@@ -52,7 +52,7 @@ def test_teaching_mode_steps_through_the_passes(make):
     async def body():
         app = make(max_new_tokens=24, method="jacobi", draft_len=6, refine_steps=3)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("escape", "space")
+            await pilot.press("escape", "n")
             await send(pilot)
             await parked(pilot, 1)
             await pilot.press("n")

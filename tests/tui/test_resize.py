@@ -8,7 +8,7 @@ def test_resize_to_80x24_and_back_mid_answer(make):
     async def body():
         app = make(max_new_tokens=40)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("escape", "space")  # teaching mode: the answer waits for us
+            await pilot.press("escape", "n")  # teaching mode: the answer waits for us
             await send(pilot)
             await parked(pilot, 1)
             await pilot.press("n")

@@ -16,7 +16,7 @@ def test_vocab_size_changes_mid_run_and_later_drafts_stay_inside_it(tiny_trimmed
             await until(pilot, lambda: app.session is not None)
             panel = app.controls_panel
             assert "300 of 1024 rows" in rendered_text(panel)
-            await pilot.press("escape", "space")
+            await pilot.press("escape", "n")
             await send(pilot)
             await parked(pilot, 1)
             await pilot.press("n")

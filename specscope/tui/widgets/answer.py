@@ -19,6 +19,7 @@ from specscope.core.events import Drafted, Verified
 from specscope.frontends.generate import render_step
 
 SELECTED = Style(reverse=True)
+PAUSED = Text("[paused · space resumes · n: one step]", "bold yellow")
 
 Step = tuple[Drafted | None, Verified]
 
@@ -40,6 +41,7 @@ class AnswerView(Widget):
         self.hide_rejected = hide_rejected
         self.selected: int | None = None
         self.note = Text()  # e.g. "[stopped]", shown after the answer
+        self.paused = False  # the run is paused: say so after the text, with the keys that go on
         self._text = Text()
         self._ranges: list[tuple[int, int]] = []  # each step's span in _text
 
@@ -84,16 +86,22 @@ class AnswerView(Widget):
         self.note = Text(note, style)
         self.refresh(layout=True)
 
+    def set_paused(self, paused: bool) -> None:
+        if paused != self.paused:
+            self.paused = paused
+            self.refresh(layout=True)
+
     def render(self) -> Text:
-        if not self.steps and not self.note:
+        tail = [t for t in (self.note, PAUSED if self.paused else None) if t]
+        if not self.steps and not tail:
             return Text("…", "dim")
-        if self.selected is None and not self.note:
+        if self.selected is None and not tail:
             return self._text
         text = self._text.copy()
         if self.selected is not None and self.selected < len(self._ranges):
             text.stylize(SELECTED, *self._ranges[self.selected])
-        if self.note:
-            text.append(" ").append_text(self.note)
+        for piece in tail:
+            text.append(" " if text else "").append_text(piece)
         return text
 
     def on_click(self, event: events.Click) -> None:
