@@ -214,6 +214,7 @@ class MachineReport:
     memory_gbs: float
     models: dict[str, dict[str, Costs]] = field(default_factory=dict)
     seconds: float = 0.0  # how long the measurement took
+    busy: float = 0.0  # the most other work seen on the machine while measuring (runnable threads)
 
     def costs(self, config) -> dict[tuple[str, str], Costs]:
         found = self.models.get(shape_key(config), {})
@@ -221,7 +222,7 @@ class MachineReport:
 
     def to_json(self) -> dict:
         return {"format": FORMAT_VERSION, "key": self.info.key, "info": asdict(self.info),
-                "memory_gbs": self.memory_gbs, "seconds": self.seconds,
+                "memory_gbs": self.memory_gbs, "seconds": self.seconds, "busy": self.busy,
                 "models": {s: {k: asdict(v) for k, v in m.items()} for s, m in self.models.items()}}
 
     @classmethod
@@ -238,7 +239,8 @@ class MachineReport:
                 if not cost.passes or any(not (0 < t < 1e4) for t in cost.passes.values()) \
                         or not 0 < cost.prefill_tps < 1e9:
                     raise ValueError("implausible measurement")
-        return cls(info, float(data["memory_gbs"]), models, float(data.get("seconds", 0.0)))
+        return cls(info, float(data["memory_gbs"]), models, float(data.get("seconds", 0.0)),
+                   float(data.get("busy", 0.0)))
 
 
 def report_path(info: MachineInfo) -> Path:
@@ -284,6 +286,7 @@ def measure_machine(configs: dict[str, object], device: str = "cpu", progress=No
     in `configs` ({role: config}) not yet measured. Saves it in the cache."""
     info = machine_info(device)
     start = time.perf_counter()
+    before = other_load()
     if report is None or report.info != info:
         if progress:
             progress("measuring memory bandwidth", 0, None)
@@ -298,5 +301,16 @@ def measure_machine(configs: dict[str, object], device: str = "cpu", progress=No
             raise SpecScopeError(f"could not measure any pass of the {role} on this machine")
         report.models[key] = {f"{d}/{q}": c for (d, q), c in costs.items()}
     report.seconds += time.perf_counter() - start
+    report.busy = max(report.busy, before, other_load())
     save_report(report)
     return report
+
+
+def other_load() -> float:
+    """Runnable threads beyond this process's own, from the 1-minute load average (0 where the
+    system does not say). Another job on the cores makes every pass slower, and torch's thread
+    pool slower still: numbers measured then are not this machine's."""
+    try:
+        return max(0.0, os.getloadavg()[0] - 1.0)
+    except (OSError, AttributeError):
+        return 0.0
