@@ -53,6 +53,17 @@ def cache_kwarg(fn) -> str:
     return next((a for a in ("cache", "past_key_values", "past_key_value") if a in params), "cache")
 
 
+def drop_last(cache, count: int) -> None:
+    """Remove the last `count` entries of a transformers cache: the one way specscope crops.
+    Nothing is called when nothing is to be removed, since `crop(0)` differs between releases
+    (transformers 5: a no-op; the 4.5x line: "keep 0 tokens", an emptied cache). A count is
+    passed as crop's negative argument, which means "drop that many" in both lines."""
+    if count < 0:
+        raise ValueError(f"cannot drop {count} cache entries")
+    if count:
+        cache.crop(-count)
+
+
 def sync_cache(holder, ids: list[int], n_last: int) -> int:
     """Crop holder.cache (covering holder.ids) back to its longest common prefix with `ids`,
     leaving at least n_last tokens to feed. Returns how many tokens of `ids` stay cached."""
@@ -60,7 +71,7 @@ def sync_cache(holder, ids: list[int], n_last: int) -> int:
     if keep == 0:
         holder.reset()
     elif keep < len(holder.ids):
-        holder.cache.crop(keep - len(holder.ids))  # negative: drop that many tokens
+        drop_last(holder.cache, len(holder.ids) - keep)
         holder.ids = holder.ids[:keep]
     return keep
 
@@ -291,7 +302,7 @@ class CachedLM:
             for layer in self.cache.layers:
                 for t in (layer.keys, layer.values):
                     t[..., n:n + len(path), :] = t.index_select(-2, src)
-        self.cache.crop(n + len(path) - len(self.ids))
+        drop_last(self.cache, len(self.ids) - n - len(path))  # 0 when every node was accepted
         self.ids = list(ids) + [tokens[i] for i in path]
 
     @torch.inference_mode()

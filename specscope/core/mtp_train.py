@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from specscope.core.lm import drop_last
 from specscope.core.mtp import MTPHead, additive
 
 
@@ -100,7 +101,7 @@ def teacher_hidden_shared(model, prompt: list[int], tails: list[list[int]]) -> l
                                 use_cache=True).last_hidden_state[0]
         states.append(torch.cat([head, more]))
         try:
-            cache.crop(-len(tail))  # negative: drop the answer again
+            drop_last(cache, len(tail))  # drop the answer again
         except (RuntimeError, ValueError):  # a cache that cannot roll back (a full sliding window)
             cache = model.base_model(input_ids=torch.tensor([prompt], device=device),
                                      use_cache=True).past_key_values

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, common_prefix, reset_on_failure
+from specscope.core.lm import CachedLM, common_prefix, drop_last, reset_on_failure
 
 SINKS = 4  # attention-sink tokens kept at the start (StreamingLLM's choice)
 
@@ -121,7 +121,7 @@ class WindowedLM(CachedLM):
             self.reset()  # the prefix ends in the evicted middle (or nothing is shared)
             keep = 0
         elif keep < len(self.ids):
-            self.cache.crop(keep - len(self.ids))
+            drop_last(self.cache, len(self.ids) - keep)
             self.ids = self.ids[:keep]
         n = len(ids)
         start = max(keep, n - max(self.window, n_last))  # the first position of the fed tail

@@ -24,7 +24,7 @@ from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.drafters.lookup import find_continuation
 from specscope.core.drafters.model import RankedHead, draft_chain, draft_dist, pick
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, apply_rows, common_prefix
+from specscope.core.lm import CachedLM, apply_rows, common_prefix, drop_last
 from specscope.core.mtp import MTPArtifact, additive, cache_len, causal_after
 from specscope.core.sampling import Shaping
 from specscope.core.window import cache_bytes
@@ -239,7 +239,7 @@ class MTPDrafter(DrafterBase):
             self.cache = self.head.new_cache()
             self.cached_ids = []
         elif keep < have:
-            self.cache.crop(keep - have)  # negative: drop that many
+            drop_last(self.cache, have - keep)
             self.cached_ids = self.cached_ids[:keep + 1]
 
     def _embed(self, tokens: list[int]) -> torch.Tensor:
