@@ -18,6 +18,7 @@ progress between passes (a long prompt's prefill takes minutes on a CPU).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -51,6 +52,18 @@ def cache_kwarg(fn) -> str:
     releases `past_key_values` (decoder layers: `past_key_value`)."""
     params = inspect.signature(fn).parameters
     return next((a for a in ("cache", "past_key_values", "past_key_value") if a in params), "cache")
+
+
+@functools.cache
+def _cache_name(cls: type) -> str:
+    return cache_kwarg(cls.forward)
+
+
+def with_cache(module, cache) -> dict:
+    """{name: cache}, to pass a KV cache to a transformers module (a causal LM, its body, a
+    decoder layer) by the name its forward takes: the one route of every call that passes one.
+    A wrong name is not an error: it lands in **kwargs and the module runs without the cache."""
+    return {_cache_name(type(module)): cache}
 
 
 def drop_last(cache, count: int) -> None:
@@ -141,7 +154,6 @@ class CachedLM:
         self._body_params: int | None = None
         self.quant = "none"
         self.cache = self._new_cache()
-        self._cache_kwarg = cache_kwarg(self.base.forward)
         self._after_head = logit_transform(self.config)
         if check:
             self.check_logits()
@@ -260,7 +272,7 @@ class CachedLM:
         """One forward over ids[start:], the cache covering ids[:start]; hidden states [n, d]."""
         with reset_on_failure(self):
             out = self.base(input_ids=torch.tensor([ids[start:]], device=self.device), use_cache=True,
-                            **{self._cache_kwarg: self.cache})
+                            **with_cache(self.base, self.cache))
         self.ids = list(ids)
         return out.last_hidden_state[0]
 
@@ -286,7 +298,7 @@ class CachedLM:
                 attention_mask=mask,
                 position_ids=tree_positions(parents, cached, self.device),
                 use_cache=True,
-                **{self._cache_kwarg: self.cache},
+                **with_cache(self.base, self.cache),
             )
         self.ids = list(ids) + [-1] * len(tokens)  # tree slots: not a sequence until keep_path
         return out.last_hidden_state[0]

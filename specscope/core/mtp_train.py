@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from specscope.core.lm import drop_last
+from specscope.core.lm import drop_last, with_cache
 from specscope.core.mtp import MTPHead, additive
 
 
@@ -89,22 +89,27 @@ def teacher_hidden_shared(model, prompt: list[int], tails: list[list[int]]) -> l
     """teacher_hidden(prompt + tail) for each tail, the prompt run once: each tail continues
     from the prompt's KV cache, which is cropped back to the prompt after it (several answers to
     one prompt cost the prompt once)."""
+    from transformers import DynamicCache
+
     device = next(model.parameters()).device
-    out = model.base_model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
-    head, cache = out.last_hidden_state[0], out.past_key_values
+    body = model.base_model
+    cache = DynamicCache(config=model.config)
+    head = body(input_ids=torch.tensor([prompt], device=device), use_cache=True,
+                **with_cache(body, cache)).last_hidden_state[0]
     states = []
     for tail in tails:
         if not tail:
             states.append(head.clone())
             continue
-        more = model.base_model(input_ids=torch.tensor([tail], device=device), past_key_values=cache,
-                                use_cache=True).last_hidden_state[0]
+        more = body(input_ids=torch.tensor([tail], device=device), use_cache=True,
+                    **with_cache(body, cache)).last_hidden_state[0]
         states.append(torch.cat([head, more]))
         try:
             drop_last(cache, len(tail))  # drop the answer again
         except (RuntimeError, ValueError):  # a cache that cannot roll back (a full sliding window)
-            cache = model.base_model(input_ids=torch.tensor([prompt], device=device),
-                                     use_cache=True).past_key_values
+            cache = DynamicCache(config=model.config)
+            body(input_ids=torch.tensor([prompt], device=device), use_cache=True,
+                 **with_cache(body, cache))
     return states
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, common_prefix, drop_last, reset_on_failure
+from specscope.core.lm import CachedLM, common_prefix, drop_last, reset_on_failure, with_cache
 
 SINKS = 4  # attention-sink tokens kept at the start (StreamingLLM's choice)
 
@@ -141,7 +141,7 @@ class WindowedLM(CachedLM):
         with reset_on_failure(self):
             out = self.base(input_ids=torch.tensor([[ids[i] for i in fed]], device=self.device),
                             position_ids=torch.tensor([pos], device=self.device), use_cache=True,
-                            **{self._cache_kwarg: self.cache})
+                            **with_cache(self.base, self.cache))
         if start > keep and start > self.sinks:
             self.gap_end = max(self.gap_end, start)
         self.ids = list(ids)

@@ -15,7 +15,7 @@ from specscope.core.drafters.model import ModelDrafter
 from specscope.core.drafters.pool import PoolDrafter
 from specscope.core.drafters.tree import TreeDrafter
 from specscope.core.events import Verified
-from specscope.core.lm import CachedLM
+from specscope.core.lm import CachedLM, with_cache
 from specscope.core.tiny import tiny_model
 from specscope.core.window import WindowedLM, cache_bytes
 from tests.core.helpers import model_greedy, run, tiny_decoder
@@ -56,7 +56,7 @@ def assert_cache_holds_its_positions(lm: WindowedLM) -> None:
     assert lm.cache.get_seq_length() == len(kept) == lm.entries
     fresh = DynamicCache(config=lm.config)
     lm.base(input_ids=torch.tensor([[lm.ids[p] for p in kept]]), position_ids=torch.tensor([kept]),
-            use_cache=True, **{lm._cache_kwarg: fresh})
+            use_cache=True, **with_cache(lm.base, fresh))
     mine = lm.cache.layers[0]
     assert torch.allclose(mine.keys, fresh.layers[0].keys, atol=1e-5)
     assert torch.allclose(mine.values, fresh.layers[0].values, atol=1e-5)
@@ -184,7 +184,7 @@ def test_contiguous_positions_rerotate_the_window_keys():
     with torch.no_grad():
         fresh = DynamicCache(config=lm.config)
         lm.base(input_ids=torch.tensor([[lm.ids[p] for p in kept]]), use_cache=True,
-                **{lm._cache_kwarg: fresh})  # positions 0, 1, 2, ...: the cache indices
+                **with_cache(lm.base, fresh))  # positions 0, 1, 2, ...: the cache indices
     assert torch.allclose(lm.cache.layers[0].keys, fresh.layers[0].keys, atol=1e-4)
     assert torch.allclose(lm.cache.layers[0].values, fresh.layers[0].values, atol=1e-5)
     # and the same run with original positions differs (the test can tell them apart)
