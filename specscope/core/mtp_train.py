@@ -50,31 +50,13 @@ class Sample:
 @torch.inference_mode()
 def self_distill(model, prompts: list[list[int]], max_new_tokens: int, eos_ids: set[int],
                  pad_id: int, temperature: float = 0.0, seed: int = 0) -> list[list[int]]:
-    """The target's answers to a batch of prompts (left-padded): greedy, or sampled at
-    `temperature` (seeded: more of the target's own text from the same prompts), each cut after
-    its first EOS (kept: the head should learn to predict the end too)."""
-    width = max(map(len, prompts))
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    att = torch.zeros_like(ids)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p)
-        att[i, width - len(p):] = 1
-    device = next(model.parameters()).device
-    if temperature > 0:
-        torch.manual_seed(seed)
-    out = model.generate(input_ids=ids.to(device), attention_mask=att.to(device),
-                         max_new_tokens=max_new_tokens, do_sample=temperature > 0, num_beams=1,
-                         eos_token_id=sorted(eos_ids) or None, pad_token_id=pad_id,
-                         temperature=temperature or None, top_p=None, top_k=None)
-    answers = []
-    for row in out[:, width:].tolist():
-        answer = []
-        for x in row:
-            answer.append(x)
-            if x in eos_ids:
-                break
-        answers.append(answer)
-    return answers
+    """The target's answers to a batch of prompts (left-padded, core/greedy.py): greedy, or
+    sampled at `temperature` (seeded: more of the target's own text from the same prompts), each
+    cut after its first EOS (kept: the head should learn to predict the end too); whatever the
+    model's own generation_config asks for."""
+    from specscope.core.greedy import generate_answers
+
+    return generate_answers(model, prompts, max_new_tokens, eos_ids, pad_id, temperature, seed)
 
 
 @torch.inference_mode()
