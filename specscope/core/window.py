@@ -113,6 +113,24 @@ class WindowedLM(CachedLM):
         self.forward(ids, 0)
         yield total, total
 
+    def forward_tree(self, ids: list[int], tokens: list[int], parents: list[int],
+                     dense: bool = False) -> torch.Tensor:
+        """CachedLM's tree pass, while nothing is evicted: it places the tree after the cache's
+        last entry and gives nodes positions by cache index, which stop being positions once the
+        middle is gone. Refused then (drafters draft trees by context, through forward)."""
+        self.forward(ids[:-1], 0)
+        self._check_contiguous("a tree pass")
+        return super().forward_tree(ids, tokens, parents, dense)
+
+    def keep_path(self, ids: list[int], tokens: list[int], path: tuple[int, ...]) -> None:
+        self._check_contiguous("keep_path")
+        super().keep_path(ids, tokens, path)
+
+    def _check_contiguous(self, what: str) -> None:
+        if self.gap:
+            raise SpecScopeError(f"{what} needs every position cached; this draft-window cache "
+                                 f"has evicted {self.gap} (window {self.window})")
+
     def _feed(self, ids: list[int], n_last: int) -> tuple[int, torch.Tensor]:
         if self.window == 0 and not self.gap:
             return super()._feed(ids, n_last)

@@ -209,3 +209,21 @@ def test_a_bounded_drafter_reads_a_long_prompt_in_one_pass_over_sinks_and_window
     unbounded = WindowedLM(tiny_model("draft", 0).eval(), check=False, window=0)
     unbounded.prefill_chunk = 8
     assert len(list(unbounded.read(prompt))) == 1 + 200 // 8  # the chunked read, as before
+
+
+def test_the_tree_pass_is_refused_once_the_window_has_evicted():
+    # forward_tree/keep_path put the tree after the cache's last entry and give positions by
+    # cache index: with the middle evicted those are not the tokens' positions
+    from specscope.core.errors import SpecScopeError
+
+    model = tiny_model("target", 1)
+    lm, plain = WindowedLM(model, window=8), CachedLM(model)
+    short = [3, 14, 15, 92, 65]
+    got = lm.forward_tree(short, [7, 8], [-1, 0])  # nothing evicted yet: CachedLM's pass
+    torch.testing.assert_close(got, plain.forward_tree(short, [7, 8], [-1, 0]))
+    lm.keep_path(short, [7, 8], (0,))
+    assert lm.ids == short + [7]
+    ids = list(range(3, 43))
+    with pytest.raises(SpecScopeError, match="evicted"):
+        lm.forward_tree(ids, [7, 8], [-1, 0])
+    assert lm.gap > 0
