@@ -219,16 +219,19 @@ class MTPDrafter(DrafterBase):
     def _check_hidden(self, ids: list[int], n: int) -> int:
         """Make hidden states 0..n-1 those of ids; returns the first position that was not
         already right. Observed states belong to the ids of the run that handed them over; a
-        state held for other ids, a gap or a missing one is recomputed by one stateless target
-        pass (only after a method switch or a changed conversation)."""
+        state held for other ids, a gap or a missing one is recomputed by the target, reading
+        ids[:n] from the start a prefill chunk a pass into a cache of its own (the target's
+        covers other ids), like a prefill: no pass builds a context x context mask (only after
+        a method switch or a changed conversation)."""
         tok = self.hidden_tok
         for i in range(min(len(tok), len(ids))):
             if tok[i] is None:
                 tok[i] = ids[i]
         good = common_prefix(tok, ids)
         if good < n:
-            full = self.target.base(input_ids=torch.tensor([ids[:n]], device=self.target.device))
-            fresh = full.last_hidden_state[0, good:n].to(self.hidden.dtype)
+            scratch = CachedLM(self.target.model, check=False)
+            scratch.prefill_chunk = self.target.prefill_chunk
+            fresh = scratch.prefill(ids[:n])[1][good:n].to(self.hidden.dtype)
             self.hidden = torch.cat([self.hidden[:good], fresh])
             self.hidden_tok = list(ids[:n])
         return good
