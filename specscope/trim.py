@@ -1,16 +1,13 @@
 """VocabTrim calibration: count the tokens the target produces (or a corpus contains).
 
-The target's greedy answers are generated in left-padded batches (transformers' `generate` with
-an attention mask): decoding is memory-bound, so a batch of 8 answers costs little more than one.
-Prompts are batched by length, so little padding is computed. Only counts matter here: each
+The target's greedy answers are generated in left-padded batches (core/greedy.py): decoding is
+memory-bound, so a batch of 8 answers costs little more than one. Prompts are batched by length, so little padding is computed. Only counts matter here: each
 answer is cut after its first end-of-sequence token, as the decoding loop would stop.
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-
-import torch
 
 from specscope.core.events import Finished
 from specscope.prompts import Prompt
@@ -40,33 +37,14 @@ def count_generated(session: Session, prompts: list[Prompt], max_new_tokens: int
 
 def greedy_batch(session: Session, batch: list[list[int]], max_new_tokens: int,
                  on_step: OnStep | None = None) -> list[list[int]]:
-    """The target's greedy answers to the prompts `batch`, each cut after its first EOS."""
-    from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+    """The target's greedy answers to the prompts `batch`, each cut after its first EOS
+    (core/greedy.py: plain greedy, whatever the model's generation_config asks for)."""
+    from specscope.core.greedy import generate_answers
 
-    class Tick(StoppingCriteria):  # never stops anything: reports each step to the progress bar
-        def __call__(self, input_ids, scores, **kwargs):
-            if on_step:
-                on_step(1)
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-
-    target = session.target
-    eos = sorted(session.decoder.eos_ids)
+    eos = session.decoder.eos_ids
     pad = session.tokenizer.pad_token_id
-    pad = pad if pad is not None else eos[0]
-    width = max(map(len, batch))
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=target.device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=target.device)
-    with torch.inference_mode():
-        # A config of its own: plain greedy, whatever the model's generation_config suggests.
-        config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos,
-                                  pad_token_id=pad)
-        out = target.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                                    stopping_criteria=StoppingCriteriaList([Tick()]))
-    answers = []
-    for row in out[:, width:].tolist():
-        cut = next((i + 1 for i, t in enumerate(row) if t in session.decoder.eos_ids), len(row))
-        answers.append(row[:cut])
-    return answers
+    pad = pad if pad is not None else min(eos)
+    return generate_answers(session.target.model, batch, max_new_tokens, eos, pad, on_step=on_step)
 
 
 def count_generated_one_by_one(session: Session, prompts: list[Prompt], max_new_tokens: int,

@@ -19,31 +19,13 @@ step's cache length gives how many tokens the step committed.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-
 import torch
 
 from specscope.bench.grid import Config
 from specscope.bench.measured import Measured, sync
 from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
-
-
-@contextmanager
-def clean_generation_config(*models):
-    from transformers import GenerationConfig
-
-    saved = [m.generation_config for m in models]
-    try:
-        for m in models:
-            old = m.generation_config
-            m.generation_config = GenerationConfig(bos_token_id=old.bos_token_id,
-                                                   pad_token_id=old.pad_token_id,
-                                                   eos_token_id=old.eos_token_id)
-        yield
-    finally:
-        for m, old in zip(models, saved):
-            m.generation_config = old
+from specscope.core.greedy import clean_generation_config
 
 
 class StepObserver:

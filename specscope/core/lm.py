@@ -18,6 +18,7 @@ progress between passes (a long prompt's prefill takes minutes on a CPU).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -53,6 +54,29 @@ def cache_kwarg(fn) -> str:
     return next((a for a in ("cache", "past_key_values", "past_key_value") if a in params), "cache")
 
 
+@functools.cache
+def _cache_name(cls: type) -> str:
+    return cache_kwarg(cls.forward)
+
+
+def with_cache(module, cache) -> dict:
+    """{name: cache}, to pass a KV cache to a transformers module (a causal LM, its body, a
+    decoder layer) by the name its forward takes: the one route of every call that passes one.
+    A wrong name is not an error: it lands in **kwargs and the module runs without the cache."""
+    return {_cache_name(type(module)): cache}
+
+
+def drop_last(cache, count: int) -> None:
+    """Remove the last `count` entries of a transformers cache: the one way specscope crops.
+    Nothing is called when nothing is to be removed, since `crop(0)` differs between releases
+    (transformers 5: a no-op; the 4.5x line: "keep 0 tokens", an emptied cache). A count is
+    passed as crop's negative argument, which means "drop that many" in both lines."""
+    if count < 0:
+        raise ValueError(f"cannot drop {count} cache entries")
+    if count:
+        cache.crop(-count)
+
+
 def sync_cache(holder, ids: list[int], n_last: int) -> int:
     """Crop holder.cache (covering holder.ids) back to its longest common prefix with `ids`,
     leaving at least n_last tokens to feed. Returns how many tokens of `ids` stay cached."""
@@ -60,7 +84,7 @@ def sync_cache(holder, ids: list[int], n_last: int) -> int:
     if keep == 0:
         holder.reset()
     elif keep < len(holder.ids):
-        holder.cache.crop(keep - len(holder.ids))  # negative: drop that many tokens
+        drop_last(holder.cache, len(holder.ids) - keep)
         holder.ids = holder.ids[:keep]
     return keep
 
@@ -130,7 +154,6 @@ class CachedLM:
         self._body_params: int | None = None
         self.quant = "none"
         self.cache = self._new_cache()
-        self._cache_kwarg = cache_kwarg(self.base.forward)
         self._after_head = logit_transform(self.config)
         if check:
             self.check_logits()
@@ -249,7 +272,7 @@ class CachedLM:
         """One forward over ids[start:], the cache covering ids[:start]; hidden states [n, d]."""
         with reset_on_failure(self):
             out = self.base(input_ids=torch.tensor([ids[start:]], device=self.device), use_cache=True,
-                            **{self._cache_kwarg: self.cache})
+                            **with_cache(self.base, self.cache))
         self.ids = list(ids)
         return out.last_hidden_state[0]
 
@@ -275,7 +298,7 @@ class CachedLM:
                 attention_mask=mask,
                 position_ids=tree_positions(parents, cached, self.device),
                 use_cache=True,
-                **{self._cache_kwarg: self.cache},
+                **with_cache(self.base, self.cache),
             )
         self.ids = list(ids) + [-1] * len(tokens)  # tree slots: not a sequence until keep_path
         return out.last_hidden_state[0]
@@ -291,7 +314,7 @@ class CachedLM:
             for layer in self.cache.layers:
                 for t in (layer.keys, layer.values):
                     t[..., n:n + len(path), :] = t.index_select(-2, src)
-        self.cache.crop(n + len(path) - len(self.ids))
+        drop_last(self.cache, len(self.ids) - n - len(path))  # 0 when every node was accepted
         self.ids = list(ids) + [tokens[i] for i in path]
 
     @torch.inference_mode()

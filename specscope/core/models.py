@@ -149,3 +149,13 @@ def check_vocab_match(target: CachedLM, drafter: CachedLM, target_tok, draft_tok
             "tokens): a draft model must share the target's tokenizer")
     if drafter.vocab_size < len(target_tok) or target.vocab_size < len(target_tok):
         raise SpecScopeError("a model's head is smaller than the tokenizer's vocabulary")
+    check_head_widths(target.vocab_size, drafter.vocab_size)
+
+
+def check_head_widths(target_rows: int, drafter_rows: int) -> None:
+    """A drafter's head may be narrower than the target's (q is zero on the rows it lacks), not
+    wider: it could draft a row the target has no token for, and its q would lose the mass of
+    those rows."""
+    if drafter_rows > target_rows:
+        raise SpecScopeError(f"the drafter's head has {drafter_rows} rows, the target's "
+                             f"{target_rows}: a drafter wider than its target is not supported")

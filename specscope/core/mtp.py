@@ -33,7 +33,7 @@ from torch import nn
 
 from specscope.core.errors import SpecScopeError
 from specscope.core.files import atomic_write
-from specscope.core.lm import CachedLM
+from specscope.core.lm import CachedLM, with_cache
 from specscope.core.vocab import model_fingerprint, tokenizer_checksum
 
 FORMAT = "specscope-mtp/1"
@@ -98,8 +98,9 @@ class MTPHead(nn.Module):
         Returns s [1, n, d] (what the LM head reads, and what the next step is fed)."""
         x = self.proj(torch.cat([self.norm_h(state), self.norm_e(emb)], -1))
         cos_sin = self.rotary(x, positions)
-        out = self.block(x, attention_mask=mask.to(x.dtype), position_ids=positions, cache=cache,
-                         use_cache=cache is not None, position_embeddings=cos_sin)
+        out = self.block(x, attention_mask=mask.to(x.dtype), position_ids=positions,
+                         use_cache=cache is not None, position_embeddings=cos_sin,
+                         **with_cache(self.block, cache))
         if isinstance(out, tuple):  # older transformers return (hidden, ...)
             out = out[0]
         return self.norm_out(out)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from specscope.core.lm import drop_last, with_cache
 from specscope.core.mtp import MTPHead, additive
 
 
@@ -49,31 +50,13 @@ class Sample:
 @torch.inference_mode()
 def self_distill(model, prompts: list[list[int]], max_new_tokens: int, eos_ids: set[int],
                  pad_id: int, temperature: float = 0.0, seed: int = 0) -> list[list[int]]:
-    """The target's answers to a batch of prompts (left-padded): greedy, or sampled at
-    `temperature` (seeded: more of the target's own text from the same prompts), each cut after
-    its first EOS (kept: the head should learn to predict the end too)."""
-    width = max(map(len, prompts))
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    att = torch.zeros_like(ids)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p)
-        att[i, width - len(p):] = 1
-    device = next(model.parameters()).device
-    if temperature > 0:
-        torch.manual_seed(seed)
-    out = model.generate(input_ids=ids.to(device), attention_mask=att.to(device),
-                         max_new_tokens=max_new_tokens, do_sample=temperature > 0, num_beams=1,
-                         eos_token_id=sorted(eos_ids) or None, pad_token_id=pad_id,
-                         temperature=temperature or None, top_p=None, top_k=None)
-    answers = []
-    for row in out[:, width:].tolist():
-        answer = []
-        for x in row:
-            answer.append(x)
-            if x in eos_ids:
-                break
-        answers.append(answer)
-    return answers
+    """The target's answers to a batch of prompts (left-padded, core/greedy.py): greedy, or
+    sampled at `temperature` (seeded: more of the target's own text from the same prompts), each
+    cut after its first EOS (kept: the head should learn to predict the end too); whatever the
+    model's own generation_config asks for."""
+    from specscope.core.greedy import generate_answers
+
+    return generate_answers(model, prompts, max_new_tokens, eos_ids, pad_id, temperature, seed)
 
 
 @torch.inference_mode()
@@ -88,22 +71,27 @@ def teacher_hidden_shared(model, prompt: list[int], tails: list[list[int]]) -> l
     """teacher_hidden(prompt + tail) for each tail, the prompt run once: each tail continues
     from the prompt's KV cache, which is cropped back to the prompt after it (several answers to
     one prompt cost the prompt once)."""
+    from transformers import DynamicCache
+
     device = next(model.parameters()).device
-    out = model.base_model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
-    head, cache = out.last_hidden_state[0], out.past_key_values
+    body = model.base_model
+    cache = DynamicCache(config=model.config)
+    head = body(input_ids=torch.tensor([prompt], device=device), use_cache=True,
+                **with_cache(body, cache)).last_hidden_state[0]
     states = []
     for tail in tails:
         if not tail:
             states.append(head.clone())
             continue
-        more = model.base_model(input_ids=torch.tensor([tail], device=device), past_key_values=cache,
-                                use_cache=True).last_hidden_state[0]
+        more = body(input_ids=torch.tensor([tail], device=device), use_cache=True,
+                    **with_cache(body, cache)).last_hidden_state[0]
         states.append(torch.cat([head, more]))
         try:
-            cache.crop(-len(tail))  # negative: drop the answer again
+            drop_last(cache, len(tail))  # drop the answer again
         except (RuntimeError, ValueError):  # a cache that cannot roll back (a full sliding window)
-            cache = model.base_model(input_ids=torch.tensor([prompt], device=device),
-                                     use_cache=True).past_key_values
+            cache = DynamicCache(config=model.config)
+            body(input_ids=torch.tensor([prompt], device=device), use_cache=True,
+                 **with_cache(body, cache))
     return states
 
 

@@ -13,9 +13,15 @@ int4:  w[n, g] ~= (q[n, g] - 8) * scale + zero   (asymmetric per group of `group
 On a CPU, passes of a few tokens (decoding, drafting, verification) run on torch's weight-only
 kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`), which read the small weights
 directly. Those kernels cost time linear in the number of tokens, so a long pass (a prefill)
-dequantizes the weights on the fly and runs one ordinary matmul instead. Off the CPU, or where a
-shape does not suit the int4 kernel (rows not a multiple of 16), it always dequantizes: slower,
-never wrong. An input size no int4 group tiles falls back to int8.
+dequantizes the weights on the fly and runs one ordinary matmul instead, except where the kernel
+changes the precision: float32 inputs, which the kernel takes in bfloat16 (and returns rounded to
+bfloat16), run on the kernel whatever the pass size, so a row's output does not depend on how
+many rows share its pass (the kernel computes each row on its own: bitwise the same at 1 row
+and at 40). Otherwise plain decoding (1 row a pass) and the verification of a large tree (17+
+rows) would compute p in two precisions, and greedy speculation would part from plain decoding
+at a near tie. Off the CPU, or where a shape does not suit the int4 kernel (rows not a multiple
+of 16), it always dequantizes: slower, never wrong, in the input's own precision at every size.
+An input size no int4 group tiles falls back to int8.
 
 int4 keeps its codes twice: in the kernel's layout, and as plain nibbles (two a byte, row by
 row) for dequantizing and for cutting rows. A quantized head can be cut to some of its rows
@@ -35,7 +41,7 @@ DRAFT_MODES = ("none", "int8", "int4")
 TARGET_MODES = ("none", "int8")
 INT4_GROUP = 64  # inputs per int4 scale/zero pair (32, 64, 128, 256 work with the kernel)
 INT4_BLOCK = 64  # rows the CPU int4 kernel packs together
-KERNEL_MAX_TOKENS = 16  # longer passes (prefill) dequantize and run one matmul
+KERNEL_MAX_TOKENS = 16  # longer passes (prefill) dequantize and run one matmul, unless float32
 
 
 def check_mode(mode: str, allowed: tuple[str, ...], what: str) -> str:
@@ -45,7 +51,10 @@ def check_mode(mode: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 def _use_kernel(x2: torch.Tensor) -> bool:
-    return x2.device.type == "cpu" and x2.shape[0] < KERNEL_MAX_TOKENS
+    """Short passes; and every pass whose inputs the kernel takes in another dtype (float32 in
+    bfloat16), so a row's precision never depends on the pass size."""
+    return x2.device.type == "cpu" and (x2.shape[0] < KERNEL_MAX_TOKENS or
+                                        _kernel_dtype(x2) != x2.dtype)
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:

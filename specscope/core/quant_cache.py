@@ -5,16 +5,22 @@ makes them resident beside the int4 copy. A later load instead memory-maps the s
 (`quant/NAME-MODE-KEY.safetensors` in specscope's cache) and swaps them in for the Linear
 layers before anything reads those layers' bf16 weights, which then never leave the disk.
 
-The key covers everything the saved tensors depend on: the source weights (the embedded cache's
-stamp, or each safetensors file's name, size and modification time), the mode, the int4 group
-size, the dtype and torch's version (the int4 kernel's packed layout is torch's own). Only models
-loaded from a local directory on the CPU are cached; a hub id or a tiny model quantizes in memory.
+The key covers everything the saved tensors depend on, in two parts, `FAMILY-VERSION`: the
+family is what a run asks for (the source directory, the mode, the int4 group size, the dtype),
+the version what those inputs are now (the source weights: the embedded cache's stamp, or each
+safetensors file's name, size and modification time; torch's version, since the int4 kernel's
+packed layout is torch's own). Saving removes only the files of the same family with another
+version (superseded: rewritten weights, another torch), never another family's: a float32 and a
+bfloat16 run, or an int8 and an int4 one, keep their own files side by side. Only models loaded
+from a local directory on the CPU are cached; a hub id or a tiny model quantizes in memory.
 A file that cannot be read, or that does not fit the model, is ignored and written again.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -28,9 +34,14 @@ FORMAT = "specscope-quant/1"
 BUFFERS = {"Int8Linear": ("q", "scale", "bias"), "Int4Linear": ("nibbles", "pairs", "packed", "bias")}
 
 
+def _digest(parts: list[str], n: int) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:n]
+
+
 def source_key(model: nn.Module, mode: str, group_size: int = INT4_GROUP) -> str | None:
-    """What the quantized tensors of `model` depend on, hashed; None where the source is not a
-    local directory of safetensors (nothing stable to key on) or the model is not on the CPU."""
+    """What the quantized tensors of `model` depend on, hashed as FAMILY-VERSION (see the
+    module's docstring); None where the source is not a local directory of safetensors (nothing
+    stable to key on) or the model is not on the CPU."""
     src = Path(str(getattr(model.config, "_name_or_path", "") or ""))
     param = next(model.parameters())
     if not src.is_dir() or param.device.type != "cpu":
@@ -43,9 +54,8 @@ def source_key(model: nn.Module, mode: str, group_size: int = INT4_GROUP) -> str
         if not files:
             return None
         weights = json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
-    parts = [FORMAT, str(src.resolve()), weights, mode, str(group_size), str(param.dtype),
-             torch.__version__]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    family = _digest([FORMAT, str(src.resolve()), mode, str(group_size), str(param.dtype)], 12)
+    return f"{family}-{_digest([weights, torch.__version__], 16)}"
 
 
 def cache_path(model: nn.Module, mode: str, key: str) -> Path:
@@ -69,12 +79,22 @@ def quantize_cached(model: nn.Module, mode: str, group_size: int = INT4_GROUP,
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save(model, path, mode)
-        for old in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.safetensors"):
-            if old != path:  # an older key for the same model and mode: superseded
-                old.unlink(missing_ok=True)
+        _remove_superseded(path, model, mode, key)
     except OSError:
         return "memory"  # a read-only cache costs the next load a quantization, nothing more
     return "saved"
+
+
+def _remove_superseded(path: Path, model: nn.Module, mode: str, key: str) -> None:
+    """Remove the files of `key`'s family with another version, and those named the way this
+    cache named its files before keys had a family (NAME-MODE-<20 hex digits>: no run reads
+    them any more). Files of other families stay."""
+    family = key.split("-")[0]
+    prefix = f"{Path(str(model.config._name_or_path)).name}-{mode}-"
+    for old in path.parent.glob(f"{glob.escape(prefix)}*.safetensors"):
+        rest = old.name[len(prefix):-len(".safetensors")]
+        if old != path and (rest.startswith(family + "-") or re.fullmatch(r"[0-9a-f]{20}", rest)):
+            old.unlink(missing_ok=True)
 
 
 def _save(model: nn.Module, path: Path, mode: str) -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, common_prefix, reset_on_failure
+from specscope.core.lm import CachedLM, common_prefix, drop_last, reset_on_failure, with_cache
 
 SINKS = 4  # attention-sink tokens kept at the start (StreamingLLM's choice)
 
@@ -113,6 +113,24 @@ class WindowedLM(CachedLM):
         self.forward(ids, 0)
         yield total, total
 
+    def forward_tree(self, ids: list[int], tokens: list[int], parents: list[int],
+                     dense: bool = False) -> torch.Tensor:
+        """CachedLM's tree pass, while nothing is evicted: it places the tree after the cache's
+        last entry and gives nodes positions by cache index, which stop being positions once the
+        middle is gone. Refused then (drafters draft trees by context, through forward)."""
+        self.forward(ids[:-1], 0)
+        self._check_contiguous("a tree pass")
+        return super().forward_tree(ids, tokens, parents, dense)
+
+    def keep_path(self, ids: list[int], tokens: list[int], path: tuple[int, ...]) -> None:
+        self._check_contiguous("keep_path")
+        super().keep_path(ids, tokens, path)
+
+    def _check_contiguous(self, what: str) -> None:
+        if self.gap:
+            raise SpecScopeError(f"{what} needs every position cached; this draft-window cache "
+                                 f"has evicted {self.gap} (window {self.window})")
+
     def _feed(self, ids: list[int], n_last: int) -> tuple[int, torch.Tensor]:
         if self.window == 0 and not self.gap:
             return super()._feed(ids, n_last)
@@ -121,7 +139,7 @@ class WindowedLM(CachedLM):
             self.reset()  # the prefix ends in the evicted middle (or nothing is shared)
             keep = 0
         elif keep < len(self.ids):
-            self.cache.crop(keep - len(self.ids))
+            drop_last(self.cache, len(self.ids) - keep)
             self.ids = self.ids[:keep]
         n = len(ids)
         start = max(keep, n - max(self.window, n_last))  # the first position of the fed tail
@@ -141,7 +159,7 @@ class WindowedLM(CachedLM):
         with reset_on_failure(self):
             out = self.base(input_ids=torch.tensor([[ids[i] for i in fed]], device=self.device),
                             position_ids=torch.tensor([pos], device=self.device), use_cache=True,
-                            **{self._cache_kwarg: self.cache})
+                            **with_cache(self.base, self.cache))
         if start > keep and start > self.sinks:
             self.gap_end = max(self.gap_end, start)
         self.ids = list(ids)

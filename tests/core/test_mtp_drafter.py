@@ -175,3 +175,27 @@ def test_a_quantized_head_changes_the_drafts_not_the_output(mode):
             assert spec.token_ids == plain.token_ids, method
             accepted, drafted = accepted + spec.accepted, drafted + spec.drafted
         assert 0 < accepted < drafted, method  # both acceptance and rejection happened
+
+
+def test_states_recomputed_after_a_method_switch_are_read_a_chunk_a_pass():
+    # after another method moved the target on, the head's missing states are recomputed over
+    # the whole context: in prefill-sized passes, not one pass with a context x context mask
+    decoder = mtp_decoder(state=trained_head())
+    decoder.target.prefill_chunk = 8
+    model = decoder.target.model
+    prompt = greedy(model, [5, 17, 300, 41, 9], 30)
+    run(decoder, prompt, method="mtp", draft_len=3, max_new_tokens=4)
+    _, plain = run(decoder, prompt + [77, 78], method="ar", max_new_tokens=4)
+    ids = prompt + [77, 78] + list(plain.token_ids)
+    drafter = decoder.drafter("mtp")
+    passes = []
+    hook = model.base_model.register_forward_pre_hook(
+        lambda m, a, k: passes.append(k["input_ids"].shape[-1]), with_kwargs=True)
+    try:
+        drafter.configure(DraftSettings())
+        drafter.propose(ids, 3, Shaping(0.0), None)
+    finally:
+        hook.remove()
+    assert passes and max(passes) <= 8 and sum(passes) >= len(ids) - 1
+    torch.testing.assert_close(drafter.hidden, teacher_hidden(model, ids)[:len(drafter.hidden)],
+                               rtol=1e-4, atol=1e-4)

@@ -180,6 +180,7 @@ def test_corpus_chunks_cut_consecutive_pieces_within_the_limit():
     assert corpus_chunks(ids, 5, limit=0) == []
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # a cache passed by a deprecated name
 def test_answers_sharing_a_prompt_get_the_hidden_states_of_one_pass_each():
     """teacher_hidden_shared runs the prompt once and each answer from its KV cache: the states
     are those of one teacher-forced pass over prompt + answer, whatever came before."""
@@ -193,6 +194,29 @@ def test_answers_sharing_a_prompt_get_the_hidden_states_of_one_pass_each():
         want = teacher_hidden(model, prompt + tail)
         assert got.shape == want.shape
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("error::FutureWarning")  # a cache passed by a deprecated name
+def test_the_heads_block_reads_and_grows_its_cache():
+    """Steps fed a few positions at a time through the head's cache give the states of one
+    pass over them all. A cache passed by a name the block's forward does not take lands in its
+    **kwargs: the block then runs without it (transformers 4.5x with `cache=`)."""
+    from specscope.core.mtp import additive, cache_len, causal_after
+
+    model = tiny_model("target", 0)
+    head = make_head(model)
+    n, d = 9, model.config.hidden_size
+    g = torch.Generator().manual_seed(1)
+    state, emb = torch.randn(1, n, d, generator=g), torch.randn(1, n, d, generator=g)
+    pos = torch.arange(n)[None]
+    with torch.no_grad():
+        whole = head.step(state, emb, pos, additive(causal_after(0, n)), None)
+        cache, parts = head.new_cache(), []
+        for a, b in [(0, 4), (4, 5), (5, 9)]:
+            parts.append(head.step(state[:, a:b], emb[:, a:b], pos[:, a:b],
+                                   additive(causal_after(a, b - a)), cache))
+    assert cache_len(cache) == n
+    torch.testing.assert_close(torch.cat(parts, 1), whole, rtol=1e-5, atol=1e-5)
 
 
 def test_loss_from_keeps_the_prompt_as_context_only():

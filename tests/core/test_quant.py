@@ -23,8 +23,8 @@ def on_kernel(module: QuantLinear, x: torch.Tensor) -> bool:
     """Whether a pass over x runs on torch's weight-only kernel: float32 inputs then go in as
     bfloat16 and the outputs come back rounded to bfloat16."""
     rows = x.reshape(-1, x.shape[-1]).shape[0]
-    return (rows < KERNEL_MAX_TOKENS and getattr(module, "packed", True) is not None
-            and x.shape[-1] % 16 == 0)
+    return ((rows < KERNEL_MAX_TOKENS or x.dtype == torch.float32)
+            and getattr(module, "packed", True) is not None and x.shape[-1] % 16 == 0)
 
 
 def reference(module: QuantLinear, x: torch.Tensor) -> torch.Tensor:
@@ -42,6 +42,18 @@ def assert_matches(y: torch.Tensor, module: QuantLinear, x: torch.Tensor) -> Non
     tol = 1e-4 if not on_kernel(module, x) else 2 ** -7 * want.abs().max().item()
     assert y.dtype == x.dtype
     torch.testing.assert_close(y.double(), want, atol=tol, rtol=1e-4)
+
+
+@pytest.mark.parametrize("make", [Int8Linear.from_linear, Int4Linear.from_linear])
+def test_a_float32_rows_output_does_not_depend_on_how_many_rows_share_its_pass(make):
+    # the kernel takes float32 inputs in bfloat16: a pass of 16+ rows must not run in float32
+    # instead, or plain decoding and a large verification compute p in two precisions. Bitwise.
+    layer = make(linear(128, 96))
+    x = torch.randn(40, 128, generator=torch.Generator().manual_seed(1))
+    alone = torch.cat([layer(x[i:i + 1]) for i in range(len(x))])
+    for rows in (2, KERNEL_MAX_TOKENS - 1, KERNEL_MAX_TOKENS, KERNEL_MAX_TOKENS + 1, 40):
+        assert torch.equal(layer(x[:rows]), alone[:rows]), rows
+        assert torch.equal(layer(x[:rows][None]), alone[:rows][None]), rows  # [1, rows, in]
 
 
 def test_int8_codes_and_matmul():

@@ -87,6 +87,26 @@ def test_stale_and_damaged_files_are_replaced_not_trusted(saved_model, tmp_path)
     assert len(cached_files(tmp_path)) == 1  # the superseded key's file is gone
 
 
+def test_runs_of_other_dtypes_and_modes_keep_each_others_files(saved_model, tmp_path):
+    # float32 and bfloat16 runs of one source have keys of their own: switching between them
+    # must not delete the other's codes (each switch would quantize again)
+    runs = [("float32", "int8"), ("bfloat16", "int8"), ("float32", "int4")]
+    for dtype, mode in runs:
+        assert quantize_cached(load(saved_model, dtype), mode) == "saved"
+    assert len(cached_files(tmp_path)) == len(runs)
+    for dtype, mode in runs + runs[::-1]:
+        assert quantize_cached(load(saved_model, dtype), mode) == "loaded", (dtype, mode)
+    # a file named the way the cache named its files before keys had a family is dropped
+    legacy = tmp_path / "cache" / "quant" / f"{saved_model.name}-int8-{'0' * 20}.safetensors"
+    legacy.write_bytes(b"old")
+    weights = next(saved_model.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert quantize_cached(load(saved_model, "float32"), "int8") == "saved"  # superseded: replaced
+    assert not legacy.exists() and len(cached_files(tmp_path)) == len(runs)
+    assert quantize_cached(load(saved_model, "bfloat16"), "int8") == "saved"  # its weights changed too
+    assert len(cached_files(tmp_path)) == len(runs)
+
+
 def test_models_without_a_local_source_quantize_in_memory(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
     model = tiny_model("draft", 0)

@@ -196,3 +196,18 @@ def test_sampling_and_trees_run_on_cuda():
         assert s.new_tokens == 24
         _, g = run(decoder, PROMPT, method=method, draft_len=4, max_new_tokens=24)
         assert list(g.token_ids) == model_greedy(decoder.target.model, PROMPT, 24)
+
+
+def test_a_drafter_whose_head_is_wider_than_the_targets_is_refused():
+    # full_q cut such a drafter's q to the target's width: a q that no longer sums to 1 (the
+    # sampling law breaks), and a greedy draft could be a row the target has no token for
+    from specscope.core.tiny import tiny_model
+
+    target = CachedLM(tiny_model("target", vocab_size=1024))
+    wide = CachedLM(tiny_model("draft", vocab_size=1040))
+    with pytest.raises(SpecScopeError, match="drafter's head has 1040 rows, the target's 1024"):
+        ModelDrafter(wide, target.vocab_size)
+    narrow = ModelDrafter(CachedLM(tiny_model("draft", vocab_size=1000)), target.vocab_size)
+    q = torch.softmax(torch.randn(1000), -1)
+    full = narrow.full_q(q)  # a narrower head: q padded with zeros, its mass kept
+    assert full.shape == (1024,) and torch.equal(full[:1000], q) and not full[1000:].any()

@@ -117,3 +117,29 @@ def test_tree_sampling_preserves_target_distribution():
     decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5,
                            extra=tree_factory(width=3, branch_below=1.0, alt_len=2))
     assert_follows_target(decoder, "tree", draft_len=3, n=1500)
+
+
+
+def test_a_fully_accepted_chain_through_the_tree_pass_keeps_the_targets_cache():
+    # Over prefill_chunk (512) tokens of context a chain is verified by forward_tree/keep_path.
+    # With the drafter = the target every node is accepted, so keep_path has nothing to drop:
+    # a crop(0) there empties the cache on transformers 4.5x ("keep 0 tokens"), and the steps
+    # after it decode from a cache without the context.
+    from specscope.core.engine import SpecDecoder
+    from tests.core.helpers import IdTokenizer, model_greedy
+
+    target = CachedLM(tiny_model("target", seed=0))
+    same = CachedLM(target.model, check=False)  # the target's weights, its own cache
+    decoder = SpecDecoder(target, IdTokenizer(),
+                          {"self": lambda: ModelDrafter(same, target.vocab_size)}, set())
+    prompt = [(7 * i + 3) % 1000 + 3 for i in range(target.prefill_chunk + 60)]
+    want = model_greedy(target.model, prompt, 24)
+    events, got = run(decoder, prompt, method="self", draft_len=4, max_new_tokens=24)
+    assert list(got.token_ids) == want
+    full = [v for v in events if isinstance(v, Verified) and v.bonus and len(v.accepted) == 4]
+    assert len(full) >= 2  # full acceptances through the tree pass, with steps after them
+    # and directly: a fully accepted chain leaves the context, the root and the chain cached
+    ids = prompt + list(got.token_ids)
+    target.forward_tree(ids, [5, 6, 7], [-1, 0, 1])
+    target.keep_path(ids, [5, 6, 7], (0, 1, 2))
+    assert target.cache.get_seq_length() == len(ids) + 3 == len(target.ids)

@@ -15,7 +15,7 @@ from specscope.core.drafters.model import ModelDrafter
 from specscope.core.drafters.pool import PoolDrafter
 from specscope.core.drafters.tree import TreeDrafter
 from specscope.core.events import Verified
-from specscope.core.lm import CachedLM
+from specscope.core.lm import CachedLM, with_cache
 from specscope.core.tiny import tiny_model
 from specscope.core.window import WindowedLM, cache_bytes
 from tests.core.helpers import model_greedy, run, tiny_decoder
@@ -56,7 +56,7 @@ def assert_cache_holds_its_positions(lm: WindowedLM) -> None:
     assert lm.cache.get_seq_length() == len(kept) == lm.entries
     fresh = DynamicCache(config=lm.config)
     lm.base(input_ids=torch.tensor([[lm.ids[p] for p in kept]]), position_ids=torch.tensor([kept]),
-            use_cache=True, **{lm._cache_kwarg: fresh})
+            use_cache=True, **with_cache(lm.base, fresh))
     mine = lm.cache.layers[0]
     assert torch.allclose(mine.keys, fresh.layers[0].keys, atol=1e-5)
     assert torch.allclose(mine.values, fresh.layers[0].values, atol=1e-5)
@@ -184,7 +184,7 @@ def test_contiguous_positions_rerotate_the_window_keys():
     with torch.no_grad():
         fresh = DynamicCache(config=lm.config)
         lm.base(input_ids=torch.tensor([[lm.ids[p] for p in kept]]), use_cache=True,
-                **{lm._cache_kwarg: fresh})  # positions 0, 1, 2, ...: the cache indices
+                **with_cache(lm.base, fresh))  # positions 0, 1, 2, ...: the cache indices
     assert torch.allclose(lm.cache.layers[0].keys, fresh.layers[0].keys, atol=1e-4)
     assert torch.allclose(lm.cache.layers[0].values, fresh.layers[0].values, atol=1e-5)
     # and the same run with original positions differs (the test can tell them apart)
@@ -209,3 +209,21 @@ def test_a_bounded_drafter_reads_a_long_prompt_in_one_pass_over_sinks_and_window
     unbounded = WindowedLM(tiny_model("draft", 0).eval(), check=False, window=0)
     unbounded.prefill_chunk = 8
     assert len(list(unbounded.read(prompt))) == 1 + 200 // 8  # the chunked read, as before
+
+
+def test_the_tree_pass_is_refused_once_the_window_has_evicted():
+    # forward_tree/keep_path put the tree after the cache's last entry and give positions by
+    # cache index: with the middle evicted those are not the tokens' positions
+    from specscope.core.errors import SpecScopeError
+
+    model = tiny_model("target", 1)
+    lm, plain = WindowedLM(model, window=8), CachedLM(model)
+    short = [3, 14, 15, 92, 65]
+    got = lm.forward_tree(short, [7, 8], [-1, 0])  # nothing evicted yet: CachedLM's pass
+    torch.testing.assert_close(got, plain.forward_tree(short, [7, 8], [-1, 0]))
+    lm.keep_path(short, [7, 8], (0,))
+    assert lm.ids == short + [7]
+    ids = list(range(3, 43))
+    with pytest.raises(SpecScopeError, match="evicted"):
+        lm.forward_tree(ids, [7, 8], [-1, 0])
+    assert lm.gap > 0

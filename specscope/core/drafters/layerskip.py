@@ -21,7 +21,7 @@ from transformers import DynamicCache
 from specscope.core.drafters.base import DrafterBase, Proposal
 from specscope.core.drafters.model import draft_dist, pick
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, cache_kwarg, read_in_chunks, reset_on_failure, sync_cache
+from specscope.core.lm import CachedLM, read_in_chunks, reset_on_failure, sync_cache, with_cache
 from specscope.core.quant import weight_count
 from specscope.core.sampling import Shaping
 from specscope.core.window import cache_bytes
@@ -60,7 +60,6 @@ class SkipLM:
         self.device = next(model.parameters()).device
         self.ids: list[int] = []
         self.cache = DynamicCache()  # full layers, created lazily; skipped ones stay empty
-        self._cache_kwarg = cache_kwarg(self.base.layers[0].forward)
 
     def read_params(self) -> int:
         """Weights read per drafted token: kept layers, final norm and the full head."""
@@ -85,7 +84,7 @@ class SkipLM:
             for i in self.kept:
                 h = self.base.layers[i](h, attention_mask=mask, position_ids=positions,
                                         position_embeddings=rope, use_cache=True,
-                                        **{self._cache_kwarg: self.cache})
+                                        **with_cache(self.base.layers[i], self.cache))
                 h = h[0] if isinstance(h, tuple) else h
         self.ids = list(ids)
         return self.base.norm(h)[0, len(new) - n_last:]

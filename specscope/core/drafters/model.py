@@ -20,6 +20,7 @@ import torch
 from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM
+from specscope.core.models import check_head_widths
 from specscope.core.sampling import Shaping, probs_from_logits, sample
 from specscope.core.window import WindowedLM, cache_bytes
 
@@ -97,6 +98,7 @@ class ModelDrafter(DrafterBase):
     accepts_vocab_top_k = True
 
     def __init__(self, lm: CachedLM, target_vocab: int, ranked: RankedHead | None = None) -> None:
+        check_head_widths(target_vocab, lm.vocab_size)
         self.lm = lm
         self.target_vocab = target_vocab
         self.ranked = ranked
@@ -160,9 +162,8 @@ class ModelDrafter(DrafterBase):
         if ids is None and probs.shape[-1] == self.target_vocab:
             return probs
         full = torch.zeros(self.target_vocab, dtype=probs.dtype, device=probs.device)
-        if ids is None:
-            n = min(self.target_vocab, probs.shape[-1])
-            full[:n] = probs[:n]
+        if ids is None:  # a narrower head (never wider: checked at construction)
+            full[:probs.shape[-1]] = probs
             return full
         return full.index_copy_(0, ids, probs)
 

@@ -24,7 +24,7 @@ from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
 from specscope.core.drafters.lookup import find_continuation
 from specscope.core.drafters.model import RankedHead, draft_chain, draft_dist, pick
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, apply_rows, common_prefix
+from specscope.core.lm import CachedLM, apply_rows, common_prefix, drop_last
 from specscope.core.mtp import MTPArtifact, additive, cache_len, causal_after
 from specscope.core.sampling import Shaping
 from specscope.core.window import cache_bytes
@@ -219,16 +219,19 @@ class MTPDrafter(DrafterBase):
     def _check_hidden(self, ids: list[int], n: int) -> int:
         """Make hidden states 0..n-1 those of ids; returns the first position that was not
         already right. Observed states belong to the ids of the run that handed them over; a
-        state held for other ids, a gap or a missing one is recomputed by one stateless target
-        pass (only after a method switch or a changed conversation)."""
+        state held for other ids, a gap or a missing one is recomputed by the target, reading
+        ids[:n] from the start a prefill chunk a pass into a cache of its own (the target's
+        covers other ids), like a prefill: no pass builds a context x context mask (only after
+        a method switch or a changed conversation)."""
         tok = self.hidden_tok
         for i in range(min(len(tok), len(ids))):
             if tok[i] is None:
                 tok[i] = ids[i]
         good = common_prefix(tok, ids)
         if good < n:
-            full = self.target.base(input_ids=torch.tensor([ids[:n]], device=self.target.device))
-            fresh = full.last_hidden_state[0, good:n].to(self.hidden.dtype)
+            scratch = CachedLM(self.target.model, check=False)
+            scratch.prefill_chunk = self.target.prefill_chunk
+            fresh = scratch.prefill(ids[:n])[1][good:n].to(self.hidden.dtype)
             self.hidden = torch.cat([self.hidden[:good], fresh])
             self.hidden_tok = list(ids[:n])
         return good
@@ -239,7 +242,7 @@ class MTPDrafter(DrafterBase):
             self.cache = self.head.new_cache()
             self.cached_ids = []
         elif keep < have:
-            self.cache.crop(keep - have)  # negative: drop that many
+            drop_last(self.cache, have - keep)
             self.cached_ids = self.cached_ids[:keep + 1]
 
     def _embed(self, tokens: list[int]) -> torch.Tensor:
