@@ -95,10 +95,9 @@ def render(report, prof, choice, out) -> None:
               + f": predicted {p.tokens_per_s:.1f} tok/s over a 256-token prompt "
               f"({p.decode_tokens_per_s:.1f} decoding), {p.speedup:.2f}x plain decoding")
     out.print(choice.reason, style="dim")
-    if report.busy >= 0.5:
-        out.print(f"note: other work was running while these were measured (load {report.busy:.1f} "
-                  "beyond this process): run `specscope doctor --fresh` on a quiet machine",
-                  style="yellow")
+    if report.busy >= 0.3:
+        out.print(f"note: other processes kept {report.busy:.1f} cores busy while these were "
+                  "measured: run `specscope doctor --fresh` on a quiet machine", style="yellow")
 
 
 def label(dtype: str, quant: str) -> str:

@@ -166,6 +166,8 @@ def _measure_proxy(model: torch.nn.Module, layers: int, total_layers: int, rows_
         t_head = _timed(lambda: lm.logits(hidden), reps)
         t_body = _timed(body, reps)  # every call crops back to ctx, then feeds `rows` tokens
         passes[rows] = t_head + scale * t_body
+    for a, b in zip(sorted(passes, reverse=True)[1:], sorted(passes, reverse=True)):
+        passes[a] = min(passes[a], passes[b])  # fewer tokens never cost more: that is noise
     lm.reset()
     chunk = ids[:PREFILL_ROWS]
     t_read = _timed(lambda: (lm.reset(), lm.forward(chunk, n_last=1)), max(1, reps // 2))
@@ -173,7 +175,7 @@ def _measure_proxy(model: torch.nn.Module, layers: int, total_layers: int, rows_
     return Costs(passes, PREFILL_ROWS / (scale * t_read + t_one))
 
 
-def measure_model(config, formats: list[tuple[str, str]], device: str = "cpu", reps: int = 5,
+def measure_model(config, formats: list[tuple[str, str]], device: str = "cpu", reps: int = 7,
                   progress=None, label: str = "model",
                   rows: tuple[int, ...] = PASS_ROWS) -> dict[tuple[str, str], Costs]:
     """Pass costs of a model with `config`'s shapes in each (dtype, quant) format, from a proxy
@@ -281,12 +283,12 @@ def formats_for(info: MachineInfo, role: str) -> list[tuple[str, str]]:
 
 
 def measure_machine(configs: dict[str, object], device: str = "cpu", progress=None,
-                    report: MachineReport | None = None, reps: int = 5) -> MachineReport:
+                    report: MachineReport | None = None, reps: int = 7) -> MachineReport:
     """Measure (or complete) the report for this machine: bandwidth once, then each model shape
     in `configs` ({role: config}) not yet measured. Saves it in the cache."""
     info = machine_info(device)
     start = time.perf_counter()
-    before = other_load()
+    others = OtherWork()
     if report is None or report.info != info:
         if progress:
             progress("measuring memory bandwidth", 0, None)
@@ -301,16 +303,39 @@ def measure_machine(configs: dict[str, object], device: str = "cpu", progress=No
             raise SpecScopeError(f"could not measure any pass of the {role} on this machine")
         report.models[key] = {f"{d}/{q}": c for (d, q), c in costs.items()}
     report.seconds += time.perf_counter() - start
-    report.busy = max(report.busy, before, other_load())
+    report.busy = max(report.busy, others.cores())
     save_report(report)
     return report
 
 
-def other_load() -> float:
-    """Runnable threads beyond this process's own, from the 1-minute load average (0 where the
-    system does not say). Another job on the cores makes every pass slower, and torch's thread
-    pool slower still: numbers measured then are not this machine's."""
+class OtherWork:
+    """How many cores other processes kept busy since it was made: the machine's busy CPU time
+    (/proc/stat) less this process's own, over the wall time (0 where the system does not say).
+    Another job on the cores makes every pass slower, and torch's thread pool slower still:
+    numbers measured then are not this machine's."""
+
+    def __init__(self) -> None:
+        self.wall, self.machine, self.own = time.perf_counter(), _busy_seconds(), _own_seconds()
+
+    def cores(self) -> float:
+        machine = _busy_seconds()
+        if machine is None or self.machine is None:
+            return 0.0
+        wall = time.perf_counter() - self.wall
+        other = (machine - self.machine) - (_own_seconds() - self.own)
+        return max(0.0, other / wall) if wall > 0 else 0.0
+
+
+def _busy_seconds() -> float | None:
     try:
-        return max(0.0, os.getloadavg()[0] - 1.0)
-    except (OSError, AttributeError):
-        return 0.0
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
