@@ -134,7 +134,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     if AUTO in (dtype or profile.dtype, profile.draft_quant):  # a caller that did not resolve
         from specscope.auto import resolve
 
-        profile = resolve(profile, dtype, None, device, progress)[0]
+        profile, dtype = resolve(profile, dtype, None, device, progress)[0], None
     dtype = dtype or profile.dtype
     device = device or profile.device
     profile = replace(profile, dtype=dtype, device=device)

@@ -8,10 +8,12 @@ So the costs are measured here, on this machine, never assumed.
 
 How a model is measured without loading it (the first run must answer in under a minute, before
 any conversion of the weights): a *proxy* with the model's own shapes (hidden size, MLP width,
-heads, vocabulary) but only PROXY_LAYERS decoder layers, random weights, in the dtype and weight
-format under test (the same quantization and packing code a real run uses). Its pass over r
-tokens, minus the LM head's, is PROXY_LAYERS layers' worth; the full model's pass is
-    t(r) = head(r) + layers * (proxy(r) - head(r)) / PROXY_LAYERS.
+heads) but only PROXY_LAYERS decoder layers and 1/HEAD_SHARE of the vocabulary, random weights,
+in the dtype and weight format under test (the same quantization and packing code a real run
+uses). Its pass over r tokens, minus the LM head's, is PROXY_LAYERS layers' worth, and its head
+reads 1/HEAD_SHARE of the real head's rows (an LM head's cost is proportional to its rows);
+the full model's pass is
+    t(r) = HEAD_SHARE * head(r) + layers * (proxy(r) - head(r)) / PROXY_LAYERS.
 A proxy layer's weights (tens of MB at least) do not fit in the caches, so it reads memory as the
 real layer does. `bench`'s cost table measures the real pair and shows both.
 """
@@ -34,8 +36,9 @@ from specscope.core.errors import SpecScopeError
 PASS_ROWS = (1, 2, 4, 8, 16)  # tokens a pass: decoding (1) and verification of drafts
 PREFILL_ROWS = 128  # tokens a pass when reading a prompt (a chunk)
 PROXY_LAYERS = 2
+HEAD_SHARE = 4  # the proxy's head has this much fewer rows (still far larger than the caches)
 CONTEXT = 32  # tokens already in the KV cache when a pass is timed
-FORMAT_VERSION = 1  # bump when what is measured changes: older cache files are measured again
+FORMAT_VERSION = 2  # bump when what is measured changes: older cache files are measured again
 
 # The instruction sets that decide which kernels run (x86 names as /proc/cpuinfo spells them).
 KNOWN_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -123,6 +126,8 @@ def _proxy(config, layers: int) -> torch.nn.Module:
 
     c = copy.deepcopy(getattr(config, "get_text_config", lambda: config)())
     c.num_hidden_layers = layers
+    c.vocab_size = max(1024, c.vocab_size // HEAD_SHARE // 64 * 64)  # whole int4 kernel blocks
+    c.pad_token_id = None  # may lie past the smaller vocabulary; a proxy pads nothing
     if hasattr(c, "layer_types") and c.layer_types is not None:
         c.layer_types = list(c.layer_types)[:layers]
     torch.manual_seed(0)
@@ -145,7 +150,7 @@ def _timed(fn, reps: int, warm: int = 2) -> float:
 
 @torch.inference_mode()
 def _measure_proxy(model: torch.nn.Module, layers: int, total_layers: int, rows_list: tuple[int, ...],
-                   reps: int) -> Costs:
+                   reps: int, head_scale: float) -> Costs:
     from specscope.core.lm import CachedLM
 
     lm = CachedLM(model, check=False)
@@ -165,14 +170,14 @@ def _measure_proxy(model: torch.nn.Module, layers: int, total_layers: int, rows_
         hidden = lm.forward(ctx + new, n_last=rows)
         t_head = _timed(lambda: lm.logits(hidden), reps)
         t_body = _timed(body, reps)  # every call crops back to ctx, then feeds `rows` tokens
-        passes[rows] = t_head + scale * t_body
+        passes[rows] = head_scale * t_head + scale * t_body
     for a, b in zip(sorted(passes, reverse=True)[1:], sorted(passes, reverse=True)):
         passes[a] = min(passes[a], passes[b])  # fewer tokens never cost more: that is noise
     lm.reset()
     chunk = ids[:PREFILL_ROWS]
     t_read = _timed(lambda: (lm.reset(), lm.forward(chunk, n_last=1)), max(1, reps // 2))
     t_one = _timed(lambda: lm.logits(hidden[:1]), reps)
-    return Costs(passes, PREFILL_ROWS / (scale * t_read + t_one))
+    return Costs(passes, PREFILL_ROWS / (scale * t_read + head_scale * t_one))
 
 
 def measure_model(config, formats: list[tuple[str, str]], device: str = "cpu", reps: int = 7,
@@ -187,6 +192,7 @@ def measure_model(config, formats: list[tuple[str, str]], device: str = "cpu", r
     total = int(c.num_hidden_layers)
     layers = min(PROXY_LAYERS, total)
     base = _proxy(config, layers)
+    head_scale = c.vocab_size / base.config.vocab_size
     out = {}
     for i, (dtype, quant) in enumerate(formats):
         if progress:
@@ -196,7 +202,7 @@ def measure_model(config, formats: list[tuple[str, str]], device: str = "cpu", r
             if quant != "none":
                 quantize_model(model, quant)
             pack_model(model)
-            out[(dtype, quant)] = _measure_proxy(model, layers, total, rows, reps)
+            out[(dtype, quant)] = _measure_proxy(model, layers, total, rows, reps, head_scale)
         except (RuntimeError, NotImplementedError):  # a kernel this build or CPU lacks
             continue
         finally:

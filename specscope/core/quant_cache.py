@@ -54,8 +54,22 @@ def source_key(model: nn.Module, mode: str, group_size: int = INT4_GROUP) -> str
         if not files:
             return None
         weights = json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
-    family = _digest([FORMAT, str(src.resolve()), mode, str(group_size), str(param.dtype)], 12)
+    family = _digest([FORMAT, str(src.resolve()), mode, str(group_size), str(param.dtype),
+                      kernel_layout(mode, param.device)], 12)
     return f"{family}-{_digest([weights, torch.__version__], 16)}"
+
+
+def kernel_layout(mode: str, device) -> str:
+    """What decides the int4 codes' packed layout besides torch's version: the CPU kernel level
+    torch dispatches to (its AVX-512 and AVX2 kernels pack differently: codes packed under one
+    and run under the other are garbage; seen as a drafter whose every token was rejected after
+    a run with ATEN_CPU_CAPABILITY=avx2). int8 codes are plain and the same everywhere."""
+    if mode != "int4" or getattr(device, "type", str(device)) != "cpu":
+        return ""
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except Exception:  # older torch
+        return "unknown"
 
 
 def cache_path(model: nn.Module, mode: str, key: str) -> Path:

@@ -70,3 +70,11 @@ def test_bad_auto_values_get_one_line(tmp_path):
     assert_clean_error(runner.invoke(app, ["generate", "x", "-p", path]), "bad.yaml", "method")
     path = write(tmp_path, "bad2.yaml", "target: tiny-random:target\ndtype: automatic\n")
     assert_clean_error(runner.invoke(app, ["generate", "x", "-p", path]), "bad2.yaml", "dtype")
+
+
+def test_auto_on_the_command_line_for_a_profile_that_pins_its_values(tmp_path, machine_cache, monkeypatch):
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(machine_cache))
+    s = summary(runner.invoke(app, ["generate", "x", "-p", "tiny-random", "-n", "4", "--json",
+                                    "--dtype", "auto", "--draft-quant", "auto"]))
+    assert s["dtype"] in ("float32", "bfloat16") and s["auto"]["dtype"] == s["dtype"]
+    assert s["draft_quant"] in ("none", "int8", "int4")

@@ -127,3 +127,17 @@ def test_one_tokenizer_serves_a_pair_only_when_their_vocabulary_files_are_identi
     (b / "tokenizer.json").write_text((b / "tokenizer.json").read_text().replace("<|im_end|>", "<|im_stop|>"))
     assert not same_tokenizer_files(str(a), str(b))
     assert not same_tokenizer_files("tiny-random:target", "tiny-random:draft")
+
+
+def test_int4_codes_packed_under_another_kernel_level_are_not_read(saved_model, monkeypatch):
+    """torch's AVX-512 and AVX2 int4 kernels pack codes differently: codes written by a run
+    under one (ATEN_CPU_CAPABILITY=avx2, or another CPU sharing the cache) and read under the
+    other drafted garbage (every token rejected). The kernel level is part of the int4 key."""
+    model = load(saved_model)
+    here = source_key(model, "int4")
+    int8 = source_key(model, "int8")
+    real = torch.backends.cpu.get_cpu_capability()
+    other = "AVX2" if real != "AVX2" else "AVX512"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: other)
+    assert source_key(model, "int4") != here
+    assert source_key(model, "int8") == int8  # plain codes: the same everywhere
