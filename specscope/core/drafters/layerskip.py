@@ -19,7 +19,7 @@ import torch
 from transformers import DynamicCache
 
 from specscope.core.drafters.base import DrafterBase, Proposal
-from specscope.core.drafters.model import draft_dist, pick
+from specscope.core.drafters.model import draft_chain, draft_dist
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM, read_in_chunks, reset_on_failure, sync_cache, with_cache
 from specscope.core.quant import weight_count
@@ -161,25 +161,12 @@ class LayerSkipDrafter(DrafterBase):
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None) -> Proposal:
-        out = Proposal()
-        qs = []
-        gamma = self.rule.gamma if self.adaptive else 0.0
-        path = 1.0  # confidence in the whole draft, for the engine's cut-off
-        for i in range(k):
-            probs = draft_dist(self.target.logits(self.lm.forward(ids + out.tokens, 1)[-1]), shaping)
-            top = float(probs.max())
-            path *= top
-            if i > 0 and (top < gamma or path < self.settings.min_confidence):
-                break  # the first token is always proposed: its forward pass is already paid
-            token = pick(probs, shaping, generator)
-            out.tokens.append(token)
-            out.parents.append(i - 1)
-            out.q_token.append(float(probs[token]))
-            if not shaping.greedy:
-                qs.append(probs)
-        if qs:
-            out.q = torch.stack(qs)
-        return out
+        def next_probs(drafted: list[int]) -> torch.Tensor:
+            return draft_dist(self.target.logits(self.lm.forward(ids + drafted, 1)[-1]), shaping)
+
+        # the full vocabulary: rows are token ids, q is already full
+        return draft_chain(k, next_probs, int, lambda probs: probs, self.settings.min_confidence,
+                           shaping, generator, self.rule.gamma if self.adaptive else 0.0)
 
     def feedback(self, ids, proposal, n_accepted) -> None:
         if self.adaptive:
