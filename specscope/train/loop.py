@@ -99,7 +99,8 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
         if data["key"] == key:
             order, at = list(data["order"]), data["at"]
         ema = resume.get("ema")
-        best = dict(resume["best"])
+        if keep == "last" or resume["best"].get("weights") is not None:  # (else: kept by "last")
+            best = dict(resume["best"])
     lr = sched["lr"]
     state = {"steps": 0, "tokens": 0, "train_loss": float("nan") if ema is None else ema,
              "held_loss": float("nan"), "held_acceptance": [0.0] * depth, "seconds": 0.0}
