@@ -197,7 +197,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
 
         factories["mtp"] = mtp_drafter
         def mtp_tree():
-            from specscope.core.drafters.mtp import MTPTreeDrafter
+            from specscope.core.drafters.mtp_tree import MTPTreeDrafter
 
             mtp_drafter()  # reads the artifact once
             return MTPTreeDrafter(target, artifact[0])

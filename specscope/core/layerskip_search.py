@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 
 from specscope.core.drafters.layerskip import SkipLM, decoder_layers, default_skip
 from specscope.core.embedded import cache_dir
+from specscope.core.files import atomic_write
 
 Progress = Callable[[str, float, float | None], None]  # (stage, done, total)
 
@@ -183,18 +182,10 @@ def result_path(model: torch.nn.Module) -> Path:
 
 
 def save_result(model: torch.nn.Module, result: SearchResult) -> Path:
-    """Write the result as JSON, atomically (a temporary file renamed into place)."""
+    """Write the result as JSON, atomically (core/files.py)."""
     path = result_path(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(result), f, indent=1)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; it is an ordinary cache file
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(asdict(result), indent=1)))
     return path
 
 

@@ -10,7 +10,6 @@ Sources:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 
@@ -132,14 +131,6 @@ def eos_ids(tokenizer, model: torch.nn.Module, extra: list[str] = ()) -> set[int
             raise SpecScopeError(f"stop token '{token}' is not in the tokenizer's vocabulary")
         ids.add(vocab[token])
     return ids
-
-
-@dataclass
-class ModelPair:
-    target: CachedLM
-    drafter: CachedLM | None
-    tokenizer: object
-    eos_ids: set[int]
 
 
 def check_vocab_match(target: CachedLM, drafter: CachedLM, target_tok, draft_tok) -> None:

@@ -17,8 +17,8 @@ Labels come in two kinds (`labels=`):
   included: step j at origin t is pulled towards softmax(LMHead(h_{t+j})) over the kept rows
   (KL divergence; the target computed it in the teacher-forced pass, so it costs one matmul).
   A distribution says more than its argmax (how sure the target is, and its runners-up), and the
-  prompt's positions become training data too: 2.4x the labelled positions of the answers alone
-  on the default calibration set. A prompt with several answers (--samples) is trained on
+  prompt's positions become training data too (several times the labelled positions of the
+  answers alone, where prompts are longer than answers). A prompt with several answers (--samples) is trained on
   once: its further answers start their loss at the answer (`Sample.loss_from`; the prompt is
   their context), and its hidden states are computed once (`teacher_hidden_shared`).
 - "tokens": cross-entropy against the target's greedy answer tokens only (FastMTP's recipe).
@@ -49,14 +49,16 @@ class Sample:
 
 @torch.inference_mode()
 def self_distill(model, prompts: list[list[int]], max_new_tokens: int, eos_ids: set[int],
-                 pad_id: int, temperature: float = 0.0, seed: int = 0) -> list[list[int]]:
+                 pad_id: int, temperature: float = 0.0, seed: int = 0,
+                 on_step=None) -> list[list[int]]:
     """The target's answers to a batch of prompts (left-padded, core/greedy.py): greedy, or
     sampled at `temperature` (seeded: more of the target's own text from the same prompts), each
     cut after its first EOS (kept: the head should learn to predict the end too); whatever the
-    model's own generation_config asks for."""
+    model's own generation_config asks for. on_step(1) after each decoding step."""
     from specscope.core.greedy import generate_answers
 
-    return generate_answers(model, prompts, max_new_tokens, eos_ids, pad_id, temperature, seed)
+    return generate_answers(model, prompts, max_new_tokens, eos_ids, pad_id, temperature, seed,
+                            on_step)
 
 
 @torch.inference_mode()
@@ -228,9 +230,10 @@ def sequence_loss(head: MTPHead, embed, weight: torch.Tensor, rows: torch.Tensor
 
 @torch.no_grad()
 def evaluate(head: MTPHead, embed, weight, rows, samples: list[Sample], depth: int,
-             beta: float, labels: str = "tokens") -> tuple[float, list[float]]:
+             beta: float, labels: str = "tokens", tick=None) -> tuple[float, list[float]]:
     """Mean loss and, per step j, the share of labelled origins whose greedy chain 1..j all
-    match the target's tokens (an estimate of greedy acceptance at draft position j)."""
+    match the target's tokens (an estimate of greedy acceptance at draft position j).
+    tick(): after each sample (a long evaluation's heartbeat)."""
     losses, hits, seen = [], [0] * depth, [0] * depth
     for s in samples:
         loss, st = sequence_loss(head, embed, weight, rows, s, depth, beta, labels)
@@ -238,5 +241,7 @@ def evaluate(head: MTPHead, embed, weight, rows, samples: list[Sample], depth: i
             losses.append(float(loss))
         hits = [a + b for a, b in zip(hits, st.chain_hits)]
         seen = [a + b for a, b in zip(seen, st.chain_seen)]
+        if tick is not None:
+            tick()
     mean = sum(losses) / len(losses) if losses else float("nan")
     return mean, [h / s if s else 0.0 for h, s in zip(hits, seen)]

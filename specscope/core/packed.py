@@ -2,14 +2,14 @@
 
 torch's default float32 `F.linear` on a CPU reads the weights once per input row for passes of a
 few rows (as a matrix-vector product, row after row) and, from four rows on, repacks the weights
-on every call. A pass of k tokens then costs about k passes of one (the embedded 1.5B target:
-2 rows 2.08x, 3 rows 3.03x, 4-8 rows about 2.0x), so verifying a draft costs as much as decoding
-it plainly and float32 speculation cannot pay. oneDNN's inner product over weights packed once,
-at load time, reads them once per pass whatever its rows (the same target: 1 row 216 ms instead
-of 370, 3-6 rows 165-185 ms, 8 rows 237 ms). Numerically it is float32 throughout; only the order
-of the sums differs, as it already does between F.linear's row counts.
+on every call. A pass of k tokens then costs about k passes of one (or about two passes from
+four rows on), so verifying a draft costs as much as decoding it plainly and float32
+speculation cannot pay. oneDNN's inner product over weights packed once, at load time, reads
+them once per pass whatever its rows, so a pass of a few rows costs about one of a single row
+(docs/concepts.md, "Float32 on a CPU", has the numbers). Numerically it is float32 throughout;
+only the order of the sums differs, as it already does between F.linear's row counts.
 
-bfloat16 needs none of this: its F.linear already runs on oneDNN (measured: no gain). Only
+bfloat16 needs none of this: its F.linear already runs on oneDNN (packing gains nothing). Only
 inference passes use these layers (no autograd): `mtp train` never packs.
 """
 from __future__ import annotations

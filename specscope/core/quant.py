@@ -1,7 +1,7 @@
 """Weight-only quantization of a model's Linear layers: int8 per output row, or int4 in groups.
 
 Only the weights are quantized; activations stay in the model's dtype, except that float32
-inputs enter the CPU kernels as bfloat16 (the kernels are 13-26x slower on float32 inputs).
+inputs enter the CPU kernels as bfloat16 (the kernels are many times slower on float32 inputs).
 Decoding on a CPU is memory-bound (every weight is read once per token), so fewer bytes per
 weight make a pass cheaper. The embedding lookup stays as it is; the LM head is a Linear like
 any other.
@@ -72,7 +72,7 @@ def aligned(t: torch.Tensor) -> torch.Tensor:
 
 def _kernel_dtype(x2: torch.Tensor) -> torch.dtype:
     """The activations' dtype on the kernel path: float32 inputs run in bfloat16 (the weight-only
-    kernels take 13-26x longer on float32 inputs, measured; the weights are 4 or 8 bits anyway).
+    kernels are many times slower on float32 inputs; the weights are 4 or 8 bits anyway).
     The int8 kernel's bfloat16 path needs whole 16-input blocks (it crashes on others)."""
     if x2.dtype == torch.float32 and x2.shape[-1] % 16 == 0:
         return torch.bfloat16

@@ -20,6 +20,16 @@ def depths(parents) -> list[int]:
     return out
 
 
+def ancestors(parents, node: int) -> list[int]:
+    """The ancestors of `node`, its parent first, up to (not including) the root."""
+    out = []
+    a = parents[node]
+    while a >= 0:
+        out.append(a)
+        a = parents[a]
+    return out
+
+
 def children(parents) -> dict[int, list[int]]:
     """Children of every node, -1 being the root, in proposal order."""
     kids: dict[int, list[int]] = {-1: []}

@@ -88,15 +88,3 @@ def _sample_verify_chain(tokens: list[int], p: torch.Tensor, q: torch.Tensor | N
         return Verdict(tuple(range(n)), sample(p[n], generator))
     rest = residual(p[accepted], None if q is None else q[accepted], tokens[accepted])
     return Verdict(tuple(range(accepted)), sample(rest, generator))
-
-
-def greedy_verify(draft: list[int], target_argmax: list[int]) -> Verdict:
-    """Chain: accept while the draft equals the target's argmax; the target's argmax follows."""
-    return greedy_verify_tree(draft, chain(len(draft)), target_argmax)
-
-
-def speculative_sample(draft: list[int], p: torch.Tensor, q: torch.Tensor | None,
-                       generator: torch.Generator | None) -> Verdict:
-    """Chain: accept x_i with probability min(1, p(x_i)/q(x_i)); on rejection resample from
-    normalize(max(0, p - q)); after all k accepted, the bonus token comes from p."""
-    return sample_verify_tree(draft, chain(len(draft)), p, q, generator)

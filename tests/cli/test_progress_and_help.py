@@ -203,7 +203,7 @@ def test_mtp_train_samples_by_the_drafter_are_labelled_by_the_target(tmp_path, m
     assert len(greedy) == 5 and all("#" not in k for k in greedy)
     # who wrote what: every sampled batch came from the drafter, the greedy ones from the target
     # (a spy that records the model and calls through; the answers above are its real output)
-    import specscope.mtp_loop as loop
+    import specscope.train.caches as loop
 
     real, writers = loop.self_distill, []
     monkeypatch.setattr(loop, "self_distill", lambda model, *a, **k: writers.append(
@@ -252,7 +252,7 @@ def test_mtp_train_corpus_adds_teacher_forced_text(tmp_path, monkeypatch):
     assert bars[-1].startswith("teacher-forced hidden states: 10/10")  # 3 + 2 held apart + 5 pieces
     # JSONL: a line's text fields (turns and reference), not its id or category; a line with no
     # text field gives all its strings
-    from specscope.mtp_command import read_corpus
+    from specscope.train.corpus import read_corpus
 
     [(_, doc)] = read_corpus([lines])
     assert "sort a list of numbers" in doc and "use sorted" in doc and "coding" not in doc

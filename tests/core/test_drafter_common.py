@@ -138,3 +138,18 @@ def test_pool_needs_a_drafter():
         check_options(profile, "pool", None, None)
     for method in ("lookup", "layerskip"):
         check_options(profile, method, None, None)
+
+
+def test_drafting_by_context_is_the_named_capability_tree_growth_takes():
+    """The draft model and FastMTP's head draft by context (base.py's DraftsByContext), so
+    TreeDrafter can grow trees over either; a drafter without it (prompt lookup) does not."""
+    from specscope.core.drafters.base import DraftsByContext
+    from specscope.core.drafters.lookup import LookupDrafter
+    from specscope.core.drafters.model import ModelDrafter
+    from specscope.core.drafters.mtp import MTPDrafter
+
+    decoder = tiny_decoder()
+    assert isinstance(ModelDrafter(decoder.target, decoder.target.vocab_size), DraftsByContext)
+    assert all(callable(getattr(MTPDrafter, name, None))
+               for name in ("begin", "dist", "end", "token_id", "full_q", "propose", "configure"))
+    assert not isinstance(LookupDrafter(), DraftsByContext)

@@ -156,7 +156,7 @@ def test_the_cache_holds_only_committed_positions():
 def test_a_quantized_head_changes_the_drafts_not_the_output(mode):
     """--draft-quant quantizes the head's own linears (W and its decoder layer, as the session
     does): greedy output of mtp and mtp-tree is still the target's own."""
-    from specscope.core.drafters.mtp import MTPTreeDrafter
+    from specscope.core.drafters.mtp_tree import MTPTreeDrafter
     from specscope.core.quant import QuantLinear, quantize_model
 
     def extra(target, draft):

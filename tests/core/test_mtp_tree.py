@@ -12,7 +12,8 @@ import torch
 
 from specscope.core.controls import Controls
 from specscope.core.drafters.base import DraftSettings
-from specscope.core.drafters.mtp import MTPDrafter, MTPTreeDrafter
+from specscope.core.drafters.mtp import MTPDrafter
+from specscope.core.drafters.mtp_tree import MTPTreeDrafter
 from specscope.core.drafters.tree import TreeDrafter
 from specscope.core.events import Drafted
 from specscope.core.lm import CachedLM
@@ -242,7 +243,7 @@ def test_greedy_output_with_the_copy_branch_is_the_targets_own(shape):
 
 def test_the_copy_branch_follows_the_trees_own_nodes_then_hangs_below_them():
     from specscope.core.drafters.base import Proposal
-    from specscope.core.drafters.mtp import add_copy_branch
+    from specscope.core.drafters.copy_branch import add_copy_branch
 
     tree = Proposal(tokens=[5, 6, 7, 8], parents=[-1, -1, 0, 2], q_token=[0.5, 0.3, 0.4, 0.2])
     rows = add_copy_branch(tree, [5, 7, 9, 8], greedy=False, vocab=12, device="cpu")

@@ -9,7 +9,8 @@ from torch import nn
 from specscope.core.drafters.base import NoDrafter
 from specscope.core.drafters.jacobi import CausalRefiner, JacobiDrafter
 from specscope.core.drafters.model import ModelDrafter, RankedHead
-from specscope.core.drafters.mtp import MTPDrafter, MTPTreeDrafter
+from specscope.core.drafters.mtp import MTPDrafter
+from specscope.core.drafters.mtp_tree import MTPTreeDrafter
 from specscope.core.drafters.pool import PoolDrafter
 from specscope.core.drafters.tree import TreeDrafter
 from specscope.core.engine import SpecDecoder

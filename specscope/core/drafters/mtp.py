@@ -10,21 +10,21 @@ from the target's hidden states (handed over by the engine through observe_targe
 steps' entries are cropped away at the end of every proposal, and anything past the longest
 common prefix with the committed ids (or past a re-observed hidden state) is rolled back by
 position. Logits cover the first K rows of the artifact's ranking and (context rows, on by
-default) every other token already in the context: a summary or an answer about a text copies
-its names and numbers, which a ranking counted on other answers misses. The head's state stands in
-for the target's, so the shared LM head scores any row. The rows are fixed for a whole proposal
-(set in begin(), from the committed ids alone); q is zero outside them, so rejection sampling
-stays exact.
+default) every other token already in the context (core/context_rows.py), fixed for a whole
+proposal (set in begin(), from the committed ids alone).
+
+Tree drafting with the head: drafters/mtp_tree.py (a level at a time), or TreeDrafter
+(drafters/tree.py) over this drafter's begin/dist/end.
 """
 from __future__ import annotations
 
 import torch
 
+from specscope.core.context_rows import ContextRows
 from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
-from specscope.core.drafters.lookup import find_continuation
-from specscope.core.drafters.model import RankedHead, draft_chain, draft_dist, pick
+from specscope.core.drafters.model import RankedHead, draft_chain, draft_dist
 from specscope.core.errors import SpecScopeError
-from specscope.core.lm import CachedLM, apply_rows, common_prefix, drop_last
+from specscope.core.lm import CachedLM, common_prefix, drop_last
 from specscope.core.mtp import MTPArtifact, additive, cache_len, causal_after
 from specscope.core.sampling import Shaping
 from specscope.core.window import cache_bytes
@@ -38,20 +38,17 @@ class MTPDrafter(DrafterBase):
     def __init__(self, target: CachedLM, artifact: MTPArtifact, context_rows: bool = True) -> None:
         self.target = target
         self.head = artifact.head
-        self.ranked = RankedHead(target, artifact.ranking, artifact.k)
-        self.vocab_top_k = artifact.k
-        self.context_rows = context_rows
-        self._rank_of = torch.empty_like(artifact.ranking)
-        self._rank_of[artifact.ranking] = torch.arange(len(artifact.ranking))
+        self.rows = ContextRows(target, RankedHead(target, artifact.ranking, artifact.k), context_rows)
         self.reset()
 
     # ---- the interface -------------------------------------------------------------------------
     def configure(self, settings: DraftSettings) -> None:
         k = settings.vocab_top_k
-        if k is not None and not 1 <= k <= len(self.ranked):
-            raise SpecScopeError(f"vocab top-k must be between 1 and {len(self.ranked)}, got {k}")
+        ranked = self.rows.ranked
+        if k is not None and not 1 <= k <= len(ranked):
+            raise SpecScopeError(f"vocab top-k must be between 1 and {len(ranked)}, got {k}")
         self.settings = settings
-        self.vocab_top_k = k if k is not None else self.ranked.default_k
+        self.rows.vocab_top_k = k if k is not None else ranked.default_k
 
     def reset(self) -> None:
         self.hidden = torch.empty(0, self.target.hidden_size, device=self.target.device,
@@ -60,9 +57,7 @@ class MTPDrafter(DrafterBase):
         self.hidden_tok: list[int | None] = []
         self.cache = self.head.new_cache()
         self.cached_ids: list[int] = []  # the ids the cache entries were made from (x_0..x_c)
-        self._seen_ids: list[int] = []  # context rows: the committed ids they were taken from
-        self._seen: dict[int, None] = {}  # their distinct tokens, in order of first appearance
-        self._extra = None  # (k, how many seen) -> (extra rows, their ids, all ids)
+        self.rows.reset()
 
     def kv_bytes(self) -> int:
         """The head's KV cache and the target hidden states it keeps (both grow with the
@@ -72,43 +67,14 @@ class MTPDrafter(DrafterBase):
     def read_params(self) -> int:
         return self.head.param_count() + len(self.row_ids()) * self.target.hidden_size
 
-    # ---- the rows the head drafts over ----------------------------------------------------------
-    def _see(self, ids: list[int]) -> None:
-        """Context rows: take the tokens of the committed ids (a changed history starts over)."""
-        if not self.context_rows:
-            return
-        same = common_prefix(self._seen_ids, ids)
-        if same < len(self._seen_ids):
-            self._seen_ids, self._seen, self._extra, same = [], {}, None, 0
-        for t in ids[same:]:
-            self._seen.setdefault(int(t), None)
-        self._seen_ids = list(ids)
-
-    def _extras(self):
-        """(the LM head's rows of context tokens outside the first k ranked, their ids, every
-        row's id: ranked first, then these)."""
-        k = self.vocab_top_k
-        key = (k, len(self._seen))
-        if self._extra is None or self._extra[0] != key:
-            _, ranked = self.ranked.rows(k)
-            seen = torch.tensor(list(self._seen), dtype=torch.long, device=ranked.device)
-            extra = seen[self._rank_of.to(ranked.device)[seen] >= k] if len(seen) else seen
-            rows = self.target.head_rows(extra) if len(extra) else None
-            self._extra = (key, (rows, extra, torch.cat([ranked, extra])))
-        return self._extra[1]
-
+    # ---- the rows the head drafts over (core/context_rows.py) --------------------------------
     def row_ids(self) -> torch.Tensor:
         """The token id of every row q covers, in q's order."""
-        return self._extras()[2]
+        return self.rows.row_ids()
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """The shared LM head over the drafting rows: [..., d] -> [..., rows]."""
-        weight, _ = self.ranked.rows(self.vocab_top_k)
-        out = apply_rows(states, weight)
-        extra, _, _ = self._extras()
-        if extra is not None:
-            out = torch.cat([out, apply_rows(states, extra)], -1)
-        return out
+        return self.rows.logits(states)
 
     def observe_target(self, start: int, hidden: torch.Tensor) -> None:
         """The target's hidden states at positions start..; anything we held from start on is
@@ -162,7 +128,7 @@ class MTPDrafter(DrafterBase):
             s = self.head.step(self.hidden[a:b][None], self._embed(ids[a + 1:b + 1]), positions,
                                mask, self.cache)[:, -1:]
         self.cached_ids = list(ids[:n + 1])
-        self._see(ids)
+        self.rows.see(ids)
         self._root = len(ids)
         self._states = {(): s}  # drafted path -> the head's state after it
         self._in_cache: tuple[int, ...] = ()  # the drafted path whose entries follow entry n-1
@@ -208,12 +174,10 @@ class MTPDrafter(DrafterBase):
         return state
 
     def token_id(self, j: int) -> int:
-        return int(self.row_ids()[j])
+        return self.rows.token_id(j)
 
     def full_q(self, probs: torch.Tensor) -> torch.Tensor:
-        ids = self.row_ids()
-        full = torch.zeros(self.target.vocab_size, dtype=probs.dtype, device=probs.device)
-        return full.index_copy_(0, ids, probs)
+        return self.rows.full_q(probs)
 
     # ---- helpers -------------------------------------------------------------------------------
     def _check_hidden(self, ids: list[int], n: int) -> int:
@@ -251,144 +215,3 @@ class MTPDrafter(DrafterBase):
     def cached_positions(self) -> int:
         """How many committed positions the head's cache holds (for tests and display)."""
         return cache_len(self.cache)
-
-
-class MTPTreeDrafter(MTPDrafter):
-    """FastMTP's head drafting a tree one level at a time: every node of a level is fed through
-    the head in one batched step (one decoder layer over a few rows costs about what one row
-    costs: its weights are read once), so a tree of depth k costs about k head steps, however
-    wide. In bfloat16 the target verifies a dozen nodes for about the price of two tokens, so a
-    wide tree turns the head's runners-up into accepted tokens.
-
-    The shape follows the head's own confidence (EAGLE-2's idea, kept exact for sampling):
-      - a node gets one child per rank r < `width` whose chance, path(node) * q_node[r-th best],
-        is at least `floor` (and the run's confidence cut-off); the count is decided from
-        q_node before its children are drawn, so sampled siblings stay independent draws from
-        q_node, as the multi-candidate verifier needs (greedy: the r-th best rows themselves);
-      - of each level's new nodes the `expand` likeliest (path(child) = path(node) * q(child))
-        are fed to the head for the next level;
-      - at most `max_nodes` nodes; the depth is the draft length k.
-    The floor is a cost: every node is one more row in the verification pass (about 0.04 of a
-    target pass a node on the embedded pair in bfloat16), worth it only when the node is likely
-    enough to be accepted. Measured on the bench's 10 prompts, fresh caches each run (greedy,
-    `-k auto`, decode tokens/s): floor 0.04: 6.95 (tau 2.27), 0.08: 7.22, 0.15: 7.68 (tau 2.07),
-    and in a second run 0.15: 7.50, 0.22: 7.49, 0.30: 7.11 (tau 1.96).
-
-    Each fed node adds one entry to the head's cache, which attends to the committed entries,
-    its own ancestors' entries and itself (a tree mask); end() drops them all.
-
-    Copy branch (`copy`, on by default): beside the head's tree, what followed the most recent
-    earlier occurrence of the context's last `copy_ngram` tokens (prompt lookup: 3 down to 2),
-    up to k tokens, from the root (overlapping copies go on: a repeated run continues). The
-    head drafts from one hidden state over a ranking counted on other answers; a summary or an
-    answer about a given text copies whole runs of it, which the copy branch proposes at no
-    drafting cost (a few more verified nodes; measured: tau 1.74 -> 2.21 on the bench's prompts). Its nodes are
-    deterministic (one-hot q), fixed by the committed ids alone, so they are independent of the
-    head's draws: tried after the head's siblings, the multi-candidate verifier stays exact.
-    Where the head drafted the copied tokens itself, the branch follows the head's nodes (they
-    keep their own q) and hangs the rest below them: those nodes' presence depends only on the
-    path above them, which verification has already decided when it tries them.
-    """
-
-    name = "mtp-tree"
-
-    def __init__(self, target: CachedLM, artifact: MTPArtifact, width: int = 4, expand: int = 4,
-                 max_nodes: int = 16, floor: float = 0.15, context_rows: bool = True,
-                 copy: bool = True, copy_ngram: tuple[int, int] = (3, 2), copy_len: int = 0) -> None:
-        super().__init__(target, artifact, context_rows)
-        self.width, self.expand, self.max_nodes, self.floor = width, expand, max_nodes, floor
-        self.copy, self.copy_ngram, self.copy_len = copy, copy_ngram, copy_len
-
-    def _draft(self, ids: list[int], k: int, shaping: Shaping,
-               generator: torch.Generator | None) -> Proposal:
-        """A tree up to k deep (after begin(ids); propose() and end() are the chain's)."""
-        n = len(self.cached_ids) - 1  # committed entries 0..n-1 are cached
-        cut = max(self.floor, self.settings.min_confidence)
-        out = Proposal()
-        q_rows: list[torch.Tensor] = []
-        path: list[float] = []  # the drafter's chance of reaching each node (product of q)
-        entry: dict[int, int] = {}  # fed node -> its entry in the head's cache
-        # the level being expanded: (node, its state [d]); -1 is the committed context
-        level = [(-1, self._states[()][0, -1])]
-        for depth in range(min(k, self.max_nodes)):
-            logits = self.logits(torch.stack([s for _, s in level]))
-            new: list[int] = []
-            for (node, _), row in zip(level, logits):
-                probs = draft_dist(row.float(), shaping)
-                reach = path[node] if node >= 0 else 1.0
-                top = torch.topk(probs, min(self.width, len(probs))).values.tolist()
-                # ranks worth a node, decided from q alone (never from the drawn tokens)
-                count = sum(1 for r, t in enumerate(top) if r == 0 and depth == 0 or reach * t >= cut)
-                for rank in range(min(count, self.max_nodes - len(out.tokens))):
-                    j = pick(probs, shaping, generator, rank)
-                    out.tokens.append(self.token_id(j))
-                    out.parents.append(node)
-                    out.q_token.append(float(probs[j]))
-                    path.append(reach * float(probs[j]))
-                    if not shaping.greedy:
-                        q_rows.append(self.full_q(probs))
-                    new.append(len(out.tokens) - 1)
-            if depth + 1 >= k or len(out.tokens) >= self.max_nodes:
-                break
-            grow = sorted((c for c in new if path[c] >= cut), key=lambda c: -path[c])[:self.expand]
-            if not grow:
-                break
-            states = self._feed_level(grow, out.parents, out.tokens, entry, n, dict(level))
-            level = list(zip(grow, states))
-        if self.copy:
-            copied = find_continuation(ids, max(k, self.copy_len), *self.copy_ngram, overlap=True)
-            q_rows += add_copy_branch(out, copied, shaping.greedy, self.target.vocab_size,
-                                      self._states[()].device)
-        if q_rows:
-            out.q = torch.stack(q_rows)
-        return out
-
-    def _feed_level(self, nodes: list[int], parents: list[int], tokens: list[int],
-                    entry: dict[int, int], n: int, parent_state: dict[int, torch.Tensor]) -> torch.Tensor:
-        """One batched head step over `nodes` (one level): each reads its parent's state and its
-        own token at position n + depth, attending to the committed entries, its ancestors'
-        entries and itself. Returns their states [len(nodes), d]."""
-        dev = self.target.device
-        cached = cache_len(self.cache)
-        allowed = torch.zeros(len(nodes), cached + len(nodes), dtype=torch.bool)
-        allowed[:, :n] = True
-        pos = []
-        for i, c in enumerate(nodes):
-            a, depth = parents[c], 0
-            while a >= 0:
-                allowed[i, entry[a]] = True
-                a, depth = parents[a], depth + 1
-            allowed[i, cached + i] = True
-            entry[c] = cached + i
-            pos.append(n + depth)
-        state = torch.stack([parent_state[parents[c]] for c in nodes])[None]
-        emb = self._embed([tokens[c] for c in nodes])
-        out = self.head.step(state, emb, torch.tensor([pos], device=dev), additive(allowed).to(dev),
-                             self.cache)
-        return out[0]
-
-
-def add_copy_branch(out: Proposal, copied: list[int], greedy: bool, vocab: int,
-                    device) -> list[torch.Tensor]:
-    """Append `copied` to the tree `out` as a chain from the root, following the tree's own
-    nodes while they hold the copied tokens (no token is verified twice), the rest as
-    deterministic nodes (q_token None). Returns the new nodes' one-hot q rows for a sampled
-    proposal's q ([] when greedy)."""
-    kids: dict[int, list[int]] = {}
-    for i, parent in enumerate(out.parents):
-        kids.setdefault(parent, []).append(i)
-    node, rows = -1, []
-    for x in copied:
-        same = next((c for c in kids.get(node, []) if out.tokens[c] == x), None)
-        if same is not None:
-            node = same
-            continue
-        kids = {}  # below a new node there is nothing to follow
-        out.tokens.append(int(x))
-        out.parents.append(node)
-        out.q_token.append(None)
-        node = len(out.tokens) - 1
-        if not greedy:
-            rows.append(torch.zeros(vocab, device=device))
-            rows[-1][int(x)] = 1.0
-    return rows

@@ -6,25 +6,25 @@ hedges (SpecBranch's likely rejection points; DuoDecoding's several sequences wh
 when sampling, so the multi-candidate verifier stays exact) and extends each by up to `alt_len`
 tokens. `branch_below=1.0` branches everywhere (a static top-k tree). At most `max_nodes` nodes.
 
-The chain source is anything that drafts by context: begin(ids), dist(ctx, shaping), end(),
-token_id(row), full_q(probs). The draft model (`tree`) is; so is FastMTP's head (MTPDrafter crops
-and replays its cache between branches), though `mtp-tree` grows its trees a level at a time
-instead (MTPTreeDrafter: one batched head step per level).
+The chain source is any drafter that drafts by context (base.py's DraftsByContext: begin(ids),
+dist(ctx, shaping), end(), token_id(row), full_q(probs)). The draft model (`tree`) does; so does
+FastMTP's head (MTPDrafter crops and replays its cache between branches), though `mtp-tree`
+grows its trees a level at a time instead (drafters/mtp_tree.py: one batched head step per
+level).
 """
 from __future__ import annotations
 
 import torch
 
-from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
-from specscope.core.drafters.model import ModelDrafter, pick
-from specscope.core.drafters.mtp import MTPDrafter
+from specscope.core.drafters.base import DrafterBase, DraftsByContext, DraftSettings, Proposal
+from specscope.core.drafters.model import pick
 from specscope.core.sampling import Shaping
 
 
 class TreeDrafter(DrafterBase):
     accepts_vocab_top_k = True
 
-    def __init__(self, model: ModelDrafter | MTPDrafter, width: int = 2, branch_below: float = 0.6,
+    def __init__(self, model: DraftsByContext, width: int = 2, branch_below: float = 0.6,
                  alt_len: int = 2, max_nodes: int = 24, name: str = "tree") -> None:
         self.model = model
         self.name = name

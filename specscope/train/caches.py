@@ -1,0 +1,122 @@
+"""The training data's on-disk caches beside the artifact: the answers written for the
+self-distillation (resumable after every batch) and the target's teacher-forced hidden states."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from specscope.core.files import atomic_write
+from specscope.core.mtp_train import Sample, self_distill, teacher_hidden_shared
+from specscope.train.events import Beat, Ended, OnEvent, Progress, Started, ignore
+
+
+def write_json(path: Path, data) -> None:
+    """`data` as JSON at `path`, atomically (core/files.py), its folder made when missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data)))
+
+
+def ids_digest(ids: list[int], n: int = 16) -> str:
+    """A name for a token sequence: the first n hex digits of the sha256 of its JSON."""
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:n]
+
+
+def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos: set[int], pad: int,
+                       batch: int, path: Path, on_event: OnEvent = ignore, sample: int = 0,
+                       temperature: float = 0.0,
+                       writer: str = "the target") -> tuple[list[list[int]], int]:
+    """The answers of `model` (the target; the drafter for --sampled-by drafter) to every
+    prompt, generated `batch` at a time (similar lengths together, so left padding wastes little)
+    and saved after each batch; answers already in `path` (keyed by the prompt's ids, and for
+    sampled answers by sample number and temperature) are reused. `sample` 0 is the greedy
+    answer; sample s > 0 is drawn at `temperature`, seeded by s and the batch. Reports the
+    stage "answers" (prompts done, tokens), within a batch at every heartbeat. Returns (answers,
+    how many came from the file)."""
+    done: dict[str, list[int]] = {}
+    if path.is_file():
+        try:
+            done = json.loads(path.read_text())
+        except (OSError, ValueError):
+            done = {}
+    keys = [json.dumps(p) if sample == 0 else f"{json.dumps(p)}#sample{sample}@{temperature:g}"
+            for p in prompts]
+    resumed = sum(k in done for k in keys)
+    todo = sorted((i for i, k in enumerate(keys) if k not in done), key=lambda i: len(prompts[i]))
+
+    def tokens() -> int:
+        return sum(len(done[k]) for k in keys if k in done)
+
+    what = (f"{writer} answers" if sample == 0
+            else f"sampled answers #{sample} by {writer.removeprefix('the ')} (T={temperature:g})")
+    on_event(Started("answers", f"self-distillation: {what}", len(prompts), resumed,
+                     {"tokens": tokens()}))
+    beat = Beat(lambda: on_event(Progress("answers", sum(k in done for k in keys),
+                                          {"tokens": tokens()})))
+    try:
+        for b in range(0, len(todo), batch):
+            idx = todo[b:b + batch]
+            seed = sample * 1_000_003 + b
+            answers = self_distill(model, [prompts[i] for i in idx], max_new_tokens, eos, pad,
+                                   temperature if sample else 0.0, seed, on_step=beat)
+            for i, ans in zip(idx, answers):
+                done[keys[i]] = ans
+            write_json(path, done)
+            beat(force=True)
+    finally:
+        on_event(Ended("answers"))
+    return [done[k] for k in keys], resumed
+
+
+def _read_hidden(path: Path, length: int) -> torch.Tensor | None:
+    """The states saved at `path` when they are there, readable and `length` rows long."""
+    from safetensors.torch import load_file
+
+    try:
+        h = load_file(str(path))["hidden"]
+    except Exception:  # missing or damaged: computed again
+        return None
+    return h if h.shape[0] == length else None
+
+
+def hidden_cached(model, samples: list[Sample], folder: Path,
+                  on_event: OnEvent = ignore) -> tuple[int, int]:
+    """Set every sample's teacher-forced hidden states: read from `folder` (one safetensors file
+    per sequence, named by its ids' digest; the folder is per target, dtype and device) where
+    there, else computed (the samples of one prompt together: the prompt runs once) and saved
+    there. Reports the stage "hidden" (sequences, tokens). Returns (computed, loaded) sequence
+    counts."""
+    from safetensors.torch import save_file
+
+    groups: dict[tuple, list[Sample]] = {}
+    for i, s in enumerate(samples):
+        key = tuple(s.ids[:s.prompt_len]) if s.prompt_len else ("alone", i)
+        groups.setdefault(key, []).append(s)
+    folder.mkdir(parents=True, exist_ok=True)
+    loaded = computed = tokens = finished = 0
+    on_event(Started("hidden", "teacher-forced hidden states", len(samples), 0, {"tokens": 0}))
+    try:
+        for group in groups.values():
+            todo = []
+            for s in group:
+                s.hidden = _read_hidden(folder / f"{ids_digest(s.ids, 24)}.safetensors", len(s.ids))
+                if s.hidden is None:
+                    todo.append(s)
+                else:
+                    s.hidden, loaded = s.hidden.to(model.device), loaded + 1
+            if todo:
+                n = todo[0].prompt_len if len(todo) > 1 else len(todo[0].ids)
+                states = teacher_hidden_shared(model, todo[0].ids[:n], [s.ids[n:] for s in todo])
+                for s, h in zip(todo, states):
+                    s.hidden = h
+                    atomic_write(folder / f"{ids_digest(s.ids, 24)}.safetensors",
+                                 lambda tmp, h=h: save_file({"hidden": h.detach().cpu().contiguous()}, tmp))
+                computed += len(todo)
+                tokens += n + sum(len(s.ids) - n for s in todo)
+            finished += len(group)
+            on_event(Progress("hidden", finished, {"tokens": tokens}))
+    finally:
+        on_event(Ended("hidden"))
+    return computed, loaded

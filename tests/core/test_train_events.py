@@ -1,0 +1,36 @@
+"""Training reports through plain events, and a long stage reports at every heartbeat, inside
+a batch too: a front end without a terminal can print a line at a steady pace."""
+from types import SimpleNamespace
+
+import specscope.train.caches as caches
+import specscope.train.events as events
+from specscope.train.events import Ended, Progress, Started
+
+
+def test_a_long_batch_of_answers_reports_at_every_heartbeat(tmp_path, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(events, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+
+    def slow(model, prompts, max_new_tokens, eos, pad, temperature, seed, on_step=None):
+        for _ in range(12):  # one batch: twelve decoding steps of 10 s
+            clock[0] += 10.0
+            on_step(1)
+        return [[7, 8]] * len(prompts)
+
+    monkeypatch.setattr(caches, "self_distill", slow)
+    seen = []
+    answers, resumed = caches.self_distil_cached(
+        None, [[1, 2], [3]], 2, set(), 0, 8, tmp_path / "answers.json",
+        lambda e: seen.append((clock[0], e)))
+    assert answers == [[7, 8], [7, 8]] and resumed == 0
+    assert isinstance(seen[0][1], Started) and seen[0][1].total == 2
+    assert isinstance(seen[-1][1], Ended)
+    times = [t for t, e in seen if isinstance(e, (Started, Progress))]
+    assert len(times) >= 12  # every step, here: each takes longer than a heartbeat
+    assert max(b - a for a, b in zip(times, times[1:])) <= max(events.HEARTBEAT_S, 10.0)
+    assert seen[-2][1] == Progress("answers", 2, {"tokens": 4})  # the batch done, then saved
+    # the saved answers are reused: no batch runs again
+    again = []
+    assert caches.self_distil_cached(None, [[1, 2], [3]], 2, set(), 0, 8,
+                                     tmp_path / "answers.json", again.append)[1] == 2
+    assert [type(e) for e in again] == [Started, Ended]
