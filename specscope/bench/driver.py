@@ -204,7 +204,7 @@ def validate(o: Options):
         raise refusal(overlap, artifacts)
     check_output_dir(o.out)
     quiet_libraries()
-    return prof, prompts, methods, lens, sizes, overlap, choice
+    return prof, prompts, methods, lens, sizes, choice, overlap
 
 
 def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
@@ -249,7 +249,7 @@ def run_bench(o: Options) -> None:
     out = Console(highlight=False)
     if not out.is_terminal:
         out.width = 160  # a pipe or a log file: room for the whole table
-    prof, prompts, methods, lens, sizes, overlap, choice = validate(o)
+    prof, prompts, methods, lens, sizes, choice, overlap = validate(o)
     for name in overlap.unchecked:
         err.print(f"note: cannot check overlap with the {name}: it records no prompt ids (made "
                   "before specscope recorded them; make it again to check)", soft_wrap=True)
