@@ -252,7 +252,7 @@ def test_mtp_train_corpus_adds_teacher_forced_text(tmp_path, monkeypatch):
     assert bars[-1].startswith("teacher-forced hidden states: 10/10")  # 3 + 2 held apart + 5 pieces
     # JSONL: a line's text fields (turns and reference), not its id or category; a line with no
     # text field gives all its strings
-    from specscope.mtp_command import read_corpus
+    from specscope.cli.mtp import read_corpus
 
     [(_, doc)] = read_corpus([lines])
     assert "sort a list of numbers" in doc and "use sorted" in doc and "coding" not in doc

@@ -25,7 +25,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from specscope.cli import Dtype, Profile, friendly_errors
+from specscope.cli.options import Dtype, Profile, friendly_errors
 
 DEFAULT_VOCAB_K, DEFAULT_HELD = 8192, 4
 
