@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from pathlib import Path
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -364,24 +363,15 @@ class SpecScopeApp(SettingActions, RunState, App[None]):
         self.exit()
 
 
-def make_app(profile: Profile | str | None = None, *, session=None, method: str | None = None,
-             draft_len: int | None = None, max_new_tokens: int | None = None,
-             temperature: float | None = None, top_p: float | None = None, seed: int = 0,
-             dtype: str | None = None, device: str | None = None, trimmed: str | Path | None = None,
-             vocab_top_k: int | None = None, adaptive: bool | None = None,
-             adaptive_rule: str | None = None, refine_steps: int | None = None,
-             snapshot: bool = False, draft_quant: str | None = None,
-             quant: str | None = None, draft_window: int | None = None) -> SpecScopeApp:
+def make_app(profile: Profile | str | None = None, *, session=None, snapshot: bool = False,
+             **options) -> SpecScopeApp:
     """Validate the options (raising SpecScopeError), then build the app.
 
     With `session` (a loaded specscope Session, as tests pass) nothing loads; otherwise the app
-    loads the profile's models in a worker thread behind a progress screen.
+    loads the profile's models in a worker thread behind a progress screen. `options` are
+    `wiring.prepare`'s (method, draft_len, max_new_tokens, temperature, ...).
     """
-    wired = prepare(profile, session=session, method=method, draft_len=draft_len,
-                    max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                    dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
-                    adaptive=adaptive, adaptive_rule=adaptive_rule, refine_steps=refine_steps,
-                    draft_quant=draft_quant, quant=quant, draft_window=draft_window)
+    wired = prepare(profile, session=session, **options)
     app = SpecScopeApp(wired.profile, wired.controls, wired.loader, session, snapshot)
     choice = wired.choice
     if choice is not None:  # what the machine's measurements chose, in the header
