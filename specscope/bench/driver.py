@@ -143,7 +143,7 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
 
 
 def plan_controls(session, o: Options):
-    from specscope.cli import parse_refine_steps
+    from specscope.core.refine_steps import parse_refine_steps
     from specscope.session import make_controls
 
     return make_controls(session.profile, max_new_tokens=o.max_new_tokens,
@@ -184,7 +184,7 @@ def validate(o: Options):
                              "(made by `specscope trim`)")
     for m in methods or [None]:
         check_options(prof, m, o.dtype, o.device)
-    from specscope.cli import parse_refine_steps
+    from specscope.core.refine_steps import parse_refine_steps
 
     if o.trimmed or prof.trimmed:
         check_trimmed(o.trimmed or prof.trimmed, prof, [v for v in sizes if v is not None])

@@ -17,6 +17,8 @@ A block that reaches a fixed point early is all exact and stops there (cheaper t
 """
 from __future__ import annotations
 
+from specscope.core.errors import SpecScopeError
+
 START_STEPS = 2  # before anything is measured
 
 
@@ -66,3 +68,13 @@ class RefineSteps:
             for row in table:  # forget old evidence slowly, so the estimates follow the text
                 row[0] = floor[0] + (row[0] - floor[0]) * 0.97
                 row[1] = floor[1] + (row[1] - floor[1]) * 0.97
+
+
+def parse_refine_steps(value: str | None) -> int | None:
+    """'3' -> 3; 'auto' or None -> None (the drafter picks each block's passes)."""
+    if value is None or value.strip().lower() == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise SpecScopeError(f"--refine-steps must be a number or auto, got '{value}'") from None

@@ -5,13 +5,15 @@ SpecScopeError before anything starts), then either takes a loaded session (test
 profile's models behind a progress screen. Generation runs in a thread worker that posts batches
 of engine events as messages; the widgets append them; keys change the shared `Controls`, which
 the engine reads at its next step boundary.
+
+Beside this file: wiring.py (options into Controls and a loader; the worker's engine run),
+run_state.py (which run is current and what it sent back), generation.py (pause/step and
+batching in the worker), actions.py (the keys on settings), keys.py (every key).
 """
 from __future__ import annotations
 
 import asyncio
-import gc
 from dataclasses import replace
-from pathlib import Path
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -21,15 +23,14 @@ from textual.worker import get_current_worker
 
 from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
-from specscope.core.events import Drafted, Prefilling, Summary, Verified
-from specscope.frontends.loading import check_options, quiet_libraries, resolve_auto
-from specscope.profiles import Profile, load_profile, quant_label, with_quant
-from specscope.session import load_session, make_controls
+from specscope.core.events import Prefilling
+from specscope.profiles import Profile, quant_label
 from specscope.tui import keys
 from specscope.tui.actions import SettingActions
-from specscope.tui.generation import ENGINE_LOCK, Gate, drive
+from specscope.tui.generation import Gate
 from specscope.tui.messages import EngineEvents, RunEnded, StepSelected
 from specscope.tui.pacing import Pacer
+from specscope.tui.run_state import RunState
 from specscope.tui.screens.loading import Loaded, Loader, LoadingScreen
 from specscope.tui.widgets.controls_panel import ControlsPanel
 from specscope.tui.widgets.conversation import Conversation
@@ -37,12 +38,13 @@ from specscope.tui.widgets.draft_panel import DraftPanel
 from specscope.tui.widgets.key_bar import KeyBar
 from specscope.tui.widgets.legend import Legend
 from specscope.tui.widgets.stats_panel import Baseline, StatsPanel
+from specscope.tui.wiring import freeze_heap, prepare, run_engine
 
 
 COMPACT_HEIGHT = 34  # below this many rows the app drops its header, legend and controls panel
 
 
-class SpecScopeApp(SettingActions, App[None]):
+class SpecScopeApp(SettingActions, RunState, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "specscope"
     AUTO_FOCUS = "#prompt"
@@ -58,18 +60,9 @@ class SpecScopeApp(SettingActions, App[None]):
         self.snapshot = snapshot  # hide clock readings (tok/s, seconds) for snapshot tests
         self.gate = Gate()
         self.messages: list[dict[str, str]] = []  # the conversation, for the chat template
-        self.run_id = 0
-        self.running: str | None = None  # "answer" or "baseline" while a worker generates
-        self.answer = None  # the AnswerView being generated
-        self.last_prompt_ids: list[int] | None = None
-        self.last_summary: Summary | None = None
-        self.after_run = None  # what to do once a stopped run has ended (regenerate, clear)
-        self.step_next = False  # n pressed while idle: the next answer waits for n (teaching mode)
-        self._drafted: Drafted | None = None  # waits for its Verified (maybe in the next batch)
-        self._pending: list[tuple[Drafted | None, Verified]] = []  # folded, not yet drawn
+        self.init_run_state()  # run_id, running, answer, last_summary, ... (run_state.py)
         self.pacer = Pacer()
         self._redraw_timer = None
-        self._stopping = False
         self.sub_title = profile.name + (f" ({quant_label(profile)})" if quant_label(profile) else "")
 
     def compose(self) -> ComposeResult:
@@ -181,11 +174,7 @@ class SpecScopeApp(SettingActions, App[None]):
         self.begin(ids, self.controls, "answer", self.gate)
 
     def begin(self, ids: list[int], controls: Controls, kind: str, gate: Gate) -> None:
-        self.run_id += 1
-        self.running = kind
-        self._drafted = None
-        self._pending = []
-        self._stopping = False
+        self.new_run(kind)
         self.show_state()
         # Start the engine once the screen has settled (new turn mounted, focus moved): that
         # one-off redraw would otherwise compete with the engine's first steps.
@@ -194,10 +183,7 @@ class SpecScopeApp(SettingActions, App[None]):
     def show_state(self, state: str | None = None) -> None:
         """The run's state in the controls panel (by default what the app is doing); a paused
         answer also says so in the conversation, after its text, with the keys that go on."""
-        self.controls_panel.state = state or (
-            "measuring baseline" if self.running == "baseline"
-            else ("paused" if self.gate.paused else "generating") if self.running
-            else "idle: the next answer waits for n" if self.step_next else "idle")
+        self.controls_panel.state = state or self.run_label()
         if self.answer is not None:
             self.answer.set_paused(self.running == "answer" and self.gate.paused)
 
@@ -215,19 +201,8 @@ class SpecScopeApp(SettingActions, App[None]):
     @work(thread=True, group="generate", exit_on_error=False)
     def generate(self, run_id: int, ids: list[int], controls: Controls, gate: Gate) -> None:
         worker = get_current_worker()
-
-        def emit(batch, active_s: float) -> None:
-            self.post_message(EngineEvents(run_id, batch, active_s))
-
-        with ENGINE_LOCK:  # a stopped run may still be finishing its step
-            try:
-                summary, active_s = drive(self.session.decoder.run(ids, controls), gate, emit,
-                                          lambda: worker.is_cancelled)
-            except Exception as e:  # a generation failure is shown in the UI, not raised
-                message = str(e) if isinstance(e, SpecScopeError) else f"{type(e).__name__}: {e}"
-                self.post_message(RunEnded(run_id, None, 0.0, message))
-            else:
-                self.post_message(RunEnded(run_id, summary, active_s))
+        run_engine(self.session, run_id, ids, controls, gate, self.post_message,
+                   lambda: worker.is_cancelled)
 
     def on_engine_events(self, message: EngineEvents) -> None:
         """Fold the batch in (cheap); redraw now when parked, else when the pacer allows."""
@@ -239,17 +214,7 @@ class SpecScopeApp(SettingActions, App[None]):
         if self.running == "baseline":  # measured by its summary only; nothing to show
             return
         stats = self.stats_panel
-        for event in message.events:
-            stats.stats.add(event)
-            if isinstance(event, Drafted):
-                self._drafted = event
-                stats.draft_len = event.draft_len
-                if event.method != stats.method:  # method changed mid-run
-                    stats.method = event.method
-                    decoder = self.session.decoder
-                    stats.stats.param_ratio = decoder.param_ratio(decoder.drafter(event.method))
-            elif isinstance(event, Verified):
-                self._pending.append((self._drafted, event))
+        self.fold(message.events, stats)
         stats.active_s = message.active_s
         if self.gate.paused:
             self.redraw()
@@ -263,7 +228,7 @@ class SpecScopeApp(SettingActions, App[None]):
             self._redraw_timer.cancel()
             self._redraw_timer = None
         token = self.pacer.begin()
-        steps, self._pending = self._pending, []
+        steps = self.take_steps()
         if steps:
             self.answer.add_steps(steps)
             if self.conversation.selection is None:
@@ -398,57 +363,18 @@ class SpecScopeApp(SettingActions, App[None]):
         self.exit()
 
 
-def freeze_heap() -> None:
-    """Exempt what exists now (models, tokenizer, widgets) from garbage collection.
-
-    A full collection walks every object; with torch and transformers loaded that is a pause of
-    ~0.2 s, and the UI thread, which allocates the most, is where it lands: mid-answer. Frozen,
-    those pauses shrink to the few objects made since.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-def make_app(profile: Profile | str | None = None, *, session=None, method: str | None = None,
-             draft_len: int | None = None, max_new_tokens: int | None = None,
-             temperature: float | None = None, top_p: float | None = None, seed: int = 0,
-             dtype: str | None = None, device: str | None = None, trimmed: str | Path | None = None,
-             vocab_top_k: int | None = None, adaptive: bool | None = None,
-             adaptive_rule: str | None = None, refine_steps: int | None = None,
-             snapshot: bool = False, draft_quant: str | None = None,
-             quant: str | None = None, draft_window: int | None = None) -> SpecScopeApp:
+def make_app(profile: Profile | str | None = None, *, session=None, snapshot: bool = False,
+             **options) -> SpecScopeApp:
     """Validate the options (raising SpecScopeError), then build the app.
 
     With `session` (a loaded specscope Session, as tests pass) nothing loads; otherwise the app
-    loads the profile's models in a worker thread behind a progress screen.
+    loads the profile's models in a worker thread behind a progress screen. `options` are
+    `wiring.prepare`'s (method, draft_len, max_new_tokens, temperature, ...).
     """
-    choice = None
-    if session is not None:
-        prof = session.profile
-    else:
-        prof = profile if isinstance(profile, Profile) else load_profile(profile)
-        # auto values are chosen before the terminal switches over (the first run on a machine
-        # measures it, with progress lines); the choice is shown in the stats panel
-        prof, choice = resolve_auto(with_quant(prof, quant, draft_quant), dtype, method, device)
-        dtype = method = None  # applied to the profile
-    check_options(prof, method, dtype, device, vocab_top_k, trimmed,
-                  max_new_tokens or prof.max_new_tokens)
-    controls = make_controls(prof, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
-                             temperature=temperature, top_p=top_p, seed=seed, vocab_top_k=vocab_top_k,
-                             adaptive=adaptive, adaptive_rule=adaptive_rule, refine_steps=refine_steps,
-                             draft_window=draft_window)
-    loader = None
-    if session is None:
-        def loader(progress):
-            quiet_libraries()
-            return load_session(prof, dtype, device, str(trimmed) if trimmed else None, progress)
-    app = SpecScopeApp(prof, controls, loader, session, snapshot)
+    wired = prepare(profile, session=session, **options)
+    app = SpecScopeApp(wired.profile, wired.controls, wired.loader, session, snapshot)
+    choice = wired.choice
     if choice is not None:  # what the machine's measurements chose, in the header
         picked = choice.dtype + (f", drafter {choice.draft_quant}" if choice.method == "draft" else "")
         app.sub_title += f" · auto: {picked}, {choice.method}"
     return app
-
-
-def run_chat(**options) -> None:
-    """The `specscope chat` command: bad options fail here, before the terminal switches over."""
-    make_app(options.pop("profile", None), **options).run()

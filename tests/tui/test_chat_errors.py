@@ -124,7 +124,7 @@ def test_good_chat_options_become_the_starting_controls(args, expected, monkeypa
         seen.update(vars(self.controls))
 
     monkeypatch.setattr(SpecScopeApp, "run", started)
-    monkeypatch.setattr("specscope.cli.require_terminal", lambda command: None)  # CliRunner has none
+    monkeypatch.setattr("specscope.cli.chat.require_terminal", lambda command: None)  # CliRunner has none
     result = CliRunner().invoke(cli, ["chat", "-p", "tiny-random", *args])
     assert result.exit_code == 0, result.output
     assert {k: seen[k] for k in expected} == expected

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from specscope.cli import Dtype, Profile, friendly_errors
+from specscope.cli.options import Dtype, Profile, friendly_errors
 from specscope.prompts import DEFAULT_PROMPTS_HELP
 
 

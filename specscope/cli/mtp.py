@@ -23,7 +23,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from specscope.cli import Dtype, Profile, friendly_errors
+from specscope.cli.options import Dtype, Profile, friendly_errors
 from specscope.train import DEFAULT_HELD, DEFAULT_VOCAB_K
 
 mtp_app = typer.Typer(help="FastMTP: train a multi-token-prediction head on the target's own output.",

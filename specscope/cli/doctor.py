@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from specscope.cli import Device, Profile, friendly_errors
+from specscope.cli.options import Device, Profile, friendly_errors
 
 
 @friendly_errors

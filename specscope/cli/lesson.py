@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from specscope.cli import Device, Dtype, Profile, Trimmed, friendly_errors
+from specscope.cli.options import Device, Dtype, Profile, Trimmed, friendly_errors
 
 
 def find_trimmed(profile) -> Path | None:

@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from specscope.cli import (Device, DraftQuant, DraftWindow, Dtype, MaxNew, Profile, Quant,
-                           RefineSteps, Seed, Temperature, TopP, Trimmed, friendly_errors)
+from specscope.cli.options import (Device, DraftQuant, DraftWindow, Dtype, MaxNew, Profile, Quant,
+                                   RefineSteps, Seed, Temperature, TopP, Trimmed, friendly_errors)
 from specscope.prompts import DEFAULT_PROMPTS_HELP, PROMPT_SETS_HELP
 
 Methods = Annotated[Optional[list[str]], typer.Option(

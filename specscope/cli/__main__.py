@@ -1,0 +1,3 @@
+from specscope.cli.app import main
+
+main()

@@ -1,0 +1,97 @@
+"""What the `specscope` commands share: option aliases, prompt reading, error handling.
+
+Every known problem (SpecScopeError) becomes one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from specscope.core.errors import SpecScopeError
+
+# Options shared by generate, chat and bench.
+Profile = Annotated[Optional[str], typer.Option("--profile", "-p", metavar="NAME|FILE", help="Profile name or YAML path (default: qwen2.5-coder).")]
+Method = Annotated[Optional[str], typer.Option("--method", "-m", metavar="METHOD", help="Drafting method: ar, draft, lookup, ... (see `specscope profiles`).")]
+DraftLen = Annotated[Optional[str], typer.Option("--draft-len", "-k", metavar="K|auto", help="Draft tokens per step (0-32), or auto (cost-aware), or auto:heuristic (+2/-1).")]
+MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", metavar="N", help="Stop after this many new tokens.")]
+Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", help="0 for greedy; > 0 samples.")]
+TopP = Annotated[Optional[float], typer.Option("--top-p", metavar="P", help="Nucleus sampling mass (0, 1].")]
+TopK = Annotated[Optional[int], typer.Option("--top-k", metavar="K", help="Sample among the k most likely tokens (0: off).")]
+Seed = Annotated[int, typer.Option("--seed", metavar="N", help="Random seed for sampling.")]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", metavar="DTYPE", help="float32, bfloat16 or float16 (default: the profile's).")]
+Device = Annotated[Optional[str], typer.Option("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: the profile's).")]
+Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", metavar="FILE", help="A VocabTrim artifact from `specscope trim`.")]
+VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", metavar="K", help="Drafter vocabulary size (needs --trimmed).")]
+RefineSteps = Annotated[Optional[str], typer.Option("--refine-steps", metavar="T|auto", help="jacobi: parallel refinement passes per block (1-16), or auto (default; from measured costs and acceptance).")]
+DraftQuant = Annotated[Optional[str], typer.Option("--draft-quant", metavar="none|int8|int4", help="Weight-only quantization of the drafter: none, int8 or int4 (output unchanged; default: the profile's).")]
+DraftWindow = Annotated[Optional[int], typer.Option("--draft-window", metavar="W", help="Bound the draft model's KV cache to 4 sink tokens + the last W tokens (0: unbounded; default: the profile's, 1024).")]
+Quant = Annotated[Optional[str], typer.Option("--quant", metavar="none|int8", help="Weight-only quantization of the target: none or int8 (output is then the int8 target's own; default: the profile's).")]
+
+
+def parse_draft_len(value: str | None) -> tuple[int | None, bool | None, str | None]:
+    """'5' -> (5, False, None); 'auto' -> (None, True, 'cost'); 'auto:heuristic' -> (None, True, 'heuristic')."""
+    if value is None:
+        return None, None, None
+    value = value.strip().lower()
+    if value in ("auto", "auto:cost"):
+        return None, True, "cost"
+    if value == "auto:heuristic":
+        return None, True, "heuristic"
+    try:
+        return int(value), False, None
+    except ValueError:
+        raise SpecScopeError(f"--draft-len must be a number, auto or auto:heuristic, got '{value}'") from None
+
+
+def friendly_errors(command):
+    """Known problems become one line on stderr and exit code 2; Ctrl-C exits 130 quietly."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SpecScopeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def read_prompt(prompt: str | None, prompt_file: str | None) -> str:
+    """The prompt from the argument, or from --prompt-file (a path, or - for stdin)."""
+    if prompt is None and prompt_file is None:
+        raise SpecScopeError("no prompt: give PROMPT, or --prompt-file FILE (- for stdin)")
+    if prompt is not None and prompt_file is not None:
+        raise SpecScopeError("give the prompt as PROMPT or with --prompt-file, not both")
+    if prompt == "-" or prompt_file == "-":
+        return sys.stdin.read()
+    if prompt is not None:
+        return prompt
+    path = Path(prompt_file).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecScopeError(f"prompt file not found: {path}") from None
+    except IsADirectoryError:
+        raise SpecScopeError(f"--prompt-file {path} is a folder, not a file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecScopeError(f"cannot read prompt file {path}: "
+                             f"{getattr(e, 'strerror', None) or e}") from None
+
+
+def require_terminal(command: str) -> None:
+    """A full-screen app without a terminal (piped, redirected, under a job runner) cannot read
+    keys or draw; Textual would then spin at 100% CPU forever. Refuse instead."""
+    missing = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout))
+               if not (hasattr(stream, "isatty") and stream.isatty())]
+    if missing:
+        raise SpecScopeError(f"`specscope {command}` needs a terminal, and {' and '.join(missing)} "
+                             f"{'is' if len(missing) == 1 else 'are'} not one; for scripts and pipes "
+                             "use `specscope generate` (--json for one event a line)")
