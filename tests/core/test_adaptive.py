@@ -118,6 +118,7 @@ def test_adaptive_greedy_equals_plain(rule):
     assert len(lengths) > 1  # the length did change
 
 
+@pytest.mark.slow
 def test_adaptive_sampling_preserves_target_distribution():
     from tests.core.test_distribution import VOCAB, chi2_critical, chi_square, exact_joint
 

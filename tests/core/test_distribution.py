@@ -6,6 +6,7 @@ and q in the verifier, or skipping the residual, makes this test fail.
 """
 import math
 
+import pytest
 import torch
 
 from specscope.core.controls import Controls
@@ -67,6 +68,7 @@ def assert_follows_target(decoder, method, draft_len=3, temperature=1.0, top_p=1
     return counts
 
 
+@pytest.mark.slow
 def test_draft_model_sampling_preserves_target_distribution():
     decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5)
     # The drafter must actually differ from the target for the test to mean something.
@@ -77,6 +79,7 @@ def test_draft_model_sampling_preserves_target_distribution():
     assert_follows_target(decoder, "draft")
 
 
+@pytest.mark.slow
 def test_sampling_with_temperature_and_top_p():
     decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5)
     assert_follows_target(decoder, "draft", temperature=0.7, top_p=0.9, n=1500)

@@ -78,6 +78,7 @@ def test_greedy_output_is_the_targets_own(prompt):
 
 
 @pytest.mark.parametrize("method,steps", [("jacobi-self", 2), ("jacobi", None)])
+@pytest.mark.slow
 def test_sampling_follows_the_target(method, steps):
     """Blocks of 3 drafted by argmax (q one-hot) under temperature 1: the joint law of the first
     three tokens is the target's (four are generated, so the first block is 3 deep)."""

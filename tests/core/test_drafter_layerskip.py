@@ -96,6 +96,7 @@ def test_low_confidence_ends_the_draft_early(decoder):
     assert any(len(e.tokens) == 6 for e in events if isinstance(e, Drafted))
 
 
+@pytest.mark.slow
 def test_sampling_with_layerskip_follows_the_target():
     decoder = tiny_decoder(vocab_size=6, seed=2, init=0.15, later_scale=0.5, extra=skippers)
     prompt = [1, 4, 2]

@@ -73,6 +73,7 @@ def test_eos_inside_a_lookup_draft():
     assert covered
 
 
+@pytest.mark.slow
 def test_sampling_with_lookup_follows_the_target():
     decoder = tiny_decoder(vocab_size=6, seed=2, init=0.15, later_scale=0.5, extra=lookups)
     drafted = assert_law(decoder, "lookup", [1, 4, 2, 5, 1, 4], m=3, n=3000, draft_len=3)

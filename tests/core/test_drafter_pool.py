@@ -144,6 +144,7 @@ def start_without_the_pool(decoder):
     return before_run
 
 
+@pytest.mark.slow
 def test_sampling_with_the_pool_follows_the_target():
     decoder = sampling_decoder()
     drafted = assert_law(decoder, "pool", [1, 4, 2], m=3, n=3000, draft_len=3,
@@ -153,6 +154,7 @@ def test_sampling_with_the_pool_follows_the_target():
     assert any(not k[0] and any(k) for k in kinds)  # draft model first, then a pool phrase
 
 
+@pytest.mark.slow
 def test_a_made_up_q_row_for_pool_tokens_is_caught(monkeypatch):
     """Sanity check of the test itself: pool tokens are not sampled from any distribution, so
     giving them a uniform q row (instead of one-hot) accepts them too often and must fail.

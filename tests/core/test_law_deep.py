@@ -55,6 +55,7 @@ def deepest_first_step(drafted):
     ("trimmed", dict(temperature=1.0)),
     ("trimmed", dict(temperature=0.8, top_p=0.9)),
 ])
+@pytest.mark.slow
 def test_chains_three_deep_follow_the_target(method, shaping):
     decoder = decoder_with(**{method: True})
     drafted = assert_law(decoder, method, PROMPT, m=3, n=1500, draft_len=3, **shaping)
@@ -73,6 +74,7 @@ def test_top_p_and_top_k_do_remove_tokens():
 
 
 @pytest.mark.parametrize("method", ["tree", "tree-trimmed"])
+@pytest.mark.slow
 def test_trees_with_siblings_at_every_depth_follow_the_target(method):
     decoder = decoder_with(**{method: True})
     drafted = assert_law(decoder, method, PROMPT, m=3, n=1500, draft_len=3, temperature=0.9)
@@ -87,6 +89,7 @@ def test_trees_with_siblings_at_every_depth_follow_the_target(method):
     assert {0, 1} <= sibling_depths  # siblings below the root, not only at it
 
 
+@pytest.mark.slow
 def test_the_pool_with_a_trimmed_head_follows_the_target():
     decoder = decoder_with(**{"pool-trimmed": True})
     drafted = assert_law(decoder, "pool-trimmed", PROMPT, m=3, n=1500, draft_len=3,
@@ -97,6 +100,7 @@ def test_the_pool_with_a_trimmed_head_follows_the_target():
     assert model_tokens and model_tokens <= kept  # the vocabulary size reached the draft model
 
 
+@pytest.mark.slow
 def test_the_confidence_cut_off_keeps_the_law():
     decoder = decoder_with(cutoff=True)
     drafted = assert_law(decoder, "cutoff", PROMPT, m=3, n=1500, draft_len=3, temperature=1.0)
@@ -104,12 +108,14 @@ def test_the_confidence_cut_off_keeps_the_law():
     assert min(lengths) < 3 and len(lengths) >= 2  # the cut-off did cut, and not always alike
 
 
+@pytest.mark.slow
 def test_adaptive_length_with_a_tree_keeps_the_law():
     decoder = decoder_with(tree=True)
     assert_law(decoder, "tree", PROMPT, m=3, n=800, draft_len=3, temperature=1.0, adaptive=True,
                before_run=lambda seed: decoder.reset())
 
 
+@pytest.mark.slow
 def test_chains_over_a_long_context_go_through_the_tree_pass_and_follow_the_target(monkeypatch):
     """Past prefill_chunk tokens of context a chain is verified by the tree pass (hybrid
     attention, keep_path): the law must not change. A context of 3 is 'long' at chunk 2."""

@@ -2,6 +2,7 @@
 of the first three tokens on a 6-token vocabulary, computed exactly, against seeded runs
 (chi-square), with the full vocabulary, with trimmed rows (q zero outside them) and with trimmed
 rows plus the context's tokens."""
+import pytest
 import torch
 
 from specscope.core.controls import Controls
@@ -58,16 +59,19 @@ def check_law(k, n=2000, context_rows=False):
     return decoder
 
 
+@pytest.mark.slow
 def test_sampling_law_with_the_full_vocabulary():
     check_law(None)
 
 
+@pytest.mark.slow
 def test_sampling_law_with_trimmed_rows():
     decoder = check_law(3)
     q = decoder.drafter("mtp").propose(PROMPT + [0], 3, Shaping(1.0), torch.Generator().manual_seed(0)).q
     assert torch.all(q[:, [1, 2, 4]] == 0)  # nothing outside the kept rows 3, 0, 5
 
 
+@pytest.mark.slow
 def test_sampling_law_with_context_rows():
     """Two ranked rows (3, 0) and the context's tokens: the prompt's 1, 4, 2 from the start, and
     5 only once the target has emitted it, so q's rows change with the drawn tokens."""

@@ -154,6 +154,7 @@ def test_the_cache_holds_only_committed_positions(kind):
                                           ("levels", None, THREE["levels"]), ("levels", 3, THREE["levels"]),
                                           ("levels", None, dict(width=3, expand=2, floor=0.12)),
                                           ("levels", 2, dict(**THREE["levels"], context_rows=True))])
+@pytest.mark.slow
 def test_sampling_law(kind, k, shape):
     """The joint of the first three tokens (6-token vocabulary, exact) against seeded runs, with
     the full vocabulary and with three kept rows (q zero outside them); for the levels shape
@@ -257,6 +258,7 @@ def test_the_copy_branch_follows_the_trees_own_nodes_then_hangs_below_them():
 
 @pytest.mark.parametrize("shape", [dict(width=2, expand=2, floor=0.0), dict(width=1, expand=1, floor=0.0),
                                    dict(width=2, expand=2, floor=0.0, copy_len=6)])
+@pytest.mark.slow
 def test_sampling_law_with_copied_nodes(shape):
     """The joint of the first three tokens with the copy branch on. The prompt ends in the
     target's own loop (its greedy text from [4, 2, 5, 1, 0] is 4 5 5 5 ...), which the copy

@@ -63,6 +63,7 @@ def test_quantized_target_speculation_equals_its_own_plain_decoding():
 
 
 @pytest.mark.parametrize("mode,trimmed", [("int8", False), ("int4", False), ("int4", True)])
+@pytest.mark.slow
 def test_quantized_drafter_sampling_preserves_target_distribution(mode, trimmed):
     from tests.core.test_distribution import PROMPT, VOCAB, assert_follows_target
 

@@ -111,6 +111,7 @@ def test_tree_with_eos_inside_stops_like_plain():
         assert spec.token_ids == plain.token_ids and spec.stop_reason == "eos"
 
 
+@pytest.mark.slow
 def test_tree_sampling_preserves_target_distribution():
     from tests.core.test_distribution import VOCAB, assert_follows_target
 

@@ -52,6 +52,7 @@ def law_holds(counts, p_row):
 
 
 @pytest.mark.parametrize("seed,n_children", [(0, 2), (1, 3)])
+@pytest.mark.slow
 def test_first_token_follows_p_with_siblings_below_the_root(seed, n_children):
     p, q = random_case(seed)
     assert (p[0] - q[0]).abs().sum() > 0.5  # q must differ from p for this to mean something

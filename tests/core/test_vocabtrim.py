@@ -86,6 +86,7 @@ def test_vocab_top_k_out_of_range_is_refused():
         run(decoder, [1, 2], method="draft", vocab_top_k=50, max_new_tokens=5)
 
 
+@pytest.mark.slow
 def test_trimmed_sampling_preserves_target_distribution():
     from tests.core.test_distribution import VOCAB, assert_follows_target
 

@@ -151,6 +151,7 @@ LAW_PROMPT = [1, 4, 2, 5, 0, 3, 3, 1, 4]  # longer than 2 sinks + a window of 3
 
 
 @pytest.mark.parametrize("method", ["wdraft", "wtree"])
+@pytest.mark.slow
 def test_the_sampling_law_holds_with_a_window_smaller_than_the_prompt(method):
     extra, box = windowed(sinks=2, vocab=VOCAB, tree_kw=dict(width=2, branch_below=1.0, alt_len=3))
     decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5, extra=extra)

@@ -4,6 +4,8 @@ redraw costs are reported, not asserted (run with -s to see them)."""
 import gc
 import os
 
+import pytest
+
 from specscope.core.events import Finished
 from specscope.session import make_controls
 from specscope.tui.widgets.draft_panel import DraftPanel
@@ -20,6 +22,7 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 def test_a_thousand_steps_with_changes_and_resizes_hold(make, tiny_session):
     async def body():
         app = make(max_new_tokens=48)
