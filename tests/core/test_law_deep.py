@@ -127,3 +127,17 @@ def test_chains_over_a_long_context_go_through_the_tree_pass_and_follow_the_targ
                         lambda *a, **kw: calls.append(len(a[1])) or tree_pass(*a, **kw))
     drafted = assert_law(decoder, "chain", PROMPT, m=3, n=1500, draft_len=3, temperature=1.0)
     assert deepest_first_step(drafted) == 3 and calls and max(calls) == 3
+
+
+@pytest.mark.parametrize("method", ["trimmed", "pool-trimmed"])
+@pytest.mark.slow
+def test_several_steps_with_carried_state_keep_the_law(method):
+    """The joint of the first 4 tokens when they come from several steps (draft_len 2, so a
+    step emits at most 3), at temperature 0.8, with the adaptive length (heuristic: +2 / -1) and
+    nothing reset between steps or runs: the drafter's cache (rolled back after rejections),
+    the pool's learned continuations and the adaptive policy all carry over."""
+    decoder = decoder_with(**{method: True})
+    drafted = assert_law(decoder, method, PROMPT, m=4, n=2000, draft_len=2, temperature=0.8,
+                         adaptive=True, adaptive_rule="heuristic")
+    assert max(d.step for d in drafted) >= 1  # the fourth token came from a later step
+    assert len({len(d.tokens) for d in drafted if d.step >= 1}) >= 2  # lengths changed

@@ -63,7 +63,7 @@ def exact_law(drafter, ids, monkeypatch):
 def test_the_root_level_keeps_the_law_exactly(copy, monkeypatch):
     decoder = tree_decoder("levels", context_rows=False, copy=copy, width=3, expand=2, floor=0.12,
                            **SMALL)
-    ids = [1, 4, 2, 5, 0, 1, 4]  # ends in "1 4", which followed by 2 before: the copy is 2
+    ids = [1, 4, 2, 5, 0, 1, 4]  # ends in "1 4", which 2 followed before: the copy is 2
     # one run first: the head's cache then holds the target's states for ids
     list(decoder.run(ids, Controls(method="mtp-tree", draft_len=1, temperature=1.0, seed=0,
                                    max_new_tokens=1)))
