@@ -50,15 +50,14 @@ def _fallback(profile: Profile) -> tuple[str, str]:
     return ("bfloat16" if native else "float32"), "none"
 
 
-def choose_for(profile: Profile, report: MachineReport, methods: list[str] | None = None) -> Choice:
+def choose_for(profile: Profile, report: MachineReport) -> Choice:
     """The chooser over this profile's open values, on the report's costs."""
     target = report.costs(read_config(profile.target))
     drafter = report.costs(read_config(profile.drafter)) if profile.drafter else None
-    if methods is None:
-        if profile.method in (None, AUTO):
-            methods = ["ar", "draft"] if profile.drafter else ["ar"]
-        else:  # a given method: model drafters cost like a chain; the rest like plain passes
-            methods = ["draft"] if profile.method in NEEDS_DRAFTER else ["ar"]
+    if profile.method in (None, AUTO):
+        methods = ["ar", "draft"] if profile.drafter else ["ar"]
+    else:  # a given method: model drafters cost like a chain; the rest like plain passes
+        methods = ["draft"] if profile.method in NEEDS_DRAFTER else ["ar"]
     return choose(target, drafter, quant=profile.quant,
                   dtypes=None if profile.dtype == AUTO else [profile.dtype],
                   draft_quants=None if profile.draft_quant == AUTO else [profile.draft_quant],
