@@ -153,6 +153,34 @@ def ensure_embedded(name: str, dtype: str = "bfloat16", progress: Progress | Non
     return final
 
 
+def gguf_path(name: str) -> Path:
+    """Where the assembled GGUF of an embedded model is kept for engines that read GGUF directly
+    (llama.cpp): models/NAME.gguf in the cache."""
+    return cache_dir() / "models" / f"{name}.gguf"
+
+
+def ensure_gguf(name: str, progress: Progress | None = None) -> Path:
+    """The embedded model's GGUF file as shipped (no conversion), assembled from its slices once
+    (sha256 checked, written under a temporary name and renamed into place). A file already
+    there is trusted when its size matches: checksumming 1.1 GB on every load would cost
+    seconds; a damaged one is caught by the engine that parses it."""
+    if name not in EMBEDDED:
+        raise SpecScopeError(f"unknown embedded model '{name}' (known: {', '.join(EMBEDDED)})")
+    model = EMBEDDED[name]
+    final = gguf_path(name)
+    if final.is_file() and final.stat().st_size == model.size:
+        return final
+    parts = part_paths(model)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        _concatenate(parts, tmp, model, progress or (lambda *a: None))
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
 def convert_gguf(gguf: Path, out: Path, dtype: str, source_sha256: str,
                  progress: Progress | None = None, label: str | None = None) -> Path:
     """Dequantise a GGUF into `out` as safetensors in `dtype` (each tensor cast as it is

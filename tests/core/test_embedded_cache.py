@@ -13,6 +13,7 @@ import torch
 from safetensors import safe_open
 
 from specscope.core import embedded
+from specscope.core.errors import SpecScopeError
 from specscope.core.embedded import STAMP, EmbeddedModel, convert_gguf, ensure_embedded
 from specscope.core.models import load_causal_lm, load_tokenizer
 from tests.core.gguf_tiny import gguf_name, write_tiny_gguf
@@ -160,3 +161,26 @@ def test_a_converted_model_computes_with_the_gguf_weights(shipped, cache):
             ref.get_parameter(name).copy_(torch.from_numpy(np.ascontiguousarray(values)))
         ids = torch.tensor([[5, 17, 99, 3, 250]])
         assert torch.allclose(model(ids).logits, ref(ids).logits, atol=1e-5)
+
+
+def test_the_shipped_gguf_is_assembled_once_checked_and_atomically(tmp_path, monkeypatch):
+    """ensure_gguf concatenates the slices, checks size and sha256, renames into place; a
+    corrupt slice leaves nothing behind."""
+    data = [b"GGUF" + bytes(range(200)), bytes(range(100))]
+    slices = []
+    for i, chunk in enumerate(data):
+        (tmp_path / f"s{i}").write_bytes(chunk)
+        slices.append(tmp_path / f"s{i}")
+    whole = b"".join(data)
+    model = embedded.EmbeddedModel("fake-model", "nope_", 2, "0", len(whole),
+                                   hashlib.sha256(whole).hexdigest())
+    monkeypatch.setitem(embedded.EMBEDDED, "fake-model", model)
+    monkeypatch.setattr(embedded, "part_paths", lambda m: slices)
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
+    path = embedded.ensure_gguf("fake-model")
+    assert path == embedded.gguf_path("fake-model") and path.read_bytes() == whole
+    path.unlink()
+    slices[1].write_bytes(bytes(100))  # same size, other bytes
+    with pytest.raises(SpecScopeError, match="corrupt"):
+        embedded.ensure_gguf("fake-model")
+    assert not any((tmp_path / "cache" / "models").iterdir())
