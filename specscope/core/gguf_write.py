@@ -76,7 +76,7 @@ def _tokenizer_fields(writer, tokenizer) -> None:
         types[i] = gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt2")  # the GPT-2 split ByteLevel uses
+    writer.add_tokenizer_pre("gpt-2")  # the GPT-2 split ByteLevel uses (llama.cpp's name for it)
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
