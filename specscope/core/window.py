@@ -38,7 +38,10 @@ SINKS = 4  # attention-sink tokens kept at the start (StreamingLLM's choice)
 
 
 def cache_bytes(cache) -> int:
-    """Bytes of the keys and values a transformers cache holds (0 when empty or None)."""
+    """Bytes of the keys and values a transformers cache holds (0 when empty or None); a
+    llama.cpp cache (core/llamacpp.py) counts its own."""
+    if hasattr(cache, "kv_bytes"):
+        return cache.kv_bytes()
     total = 0
     for layer in getattr(cache, "layers", ()):
         for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
