@@ -23,7 +23,7 @@ from specscope.profiles import AUTO, Profile
 
 
 def is_auto(profile: Profile) -> bool:
-    return AUTO in (profile.dtype, profile.draft_quant, profile.method)
+    return AUTO in (profile.dtype, profile.draft_quant, profile.method, profile.backend)
 
 
 def machine_report(profile: Profile, progress=None, fresh: bool = False) -> MachineReport | None:
@@ -70,6 +70,13 @@ def resolve(profile: Profile, dtype: str | None = None, method: str | None = Non
     machine, and that Choice (None when nothing was auto)."""
     profile = replace(profile, dtype=dtype or profile.dtype, device=device or profile.device,
                       method=method or profile.method)
+    if profile.backend == AUTO:
+        profile = replace(profile, backend="torch")
+    if profile.backend == "llama.cpp":  # the GGUF's own weights: no dtype or drafter weights
+        profile = replace(profile, dtype="gguf" if profile.dtype == AUTO else profile.dtype,
+                          draft_quant="none" if profile.draft_quant == AUTO else profile.draft_quant,
+                          draft_window=0)
+        return replace(profile, method=None if profile.method == AUTO else profile.method), None
     if not is_auto(profile):
         return profile, None
     report = machine_report(profile, progress)

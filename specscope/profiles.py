@@ -53,6 +53,9 @@ class Profile:
     # context shorter than the window is drafted exactly as unbounded, so the default changes
     # nothing on short prompts and keeps draft cost flat on long ones (docs: LongSpec).
     draft_window: int = 1024
+    # what runs the models: torch (safetensors, any transformers model), llama.cpp (the GGUF
+    # files as stored, through llama-cpp-python: core/llamacpp.py), or auto (measured, auto.py)
+    backend: str = "torch"
     path: str = ""
 
     @property
@@ -74,7 +77,8 @@ _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description
           "dtype": str, "device": str, "method": (str, type(None)), "draft_len": (int, str), "temperature": (int, float),
           "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,
           "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None)),
-          "draft_quant": str, "quant": str, "draft_window": int}
+          "draft_quant": str, "quant": str, "draft_window": int, "backend": str}
+BACKENDS = ("torch", "llama.cpp")
 
 
 def _find(name_or_path: str) -> Path:
@@ -120,6 +124,8 @@ def parse_profile(path: Path) -> Profile:
     for key, modes in (("draft_quant", (*DRAFT_MODES, AUTO)), ("quant", TARGET_MODES)):
         if data.get(key, "none") not in modes:
             raise SpecScopeError(f"{path}: field '{key}' must be one of {', '.join(modes)}")
+    if data.get("backend", "torch") not in (*BACKENDS, AUTO):
+        raise SpecScopeError(f"{path}: field 'backend' must be one of {', '.join(BACKENDS)} or auto")
     if data.get("draft_window", 0) < 0:
         raise SpecScopeError(f"{path}: field 'draft_window' must be >= 0 (0: unbounded)")
     if not all(isinstance(t, str) for t in data.get("eos_tokens", [])):
@@ -138,11 +144,24 @@ def with_quant(profile: Profile, quant: str | None = None, draft_quant: str | No
     return replace(profile, quant=quant or profile.quant, draft_quant=draft_quant or profile.draft_quant)
 
 
+def with_backend(profile: Profile, backend: str | None = None) -> Profile:
+    """The profile with --backend applied (None keeps the profile's), checked. On llama.cpp the
+    draft model's cache is unbounded (the profile's draft_window is a torch setting)."""
+    backend = backend or profile.backend
+    if backend not in (*BACKENDS, AUTO):
+        raise SpecScopeError(f"--backend must be one of {', '.join(BACKENDS)} or auto, got '{backend}'")
+    profile = replace(profile, backend=backend)
+    return replace(profile, draft_window=0) if backend == "llama.cpp" else profile
+
+
 def quant_label(profile: Profile) -> str:
-    """'target int8, drafter int4' (what runs quantized), '' when nothing is."""
+    """'target int8, drafter int4' (what runs quantized), '' when nothing is; on llama.cpp
+    'llama.cpp: target q4_k_m, drafter q8_0' (the GGUF types, once loaded)."""
     parts = [f"target {profile.quant}"] if profile.quant != "none" else []
     if profile.drafter and profile.draft_quant not in ("none", AUTO):
         parts.append(f"drafter {profile.draft_quant}")
+    if profile.backend == "llama.cpp":
+        return "llama.cpp" + (f": {', '.join(parts)}" if parts else "")
     return ", ".join(parts)
 
 

@@ -108,6 +108,9 @@ def make_controls(profile: Profile, **overrides) -> Controls:
     for key, value in overrides.items():
         if value is not None:
             setattr(c, key, value)
+    if profile.backend == "llama.cpp" and c.draft_window:
+        raise SpecScopeError("--draft-window: the llama.cpp backend keeps the draft model's whole "
+                             "cache (use --backend torch for a bounded one)")
     c.validate()
     return c
 
@@ -129,12 +132,53 @@ def encode_prompt(tokenizer, messages, chat_template: bool, system_prompt: str |
     return list(tokenizer(text)["input_ids"])
 
 
+def model_factories(target, drafter_lm, vocab=None) -> dict:
+    """The drafters built on a draft model (none without one), for either backend."""
+    if drafter_lm is None:
+        return {}
+    ranked = None if vocab is None else RankedHead(drafter_lm, vocab.ranking, vocab.k)
+
+    def model_drafter() -> ModelDrafter:  # one ranked head copy, shared by every drafter
+        return ModelDrafter(drafter_lm, target.vocab_size, ranked)
+
+    return {"draft": model_drafter,
+            "tree": lambda: TreeDrafter(model_drafter()),
+            "pool": lambda: PoolDrafter(model_drafter()),
+            "jacobi": lambda: JacobiDrafter(CausalRefiner(model_drafter()))}
+
+
+def load_llamacpp_session(profile: Profile, progress: Progress | None = None) -> Session:
+    """The profile's GGUF files on llama.cpp (core/llamacpp.py): the methods that need only
+    logits (frontends/preflight.py refuses the others before this)."""
+    from specscope.core.llamacpp_load import check_vocab, gguf_tokenizer, load_gguf_lm
+    from specscope.core.models import check_head_widths
+
+    target = load_gguf_lm(profile.target, progress)
+    tokenizer = gguf_tokenizer(profile.target, progress)
+    check_vocab(target, tokenizer, profile.target)
+    drafter_lm = None
+    if profile.drafter:
+        drafter_lm = load_gguf_lm(profile.drafter, progress)
+        check_vocab(drafter_lm, tokenizer, profile.drafter)
+        check_head_widths(target.vocab_size, drafter_lm.vocab_size)
+    factories = {"ar": NoDrafter, **model_factories(target, drafter_lm), "lookup": LookupDrafter}
+    # what ran, as every front end shows it: the GGUF's own weight types
+    profile = replace(profile, backend="llama.cpp", dtype="gguf", quant=target.quant,
+                      draft_quant=drafter_lm.quant if drafter_lm else "none", draft_window=0)
+    eos = eos_ids(tokenizer, None, profile.eos_tokens) | target.eos_ids()
+    decoder = SpecDecoder(target, tokenizer, factories, eos)
+    decoder.verify_curve, decoder.draft_ratio = measured_priors(profile)
+    return Session(profile, decoder, tokenizer, target, drafter_lm)
+
+
 def load_session(profile: Profile, dtype: str | None = None, device: str | None = None,
                  trimmed: str | None = None, progress: Progress | None = None) -> Session:
-    if AUTO in (dtype or profile.dtype, profile.draft_quant):  # a caller that did not resolve
+    if AUTO in (dtype or profile.dtype, profile.draft_quant, profile.backend):  # not resolved
         from specscope.auto import resolve
 
         profile, dtype = resolve(profile, dtype, None, device, progress)[0], None
+    if profile.backend == "llama.cpp":
+        return load_llamacpp_session(profile, progress)
     dtype = dtype or profile.dtype
     device = device or profile.device
     profile = replace(profile, dtype=dtype, device=device)
@@ -165,15 +209,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     if drafter_lm is not None:
         drafter_lm.quantize(profile.draft_quant, progress)
         drafter_lm.check_logits()
-        ranked = None if vocab is None else RankedHead(drafter_lm, vocab.ranking, vocab.k)
-
-        def model_drafter() -> ModelDrafter:  # one ranked head copy, shared by every drafter
-            return ModelDrafter(drafter_lm, target.vocab_size, ranked)
-
-        factories["draft"] = model_drafter
-        factories["tree"] = lambda: TreeDrafter(model_drafter())
-        factories["pool"] = lambda: PoolDrafter(model_drafter())
-        factories["jacobi"] = lambda: JacobiDrafter(CausalRefiner(model_drafter()))
+    factories.update(model_factories(target, drafter_lm, vocab))
     factories["lookup"] = LookupDrafter
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
     head_path = mtp_head(profile)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from specscope.bench.report import read_results
 
-META_KEYS = ["profile", "target", "drafter", "dtype", "quant", "draft_quant", "device", "machine", "cpu", "gpu", "torch",
+META_KEYS = ["profile", "target", "drafter", "backend", "dtype", "quant", "draft_quant", "device", "machine", "cpu", "gpu", "torch",
              "transformers", "specscope", "settings", "prompt_file", "prompts"]
 METRICS = [("speedup", ".2f", "x", "speedup"), ("tau", ".2f", "", "tau"),
            ("acceptance_rate", ".0%", "", "accept"), ("tokens_per_s", ".1f", "", "tok/s"),

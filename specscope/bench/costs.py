@@ -85,5 +85,7 @@ def render_costs(costs: list[dict], memory_gbs: float | None = None):
 
 def weight_bytes(lm) -> int:
     """Bytes of weights one decoding pass reads (embedding lookup excluded)."""
+    if hasattr(lm, "weight_bytes"):  # a GGUF (core/llamacpp.py): its tensors as stored
+        return lm.weight_bytes()
     per = lm.embed.weight.element_size()  # the model's dtype (the head may be quantized or packed)
     return lm.read_params() * per

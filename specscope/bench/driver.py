@@ -48,6 +48,7 @@ class Options:
     draft_window: int | None = None  # the draft model's cache bound for every row (None: profile's)
     draft_quant: str | None = None
     quant: str | None = None
+    backend: str | None = None  # torch, llama.cpp, auto (None: the profile's)
     max_new_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -122,6 +123,7 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
         "target": prof.target,
         "drafter": prof.drafter,
         "trimmed": str(o.trimmed or prof.trimmed or "") or None,
+        "backend": session.profile.backend,
         "dtype": session.profile.dtype,
         "quant": session.profile.quant,  # the target measured: its own quantized plain decoding
         "draft_quant": session.profile.draft_quant,
@@ -165,7 +167,7 @@ def validate(o: Options):
     --allow-overlap."""
     from specscope.frontends.loading import quiet_libraries
     from specscope.frontends.preflight import check_new_tokens, check_options, check_trimmed
-    from specscope.profiles import load_profile, with_quant
+    from specscope.profiles import load_profile, with_backend, with_quant
     from specscope.session import METHODS, make_controls
 
     if o.reference not in (None, "hf"):
@@ -174,8 +176,8 @@ def validate(o: Options):
         raise SpecScopeError(f"--repeats must be >= 1, got {o.repeats}")
     from specscope.frontends.loading import resolve_auto
 
-    prof, choice = resolve_auto(with_quant(load_profile(o.profile), o.quant, o.draft_quant), o.dtype,
-                                None, o.device)
+    prof, choice = resolve_auto(with_backend(with_quant(load_profile(o.profile), o.quant, o.draft_quant),
+                                             o.backend), o.dtype, None, o.device)
     methods = parse_methods(o.methods, METHODS)
     lens = parse_draft_lens(o.draft_len) or [prof.draft_len]
     sizes = parse_vocab_sizes(o.vocab_top_k) or [None]
@@ -184,6 +186,9 @@ def validate(o: Options):
                              "(made by `specscope trim`)")
     for m in methods or [None]:
         check_options(prof, m, o.dtype, o.device)
+    if o.reference == "hf" and prof.backend == "llama.cpp":
+        raise SpecScopeError("--reference hf runs transformers on the torch models: not with "
+                             "--backend llama.cpp")
     from specscope.core.refine_steps import parse_refine_steps
 
     if o.trimmed or prof.trimmed:
@@ -283,7 +288,7 @@ def run_bench(o: Options) -> None:
     meta.update(runs=len(records), interrupted=interrupted)
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
-    quant = quant_label(prof)
+    quant = quant_label(session.profile)
     split_note = f" ({meta['split']} split)" if meta["split"] else ""
     title = (f"specscope bench: {prof.name}, {meta['dtype']}{f' ({quant})' if quant else ''} on {meta['device']}, "
              f"{len({r['prompt_id'] for r in records})} prompts{split_note}, temperature {base.temperature}, "

@@ -42,7 +42,7 @@ from specscope.bench.costs import cost_rows
 from specscope.outputs import atomic_write_text
 from specscope.bench.grid import BASELINE, OVERALL
 
-KEYS = ["config", "kind", "method", "draft_len", "vocab_top_k", "category", "context_tokens",
+KEYS = ["config", "kind", "backend", "method", "draft_len", "vocab_top_k", "category", "context_tokens",
         "speedup", "speedup_min", "speedup_max", "speedup_ci95_low", "speedup_ci95_high",
         "decode_speedup", "decode_tokens_per_s", "prefill_share", "overlap_prompts", "tau",
         "acceptance_rate", "tokens_per_s", "baseline_tokens_per_s", "mbsu", "identical_share",
@@ -181,6 +181,7 @@ def aggregate(records: list[dict], baseline: str = BASELINE) -> list[dict]:
         runs = [r for r in records if r["config"] == config]
         first = runs[0]
         ident = {k: first[k] for k in ("config", "kind", "method", "draft_len", "vocab_top_k")}
+        ident["backend"] = first.get("backend")  # what ran the models (older runs: not recorded)
         for group in groups + [OVERALL]:
             sel = runs if group == OVERALL else [r for r in runs if r["group"] == group]
             base_sel = base if group == OVERALL else [r for r in base if r["group"] == group]

@@ -92,12 +92,13 @@ class Runner:
 
 
 def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens: int,
-           m: Measured, overlap: list[str] | None = None) -> dict:
+           m: Measured, overlap: list[str] | None = None, backend: str | None = None) -> dict:
     """One run. `overlap`: the artifacts in use that were fitted or selected on this prompt
-    (bench --allow-overlap), else empty."""
+    (bench --allow-overlap), else empty. `backend`: what ran specscope's models."""
     n = len(m.token_ids)
     return {
         **config.as_dict(),
+        "backend": "transformers" if config.kind == "hf" else backend,
         "prompt_id": prompt.id, "category": prompt.category, "group": prompt.group,
         "split": prompt.split, "overlap": list(overlap or []),
         "repeat": repeat, "seed": seed, "prompt_tokens": prompt_tokens,
@@ -171,7 +172,8 @@ def run_plan(runner: Runner, plan: Plan, watch: Watcher = Silent(),
                     watch.begin(f"{prompt.category} #{prompt.id}  {config.name}")
                     m = runner.measure(config, ids, seed)
                     records.append(record(config, prompt, repeat, seed, len(ids), m,
-                                          plan.overlap.get(prompt.id)))
+                                          plan.overlap.get(prompt.id),
+                                          getattr(runner.session.profile, "backend", None)))
                     watch.end()
             if on_prompt_done:
                 on_prompt_done(records)

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from specscope.cli.options import (Device, DraftQuant, DraftWindow, Dtype, MaxNew, Profile, Quant,
+from specscope.cli.options import (Backend, Device, DraftQuant, DraftWindow, Dtype, MaxNew, Profile, Quant,
                                    RefineSteps, Seed, Temperature, TopP, Trimmed, friendly_errors)
 from specscope.prompts import DEFAULT_PROMPTS_HELP, PROMPT_SETS_HELP
 
@@ -54,6 +54,7 @@ def bench(
     draft_window: DraftWindow = None,
     draft_quant: DraftQuant = None,
     quant: Quant = None,
+    backend: Backend = None,
     max_new_tokens: MaxNew = None,
     temperature: Temperature = None,
     top_p: TopP = None,
@@ -91,7 +92,7 @@ def bench(
         profile=profile, prompts=prompts, categories=categories, limit=limit, split=split,
         allow_overlap=allow_overlap, methods=methods,
         draft_len=draft_len, vocab_top_k=vocab_top_k, trimmed=trimmed, refine_steps=refine_steps,
-        draft_quant=draft_quant, quant=quant, draft_window=draft_window,
+        draft_quant=draft_quant, quant=quant, draft_window=draft_window, backend=backend,
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
         dtype=dtype, device=device, repeats=repeats, reference=reference, out=out, warmup=warmup,
         plots=plots))

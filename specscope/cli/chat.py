@@ -1,7 +1,7 @@
 """`specscope chat`: the interactive explorer (specscope/tui/), once its options are checked."""
 from __future__ import annotations
 
-from specscope.cli.options import (Device, DraftLen, DraftQuant, DraftWindow, Dtype, MaxNew, Method,
+from specscope.cli.options import (Backend, Device, DraftLen, DraftQuant, DraftWindow, Dtype, MaxNew, Method,
                                    Profile, Quant, RefineSteps, Seed, Temperature, TopP, Trimmed,
                                    VocabTopK, friendly_errors, parse_draft_len, require_terminal)
 from specscope.core.refine_steps import parse_refine_steps
@@ -24,6 +24,7 @@ def chat(
     draft_quant: DraftQuant = None,
     quant: Quant = None,
     draft_window: DraftWindow = None,
+    backend: Backend = None,
 ) -> None:
     """The interactive explorer (Textual TUI). Needs a terminal."""
     from specscope.tui.app import make_app
@@ -35,6 +36,6 @@ def chat(
                         adaptive_rule=rule,
                         refine_steps=parse_refine_steps(refine_steps),
                         draft_quant=draft_quant, quant=quant,
-                        draft_window=draft_window)  # checks every option, loads nothing
+                        draft_window=draft_window, backend=backend)  # checks every option, loads nothing
     require_terminal("chat")
     explorer.run()

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from specscope.cli.options import (Device, DraftLen, DraftQuant, DraftWindow, Dtype, MaxNew, Method,
+from specscope.cli.options import (Backend, Device, DraftLen, DraftQuant, DraftWindow, Dtype, MaxNew, Method,
                                    Profile, Quant, RefineSteps, Seed, Temperature, TopK, TopP,
                                    Trimmed, VocabTopK, friendly_errors, parse_draft_len,
                                    read_prompt)
@@ -32,6 +32,7 @@ def generate(
     draft_quant: DraftQuant = None,
     quant: Quant = None,
     draft_window: DraftWindow = None,
+    backend: Backend = None,
     stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop after this string (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
     hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
@@ -48,4 +49,4 @@ def generate(
                  seed=seed, dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
                  stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw,
                  refine_steps=parse_refine_steps(refine_steps), draft_quant=draft_quant, quant=quant,
-                 draft_window=draft_window)
+                 draft_window=draft_window, backend=backend)

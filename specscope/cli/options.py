@@ -29,6 +29,7 @@ VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", metavar="K", 
 RefineSteps = Annotated[Optional[str], typer.Option("--refine-steps", metavar="T|auto", help="jacobi: parallel refinement passes per block (1-16), or auto (default; from measured costs and acceptance).")]
 DraftQuant = Annotated[Optional[str], typer.Option("--draft-quant", metavar="none|int8|int4", help="Weight-only quantization of the drafter: none, int8 or int4 (output unchanged; default: the profile's).")]
 DraftWindow = Annotated[Optional[int], typer.Option("--draft-window", metavar="W", help="Bound the draft model's KV cache to 4 sink tokens + the last W tokens (0: unbounded; default: the profile's, 1024).")]
+Backend = Annotated[Optional[str], typer.Option("--backend", metavar="torch|llama.cpp|auto", help="What runs the models: torch, llama.cpp (the GGUF files as stored; needs the llamacpp extra) or auto (measured; default: the profile's).")]
 Quant = Annotated[Optional[str], typer.Option("--quant", metavar="none|int8", help="Weight-only quantization of the target: none or int8 (output is then the int8 target's own; default: the profile's).")]
 
 

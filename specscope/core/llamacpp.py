@@ -104,13 +104,14 @@ def file_type(path: str | os.PathLike) -> str:
     return name.removeprefix("MOSTLY_").removeprefix("ALL_").lower()
 
 
-def _body_params(path: str | os.PathLike) -> int:
-    """Weights in the GGUF other than the token embeddings and the output head."""
+HEAD_TENSORS = ("token_embd.weight", "output.weight")
+
+
+def _tensor_sizes(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """{tensor name: (elements, bytes as stored)} from the GGUF's header."""
     import gguf
 
-    reader = gguf.GGUFReader(str(path))
-    return sum(int(t.n_elements) for t in reader.tensors
-               if t.name not in ("token_embd.weight", "output.weight"))
+    return {t.name: (int(t.n_elements), int(t.n_bytes)) for t in gguf.GGUFReader(str(path)).tensors}
 
 
 class LlamaKV:
@@ -182,7 +183,7 @@ class LlamaCppLM:
         self.ids: list[int] = []
         self.cache = LlamaKV(self)
         self._below: list[list[int]] = []  # after forward_tree: each node's leaf sequences
-        self._body: int | None = None
+        self._body: dict[str, tuple[int, int]] | None = None  # the GGUF's tensor sizes
 
     def __del__(self) -> None:
         L = getattr(self, "_L", None)
@@ -222,9 +223,21 @@ class LlamaCppLM:
     def read_params(self, head_rows: int | None = None) -> int:
         """Weights read per decoding step (see CachedLM.read_params): every tensor but the
         embeddings, the head counted for `head_rows` rows (all by default)."""
+        sizes = self._sizes()
+        body = sum(n for name, (n, _) in sizes.items() if name not in HEAD_TENSORS)
+        return body + (self.vocab_size if head_rows is None else head_rows) * self.n_embd
+
+    def weight_bytes(self) -> int:
+        """Bytes of weights one pass reads, as stored: every tensor but the embedding lookup
+        (the head: its own tensor, or the embeddings when they are tied)."""
+        sizes = self._sizes()
+        head = sizes.get("output.weight", sizes.get("token_embd.weight", (0, 0)))[1]
+        return sum(b for name, (_, b) in sizes.items() if name not in HEAD_TENSORS) + head
+
+    def _sizes(self) -> dict[str, tuple[int, int]]:
         if self._body is None:
-            self._body = _body_params(self.path)
-        return self._body + (self.vocab_size if head_rows is None else head_rows) * self.n_embd
+            self._body = _tensor_sizes(self.path)
+        return self._body
 
     def quantize(self, mode: str, progress=None) -> None:
         if mode != "none":

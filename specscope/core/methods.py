@@ -16,3 +16,6 @@ METHODS = {
 }
 NEEDS_DRAFTER = {"draft", "tree", "pool", "jacobi"}
 NEEDS_MTP_HEAD = {"mtp", "mtp-tree"}
+# methods that read the target's hidden states (or run part of its layers): not on a backend
+# that returns logits only (llama.cpp, core/llamacpp.py)
+NEEDS_HIDDEN = {"layerskip", *NEEDS_MTP_HEAD}

@@ -14,7 +14,7 @@ from specscope.auto import choice_json
 from specscope.frontends.loading import open_session, resolve_auto
 from specscope.frontends.marks import step_marks
 from specscope.frontends.prefill import PrefillDisplay
-from specscope.profiles import load_profile, quant_label, with_quant
+from specscope.profiles import load_profile, quant_label, with_backend, with_quant
 from specscope.session import make_controls
 
 STYLES = {"accepted": "green", "rejected": "red strike dim", "dropped": "grey50 italic",
@@ -107,7 +107,8 @@ def as_json(event, profile, choice=None) -> dict:
     the profile left them to the machine, what auto chose and why."""
     d = event_to_dict(event)
     if isinstance(event, Finished):
-        d.update(dtype=profile.dtype, quant=profile.quant, draft_quant=profile.draft_quant,
+        d.update(backend=profile.backend, dtype=profile.dtype, quant=profile.quant,
+                 draft_quant=profile.draft_quant,
                  auto=choice_json(choice))
     return d
 
@@ -115,14 +116,14 @@ def as_json(event, profile, choice=None) -> dict:
 def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, temperature, top_p,
                  top_k, seed, dtype, device, trimmed, vocab_top_k, stop, json_out, hide_rejected,
                  raw, adaptive=None, adaptive_rule=None, refine_steps=None, draft_quant=None,
-                 quant=None, draft_window=None) -> None:
+                 quant=None, draft_window=None, backend=None) -> None:
     err = Console(stderr=True)
     if not prompt.strip():
         from specscope.core.errors import SpecScopeError
 
         raise SpecScopeError("the prompt is empty")
-    prof, choice = resolve_auto(with_quant(load_profile(profile), quant, draft_quant), dtype, method,
-                                device, err, say=not json_out)
+    prof, choice = resolve_auto(with_backend(with_quant(load_profile(profile), quant, draft_quant),
+                                             backend), dtype, method, device, err, say=not json_out)
     dtype = method = None  # applied to the profile
     if raw:
         prof.chat_template = False

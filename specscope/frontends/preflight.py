@@ -26,7 +26,9 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
     """Fail fast, before minutes of model loading, on options that cannot work."""
     if method is None and profile.method != "auto":
         method = profile.method  # a profile's named method (or an auto choice made already)
-    if (dtype or profile.dtype) != "auto":  # auto: chosen from measurements before loading
+    if profile.backend == "llama.cpp":
+        check_llamacpp(profile, method, dtype, device, trimmed)
+    elif (dtype or profile.dtype) != "auto":  # auto: chosen from measurements before loading
         resolve_dtype(dtype or profile.dtype)
     resolve_device(device or profile.device)
     if method is not None:
@@ -45,6 +47,43 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
     if max_new_tokens is not None:
         check_new_tokens(profile, max_new_tokens, "-n/--max-new-tokens")
     check_model_cache(profile)
+
+
+# a float GGUF's type -> the dtype that names it (a quantized GGUF has none)
+GGUF_DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
+
+
+def check_llamacpp(profile: Profile, method: str | None, dtype: str | None, device: str | None,
+                   trimmed=None) -> None:
+    """What the llama.cpp backend cannot do, refused before the GGUF files load: the weights are
+    the file's as stored (no other dtype, no --quant), it returns logits only (no method that
+    reads hidden states), on the CPU, with an unbounded draft cache."""
+    from specscope.core.llamacpp import binding, file_type
+    from specscope.core.llamacpp_load import check_gguf_source, gguf_file
+    from specscope.core.methods import NEEDS_HIDDEN
+
+    binding()  # installed, or one line saying how
+    for source in (profile.target, profile.drafter):
+        if source:
+            check_gguf_source(source)
+    if method in NEEDS_HIDDEN:
+        raise SpecScopeError(f"method '{method}' reads the target's hidden states; the llama.cpp "
+                             "backend returns logits only (use --backend torch)")
+    if (device or profile.device) != "cpu":
+        raise SpecScopeError("the llama.cpp backend runs on the CPU here (--device cpu)")
+    if profile.quant != "none" or profile.draft_quant not in ("none", "auto"):
+        what = f"--quant {profile.quant}" if profile.quant != "none" else f"--draft-quant {profile.draft_quant}"
+        raise SpecScopeError(f"{what}: the llama.cpp backend runs the GGUF's weights as stored "
+                             "(use --backend torch to quantize)")
+    if trimmed or profile.trimmed:
+        raise SpecScopeError("a trimmed drafter head (--trimmed) is checked against the torch "
+                             "model's head: use --backend torch")
+    wanted = dtype or profile.dtype
+    if wanted not in ("auto", "gguf"):
+        stored = file_type(gguf_file(profile.target))
+        if GGUF_DTYPES.get(stored) != wanted:
+            raise SpecScopeError(f"--dtype {wanted}: the llama.cpp backend computes with the GGUF's "
+                                 f"weights as stored ({stored}); drop --dtype or use --backend torch")
 
 
 def shape_of(source: str | None) -> ModelShape | None:

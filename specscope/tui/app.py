@@ -121,6 +121,10 @@ class SpecScopeApp(SettingActions, RunState, App[None]):
 
     def session_ready(self, session) -> None:
         self.session = session
+        if session.profile.backend != "torch":  # the GGUF's types are known once loaded
+            auto = self.sub_title.partition(" · ")[2]
+            self.sub_title = f"{session.profile.name} ({quant_label(session.profile)})" + (
+                f" · {auto}" if auto else "")
         if self.loader is not None:  # this process is ours: see freeze_heap
             freeze_heap()
         vocab = session.vocab  # a TrimmedVocab: any size up to its full ranking can be chosen
