@@ -64,9 +64,8 @@ def binding():
         raise SpecScopeError(f"the llama.cpp backend needs llama-cpp-python: {INSTALL_HINT}") from None
     if _log_hook is None:
         def hook(level: int, text: bytes, _user) -> None:
-            if level == 3 and text:  # GGML_LOG_LEVEL_ERROR
+            if level == 4 and text and len(_errors) < 8:  # GGML_LOG_LEVEL_ERROR
                 _errors.append(text.decode("utf-8", "replace").strip())
-                del _errors[:-8]
 
         _log_hook = llama_cpp.llama_log_callback(hook)
         llama_cpp.llama_log_set(_log_hook, ctypes.c_void_p(0))
@@ -74,10 +73,12 @@ def binding():
     return llama_cpp
 
 
-def _last_error(default: str) -> str:
+def _first_error(default: str) -> str:
+    """The first error llama.cpp logged since the last call (its cause; later lines say that
+    the call failed), without the function names it starts with."""
     lines = [e for e in _errors if e]
     _errors.clear()
-    return lines[-1] if lines else default
+    return lines[0].split(": ")[-1] if lines else default
 
 
 def cpu_threads() -> int:
@@ -143,10 +144,11 @@ class LlamaCppLM:
             raise SpecScopeError(f"GGUF file not found: {self.path}")
         params = L.llama_model_default_params()
         params.n_gpu_layers = 0
+        _errors.clear()
         self._model = L.llama_model_load_from_file(str(self.path).encode(), params)
         if not self._model:
             raise SpecScopeError(f"llama.cpp cannot load {self.path}: "
-                                 f"{_last_error('not a model it reads')}")
+                                 f"{_first_error('not a model it reads')}")
         self._vocab = L.llama_model_get_vocab(self._model)
         self.vocab_size = int(L.llama_vocab_n_tokens(self._vocab))
         self.n_embd = int(L.llama_model_n_embd(self._model))
@@ -170,7 +172,7 @@ class LlamaCppLM:
         if not self._ctx:
             L.llama_model_free(self._model)
             raise SpecScopeError(f"llama.cpp cannot make a context for {self.path.name}: "
-                                 f"{_last_error('out of memory?')}")
+                                 f"{_first_error('out of memory?')}")
         self._mem = L.llama_get_memory(self._ctx)
         self._batch = L.llama_batch_init(max(batch, max_seqs), 0, max_seqs)
         self.n_ctx = int(L.llama_n_ctx(self._ctx))
@@ -365,10 +367,11 @@ class LlamaCppLM:
             for j, s in enumerate(seqs):
                 b.seq_id[i][j] = s
             b.logits[i] = out
+        _errors.clear()
         rc = L.llama_decode(self._ctx, b)
         if rc != 0:
             raise SpecScopeError(f"llama.cpp could not decode a pass of {len(entries)} tokens "
-                                 f"(code {rc}): {_last_error('no room in its KV cache?')}")
+                                 f"(code {rc}): {_first_error('no room in its KV cache?')}")
         rows = []
         for i, entry in enumerate(entries):
             if entry[3]:
