@@ -11,6 +11,7 @@ the GGUF's own vocabulary is checked against it at load.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -44,17 +45,23 @@ def gguf_file(source: str, progress: Progress | None = None) -> Path:
 
 
 def tiny_gguf(role: str) -> Path:
-    """tiny-random:ROLE as float32 GGUF in the cache, written afresh by each load (a second:
-    the file then never lags behind the tiny model's code), under a private name then renamed."""
-    from specscope.core.gguf_write import write_tiny_gguf
+    """tiny-random:ROLE as float32 GGUF in the cache, written once per version of the code that
+    makes it (its name carries a hash of tiny.py, the corpus its tokenizer learns from and the
+    writer), under a private name then renamed into place."""
+    from specscope.core import gguf_write, tiny
 
     if role not in ("target", "draft"):
         raise SpecScopeError(f"unknown tiny-random model '{role}' (use target or draft)")
-    final = cache_dir() / "models" / f"tiny-random-{role}.gguf"
+    digest = hashlib.sha256()
+    for source in (tiny.__file__, tiny.CORPUS, gguf_write.__file__):
+        digest.update(Path(source).read_bytes())
+    final = cache_dir() / "models" / f"tiny-random-{role}-{digest.hexdigest()[:12]}.gguf"
+    if final.is_file():
+        return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.stem}.{os.getpid()}.gguf")
     try:
-        write_tiny_gguf(tmp, role)
+        gguf_write.write_tiny_gguf(tmp, role)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
