@@ -129,8 +129,23 @@ def encode_prompt(tokenizer, messages, chat_template: bool, system_prompt: str |
     return list(tokenizer(text)["input_ids"])
 
 
+def model_drafters(drafter_lm, target_vocab: int, ranked=None) -> dict:
+    """The methods a draft model drives, by name: factories sharing one ranked head copy."""
+    def model_drafter() -> ModelDrafter:
+        return ModelDrafter(drafter_lm, target_vocab, ranked)
+
+    return {"draft": model_drafter,
+            "tree": lambda: TreeDrafter(model_drafter()),
+            "pool": lambda: PoolDrafter(model_drafter()),
+            "jacobi": lambda: JacobiDrafter(CausalRefiner(model_drafter()))}
+
+
 def load_session(profile: Profile, dtype: str | None = None, device: str | None = None,
                  trimmed: str | None = None, progress: Progress | None = None) -> Session:
+    if profile.target_url:  # a served target (remote/, docs/remote.md)
+        from specscope.remote.session import load_remote
+
+        return Session(*load_remote(profile, dtype, device, trimmed, progress, model_drafters))
     if AUTO in (dtype or profile.dtype, profile.draft_quant):  # a caller that did not resolve
         from specscope.auto import resolve
 
@@ -166,14 +181,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         drafter_lm.quantize(profile.draft_quant, progress)
         drafter_lm.check_logits()
         ranked = None if vocab is None else RankedHead(drafter_lm, vocab.ranking, vocab.k)
-
-        def model_drafter() -> ModelDrafter:  # one ranked head copy, shared by every drafter
-            return ModelDrafter(drafter_lm, target.vocab_size, ranked)
-
-        factories["draft"] = model_drafter
-        factories["tree"] = lambda: TreeDrafter(model_drafter())
-        factories["pool"] = lambda: PoolDrafter(model_drafter())
-        factories["jacobi"] = lambda: JacobiDrafter(CausalRefiner(model_drafter()))
+        factories.update(model_drafters(drafter_lm, target.vocab_size, ranked))
     factories["lookup"] = LookupDrafter
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
     head_path = mtp_head(profile)

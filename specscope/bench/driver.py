@@ -168,8 +168,11 @@ def validate(o: Options):
     from specscope.profiles import load_profile, with_quant
     from specscope.session import METHODS, make_controls
 
-    if o.reference not in (None, "hf"):
-        raise SpecScopeError(f"unknown reference '{o.reference}' (the only one is 'hf')")
+    from specscope.remote.http import is_url
+
+    if o.reference not in (None, "hf", "llama.cpp") and not is_url(o.reference):
+        raise SpecScopeError(f"unknown reference '{o.reference}' (hf, llama.cpp or a server's "
+                             "http://HOST:PORT)")
     if o.repeats < 1:
         raise SpecScopeError(f"--repeats must be >= 1, got {o.repeats}")
     from specscope.frontends.loading import resolve_auto
@@ -225,6 +228,11 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
         err.print("note: no benchmarked method drafts with a vocabulary; --vocab-top-k ignored")
     if o.reference == "hf":
         configs += hf_grid(methods, lens, session.profile.start_len, session.drafter_lm is not None)
+    elif o.reference is not None:
+        from specscope.bench.engine_ref import reference_grid
+
+        configs += reference_grid(o.reference, lens, session.profile.start_len,
+                                  session.drafter_lm is not None)
     kept, ids = [], []
     for p in prompts:
         x = session.encode(p.text)
@@ -242,9 +250,6 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
 
 
 def run_bench(o: Options) -> None:
-    from specscope.frontends.loading import open_session
-    from specscope.profiles import quant_label
-
     err = Console(stderr=True)
     out = Console(highlight=False)
     if not out.is_terminal:
@@ -261,6 +266,25 @@ def run_bench(o: Options) -> None:
                   soft_wrap=True)
     if (Path(o.out) / "results.json").exists():
         err.print(f"note: {o.out} holds an earlier result; its files will be replaced")
+    engine_ref = None
+    if o.reference not in (None, "hf"):  # llama.cpp or a server: checked before any model loads
+        import torch
+
+        from specscope.bench.engine_ref import EngineReference
+
+        engine_ref = EngineReference(prof, o.reference, torch.get_num_threads())
+        engine_ref.check()
+    try:
+        _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, err, out)
+    finally:
+        if engine_ref is not None:
+            engine_ref.close()
+
+
+def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, err, out) -> None:
+    from specscope.frontends.loading import open_session
+    from specscope.profiles import quant_label
+
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
     plan = build_plan(o, session, prompts, methods, lens, sizes, err, overlap)
     base = plan_controls(session, o)
@@ -268,6 +292,7 @@ def run_bench(o: Options) -> None:
     meta = make_meta(o, prof, session, plan, base, prompt_file, overlap)
     meta["auto"] = choice_json(choice)  # what auto chose for this machine, and why
     runner = Runner(session, base)
+    runner.engine_ref = engine_ref
 
     def checkpoint(records: list[dict]) -> None:  # raw runs survive a crash mid-benchmark
         atomic_write_text(ensure_dir(o.out) / "runs.jsonl", runs_jsonl(records))
@@ -281,6 +306,8 @@ def run_bench(o: Options) -> None:
     if not records:
         raise KeyboardInterrupt
     meta.update(runs=len(records), interrupted=interrupted)
+    if engine_ref is not None:
+        meta["engine_reference"] = engine_ref.describe()
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
     quant = quant_label(prof)
