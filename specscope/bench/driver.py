@@ -100,6 +100,7 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
     import transformers
 
     from specscope import __version__ as specscope_version
+    from specscope.remote.http import redact_url
 
     device = str(session.target.device)
     gpu = torch.cuda.get_device_name(session.target.device) if device.startswith("cuda") else None
@@ -119,7 +120,8 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
         "transformers": transformers.__version__,
         "specscope": specscope_version,
         "profile": prof.name,
-        "target": prof.target,
+        "target": redact_url(prof.target),  # a served target's address, never its credentials
+        "engine": prof.engine if prof.target_url else None,
         "drafter": prof.drafter,
         "trimmed": str(o.trimmed or prof.trimmed or "") or None,
         "dtype": session.profile.dtype,
@@ -179,6 +181,9 @@ def validate(o: Options):
 
     prof, choice = resolve_auto(with_quant(load_profile(o.profile), o.quant, o.draft_quant), o.dtype,
                                 None, o.device)
+    if o.reference == "hf" and prof.target_url:
+        raise SpecScopeError("--reference hf runs transformers on the target's weights: a served "
+                             "target has none here (use --reference URL or llama.cpp)")
     methods = parse_methods(o.methods, METHODS)
     lens = parse_draft_lens(o.draft_len) or [prof.draft_len]
     sizes = parse_vocab_sizes(o.vocab_top_k) or [None]

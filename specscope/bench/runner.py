@@ -68,7 +68,7 @@ def run_ours(session, ids: list[int], controls: Controls,
     return Measured(list(summary.token_ids), wall, summary.steps, summary.drafted, summary.accepted,
                     list(stats.pos_drafted), list(stats.pos_accepted), summary.param_ratio,
                     summary.stop_reason, summary.prefill_s, summary.draft_s, summary.verify_s,
-                    summary.draft_prefill_s)
+                    summary.draft_prefill_s, requests=summary.requests, server_s=summary.server_s)
 
 
 class Runner:
@@ -111,6 +111,7 @@ def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens
         "prefill_s": m.prefill_s, "draft_s": m.draft_s, "verify_s": m.verify_s,
         "draft_prefill_s": m.draft_prefill_s,
         "server_tokens_per_s": m.server_tokens_per_s,
+        "requests": m.requests, "server_s": m.server_s,
         "token_ids": m.token_ids,
     }
 
