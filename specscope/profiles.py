@@ -56,7 +56,19 @@ class Profile:
     # what runs the models: torch (safetensors, any transformers model), llama.cpp (the GGUF
     # files as stored, through llama-cpp-python: core/llamacpp.py), or auto (measured, auto.py)
     backend: str = "torch"
+    # A served target (`target: http://HOST:PORT`, docs/remote.md): its engine, the served model's
+    # name where the server must be checked against it, and the tokenizer to use (a model source;
+    # default: the drafter's), checked against the server's at connect time.
+    engine: str = "llama.cpp"
+    model: str | None = None
+    tokenizer: str | None = None
     path: str = ""
+
+    @property
+    def target_url(self) -> str | None:
+        from specscope.remote.http import is_url
+
+        return self.target if is_url(self.target) else None
 
     @property
     def adaptive_rule(self) -> str | None:
@@ -77,7 +89,8 @@ _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description
           "dtype": str, "device": str, "method": (str, type(None)), "draft_len": (int, str), "temperature": (int, float),
           "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,
           "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None)),
-          "draft_quant": str, "quant": str, "draft_window": int, "backend": str}
+          "draft_quant": str, "quant": str, "draft_window": int,
+          "engine": str, "model": (str, type(None)), "tokenizer": (str, type(None)), "backend": str}
 BACKENDS = ("torch", "llama.cpp")
 
 
@@ -133,6 +146,29 @@ def parse_profile(path: Path) -> Profile:
     return Profile(**data, path=str(path))
 
 
+def with_remote(profile: Profile, target_url: str | None = None, engine: str | None = None) -> Profile:
+    """The profile with --target-url / --engine applied. A served target's `auto` values are
+    fixed here (the measured choice is about a local target): float32 for the local drafter, its
+    weights unquantized, the draft method when there is a drafter."""
+    from specscope.remote.engines import ENGINES
+    from specscope.remote.http import is_url
+
+    if engine is not None and engine not in ENGINES:
+        raise SpecScopeError(f"--engine {engine}: choose from {', '.join(ENGINES)}")
+    if target_url is not None and not is_url(target_url):
+        raise SpecScopeError(f"--target-url {target_url}: use http://HOST:PORT")
+    if engine is not None and target_url is None and not profile.target_url:
+        raise SpecScopeError("--engine needs a served target (--target-url or `target: http://...`)")
+    profile = replace(profile, target=target_url or profile.target, engine=engine or profile.engine)
+    if not profile.target_url:
+        return profile
+    if profile.engine not in ENGINES:
+        raise SpecScopeError(f"profile '{profile.name}': engine must be one of {', '.join(ENGINES)}")
+    return replace(profile, dtype="float32" if profile.dtype == AUTO else profile.dtype,
+                   draft_quant="none" if profile.draft_quant == AUTO else profile.draft_quant,
+                   method=("draft" if profile.drafter else "ar") if profile.method == AUTO else profile.method)
+
+
 def with_quant(profile: Profile, quant: str | None = None, draft_quant: str | None = None) -> Profile:
     """The profile with --quant / --draft-quant applied (None keeps the profile's), checked."""
     if quant is not None:
@@ -165,8 +201,12 @@ def quant_label(profile: Profile) -> str:
     return ", ".join(parts)
 
 
-def load_profile(name_or_path: str | None) -> Profile:
-    return parse_profile(_find(name_or_path or DEFAULT_PROFILE))
+def load_profile(name_or_path: str | Profile | None) -> Profile:
+    """A profile by name or path (a Profile is returned as it is, with a served target's autos
+    fixed: with_remote)."""
+    if isinstance(name_or_path, Profile):
+        return with_remote(name_or_path)
+    return with_remote(parse_profile(_find(name_or_path or DEFAULT_PROFILE)))
 
 
 def list_profiles() -> list[Profile]:

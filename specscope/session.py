@@ -173,6 +173,10 @@ def load_llamacpp_session(profile: Profile, progress: Progress | None = None) ->
 
 def load_session(profile: Profile, dtype: str | None = None, device: str | None = None,
                  trimmed: str | None = None, progress: Progress | None = None) -> Session:
+    if profile.target_url:  # a served target (remote/, docs/remote.md)
+        from specscope.remote.session import load_remote
+
+        return Session(*load_remote(profile, dtype, device, trimmed, progress, model_factories))
     if AUTO in (dtype or profile.dtype, profile.draft_quant, profile.backend):  # not resolved
         from specscope.auto import resolve
 

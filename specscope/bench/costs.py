@@ -12,6 +12,10 @@ Per configuration, pooled over its runs (seconds are the loop's own timings, pre
                  overhead and everything else included); the gap to `predicted` is overhead
   bandwidth      the target's weight bytes read per pass / t_target, next to the machine's
                  memory bandwidth measured by a large copy (meta["memory_gbs"])
+A served target (remote/) adds, where the server reports its own compute:
+  requests       scoring requests per step
+  server_share   the server's own compute / verify seconds
+  t_round_trip   (verify seconds - the server's compute) per request: transport, JSON, queueing
 """
 from __future__ import annotations
 
@@ -55,8 +59,20 @@ def cost_rows(records: list[dict], rows: list[dict], target_bytes: int | None = 
             "prefill_share": _ratio(sum(r.get("prefill_s") or 0.0 for r in runs) + read_s, wall),
             "overhead_share": _ratio(wall - loop, wall),
             "target_gbs": target_bytes / t_target / 1e9 if target_bytes and t_target else None,
+            **remote_costs(runs, steps, verify_s),
         })
     return out
+
+
+def remote_costs(runs: list[dict], steps: int, verify_s: float) -> dict:
+    requests = sum(r.get("requests") or 0 for r in runs)
+    served = [r["server_s"] for r in runs if r.get("server_s") is not None]
+    if not requests:
+        return {}
+    server_s = sum(served) if len(served) == len(runs) else None
+    return {"requests_per_step": _ratio(requests, steps),
+            "server_share": _ratio(server_s, verify_s) if server_s is not None else None,
+            "t_round_trip": (verify_s - server_s) / requests if server_s is not None else None}
 
 
 def render_costs(costs: list[dict], memory_gbs: float | None = None):
@@ -80,11 +96,20 @@ def render_costs(costs: list[dict], memory_gbs: float | None = None):
                       f(c["draft_ratio"], ".2f"), f(c["predicted"], ".2f", "x"),
                       f(c["measured"], ".2f", "x"), f(c["prefill_share"], ".0%"),
                       f(c["overhead_share"], ".0%"), f(c["target_gbs"], ".1f"))
+    served = [c for c in costs if c.get("requests_per_step")]
+    if served:  # a served target: what a step's requests cost beyond the server's compute
+        table.caption = "served target: " + "; ".join(
+            f"{c['config']} {c['requests_per_step']:.1f} requests a step, server compute "
+            f"{f(c['server_share'], '.0%')} of verify, {f(c['t_round_trip'] and 1000 * c['t_round_trip'], '.1f')} ms "
+            "round trip a request" for c in served)
+        table.caption_justify = "left"
     return table
 
 
-def weight_bytes(lm) -> int:
+def weight_bytes(lm) -> int | None:
     """Bytes of weights one decoding pass reads (embedding lookup excluded)."""
+    if not hasattr(lm, "embed"):
+        return None  # a served target: its weights are the server's
     if hasattr(lm, "weight_bytes"):  # a GGUF (core/llamacpp.py): its tensors as stored
         return lm.weight_bytes()
     per = lm.embed.weight.element_size()  # the model's dtype (the head may be quantized or packed)

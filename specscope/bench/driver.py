@@ -101,6 +101,7 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
     import transformers
 
     from specscope import __version__ as specscope_version
+    from specscope.remote.http import redact_url
 
     device = str(session.target.device)
     gpu = torch.cuda.get_device_name(session.target.device) if device.startswith("cuda") else None
@@ -120,7 +121,8 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
         "transformers": transformers.__version__,
         "specscope": specscope_version,
         "profile": prof.name,
-        "target": prof.target,
+        "target": redact_url(prof.target),  # a served target's address, never its credentials
+        "engine": prof.engine if prof.target_url else None,
         "drafter": prof.drafter,
         "trimmed": str(o.trimmed or prof.trimmed or "") or None,
         "backend": session.profile.backend,
@@ -170,14 +172,20 @@ def validate(o: Options):
     from specscope.profiles import load_profile, with_backend, with_quant
     from specscope.session import METHODS, make_controls
 
-    if o.reference not in (None, "hf"):
-        raise SpecScopeError(f"unknown reference '{o.reference}' (the only one is 'hf')")
+    from specscope.remote.http import is_url
+
+    if o.reference not in (None, "hf", "llama.cpp") and not is_url(o.reference):
+        raise SpecScopeError(f"unknown reference '{o.reference}' (hf, llama.cpp or a server's "
+                             "http://HOST:PORT)")
     if o.repeats < 1:
         raise SpecScopeError(f"--repeats must be >= 1, got {o.repeats}")
     from specscope.frontends.loading import resolve_auto
 
     prof, choice = resolve_auto(with_backend(with_quant(load_profile(o.profile), o.quant, o.draft_quant),
                                              o.backend), o.dtype, None, o.device)
+    if o.reference == "hf" and prof.target_url:
+        raise SpecScopeError("--reference hf runs transformers on the target's weights: a served "
+                             "target has none here (use --reference URL or llama.cpp)")
     methods = parse_methods(o.methods, METHODS)
     lens = parse_draft_lens(o.draft_len) or [prof.draft_len]
     sizes = parse_vocab_sizes(o.vocab_top_k) or [None]
@@ -230,6 +238,11 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
         err.print("note: no benchmarked method drafts with a vocabulary; --vocab-top-k ignored")
     if o.reference == "hf":
         configs += hf_grid(methods, lens, session.profile.start_len, session.drafter_lm is not None)
+    elif o.reference is not None:
+        from specscope.bench.engine_ref import reference_grid
+
+        configs += reference_grid(o.reference, lens, session.profile.start_len,
+                                  session.drafter_lm is not None)
     kept, ids = [], []
     for p in prompts:
         x = session.encode(p.text)
@@ -247,9 +260,6 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
 
 
 def run_bench(o: Options) -> None:
-    from specscope.frontends.loading import open_session
-    from specscope.profiles import quant_label
-
     err = Console(stderr=True)
     out = Console(highlight=False)
     if not out.is_terminal:
@@ -266,6 +276,25 @@ def run_bench(o: Options) -> None:
                   soft_wrap=True)
     if (Path(o.out) / "results.json").exists():
         err.print(f"note: {o.out} holds an earlier result; its files will be replaced")
+    engine_ref = None
+    if o.reference not in (None, "hf"):  # llama.cpp or a server: checked before any model loads
+        import torch
+
+        from specscope.bench.engine_ref import EngineReference
+
+        engine_ref = EngineReference(prof, o.reference, torch.get_num_threads())
+        engine_ref.check()
+    try:
+        _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, err, out)
+    finally:
+        if engine_ref is not None:
+            engine_ref.close()
+
+
+def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, err, out) -> None:
+    from specscope.frontends.loading import open_session
+    from specscope.profiles import quant_label
+
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
     plan = build_plan(o, session, prompts, methods, lens, sizes, err, overlap)
     base = plan_controls(session, o)
@@ -273,6 +302,7 @@ def run_bench(o: Options) -> None:
     meta = make_meta(o, prof, session, plan, base, prompt_file, overlap)
     meta["auto"] = choice_json(choice)  # what auto chose for this machine, and why
     runner = Runner(session, base)
+    runner.engine_ref = engine_ref
 
     def checkpoint(records: list[dict]) -> None:  # raw runs survive a crash mid-benchmark
         atomic_write_text(ensure_dir(o.out) / "runs.jsonl", runs_jsonl(records))
@@ -286,6 +316,8 @@ def run_bench(o: Options) -> None:
     if not records:
         raise KeyboardInterrupt
     meta.update(runs=len(records), interrupted=interrupted)
+    if engine_ref is not None:
+        meta["engine_reference"] = engine_ref.describe()
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
     quant = quant_label(session.profile)

@@ -23,6 +23,9 @@ class Measured:
     draft_s: float | None = None
     verify_s: float | None = None
     draft_prefill_s: float | None = None  # of draft_s: the drafter reading a long context
+    requests: int = 0  # a served target (remote/): scoring requests, and the server's compute
+    server_s: float | None = None
+    server_tokens_per_s: float | None = None  # an engine reference row: the server's own generation speed
 
 
 def sync(device) -> None:

@@ -47,7 +47,8 @@ KEYS = ["config", "kind", "backend", "method", "draft_len", "vocab_top_k", "cate
         "decode_speedup", "decode_tokens_per_s", "prefill_share", "overlap_prompts", "tau",
         "acceptance_rate", "tokens_per_s", "baseline_tokens_per_s", "mbsu", "identical_share",
         "mean_draft_len", "t_draft_token", "t_verify", "prompts", "runs", "new_tokens", "wall_s",
-        "per_position", "per_position_drafted"]
+        "per_position", "per_position_drafted", "own_speedup", "own_decode_speedup",
+        "server_tokens_per_s"]
 
 
 BOOTSTRAP = 2000
@@ -187,6 +188,12 @@ def aggregate(records: list[dict], baseline: str = BASELINE) -> list[dict]:
             base_sel = base if group == OVERALL else [r for r in base if r["group"] == group]
             if sel and base_sel:
                 rows.append({**ident, "category": group, **summarize(sel, base_sel)})
+                served = [r["server_tokens_per_s"] for r in sel if r.get("server_tokens_per_s")]
+                if served:  # an engine's own generation speed, without its prompt reading
+                    rows[-1]["server_tokens_per_s"] = sum(served) / len(served)
+    from specscope.bench.engine_ref import add_own_speedups
+
+    add_own_speedups(rows)
     return rows
 
 
@@ -224,6 +231,10 @@ def render_table(rows: list[dict], title: str = ""):
                       style="bold" if r["category"] == OVERALL else None)
     notes = ["min-max: the lowest and highest per-prompt speedup (results.json: a 95% interval "
              "too); decode: tok/s without the target's prefill, and its speedup"]
+    from specscope.bench.engine_ref import own_speedup_note
+
+    if own_speedup_note(rows):
+        notes.append(own_speedup_note(rows))
     if any(r.get("overlap_prompts") for r in rows):
         notes.append("(N!): N prompts an artifact in use was fitted or selected on "
                      "(--allow-overlap): these rows flatter")

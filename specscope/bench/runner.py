@@ -68,7 +68,7 @@ def run_ours(session, ids: list[int], controls: Controls,
     return Measured(list(summary.token_ids), wall, summary.steps, summary.drafted, summary.accepted,
                     list(stats.pos_drafted), list(stats.pos_accepted), summary.param_ratio,
                     summary.stop_reason, summary.prefill_s, summary.draft_s, summary.verify_s,
-                    summary.draft_prefill_s)
+                    summary.draft_prefill_s, requests=summary.requests, server_s=summary.server_s)
 
 
 class Runner:
@@ -79,6 +79,7 @@ class Runner:
         self.session = session
         self.base = base
         self.on_prefill = on_prefill  # shows a long prompt's prefill (our rows only)
+        self.engine_ref = None  # the servers of the engine reference rows (engine_ref.py)
 
     def measure(self, config: Config, ids: list[int], seed: int,
                 max_new_tokens: int | None = None) -> Measured:
@@ -88,6 +89,8 @@ class Runner:
             from specscope.bench.hf import run_hf
 
             return run_hf(self.session, ids, config, controls)
+        if config.kind not in ("ours", "hf"):  # a serving engine's own decoding (engine_ref.py)
+            return self.engine_ref.measure(ids, config, controls, self.session.decoder.eos_ids)
         return run_ours(self.session, ids, controls, self.on_prefill)
 
 
@@ -108,6 +111,8 @@ def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens
         "param_ratio": m.param_ratio, "stop_reason": m.stop_reason,
         "prefill_s": m.prefill_s, "draft_s": m.draft_s, "verify_s": m.verify_s,
         "draft_prefill_s": m.draft_prefill_s,
+        "server_tokens_per_s": m.server_tokens_per_s,
+        "requests": m.requests, "server_s": m.server_s,
         "token_ids": m.token_ids,
     }
 

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from specscope.cli.options import ApiKey, Engine, TargetUrl, remote_profile
 from specscope.cli.options import (Backend, Device, DraftQuant, DraftWindow, Dtype, MaxNew, Profile, Quant,
                                    RefineSteps, Seed, Temperature, TopP, Trimmed, friendly_errors)
 from specscope.prompts import DEFAULT_PROMPTS_HELP, PROMPT_SETS_HELP
@@ -52,6 +53,9 @@ def bench(
     trimmed: Trimmed = None,
     refine_steps: RefineSteps = None,
     draft_window: DraftWindow = None,
+    target_url: TargetUrl = None,
+    engine: Engine = None,
+    api_key: ApiKey = None,
     draft_quant: DraftQuant = None,
     quant: Quant = None,
     backend: Backend = None,
@@ -63,8 +67,9 @@ def bench(
     device: Device = None,
     repeats: Annotated[int, typer.Option("--repeats", metavar="N", help="Timed runs per prompt and configuration (results.json then gives each repeat's overall speedup too).")] = 1,
     reference: Annotated[Optional[str], typer.Option(
-        "--reference", metavar="hf", help="'hf': add transformers' own generate rows (plain, assisted, "
-        "prompt lookup) on the same models.")] = None,
+        "--reference", metavar="hf|llama.cpp|URL", help="'hf': add transformers' own generate rows (plain, assisted, "
+        "prompt lookup) on the same models; 'llama.cpp': llama-server's plain and speculative "
+        "decoding on the same GGUF files; a server's URL: its own decoding as configured.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help=(
         "Output directory for results.json, results.csv, runs.jsonl and the plots; created if "
         "missing, earlier results in it are replaced."))] = Path("bench-results"),
@@ -89,7 +94,8 @@ def bench(
     from specscope.bench.driver import Options, run_bench
 
     run_bench(Options(
-        profile=profile, prompts=prompts, categories=categories, limit=limit, split=split,
+        profile=remote_profile(profile, target_url, engine, api_key), prompts=prompts,
+        categories=categories, limit=limit, split=split,
         allow_overlap=allow_overlap, methods=methods,
         draft_len=draft_len, vocab_top_k=vocab_top_k, trimmed=trimmed, refine_steps=refine_steps,
         draft_quant=draft_quant, quant=quant, draft_window=draft_window, backend=backend,

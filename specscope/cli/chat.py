@@ -1,6 +1,7 @@
 """`specscope chat`: the interactive explorer (specscope/tui/), once its options are checked."""
 from __future__ import annotations
 
+from specscope.cli.options import ApiKey, Engine, TargetUrl, remote_profile
 from specscope.cli.options import (Backend, Device, DraftLen, DraftQuant, DraftWindow, Dtype, MaxNew, Method,
                                    Profile, Quant, RefineSteps, Seed, Temperature, TopP, Trimmed,
                                    VocabTopK, friendly_errors, parse_draft_len, require_terminal)
@@ -25,11 +26,15 @@ def chat(
     quant: Quant = None,
     draft_window: DraftWindow = None,
     backend: Backend = None,
+    target_url: TargetUrl = None,
+    engine: Engine = None,
+    api_key: ApiKey = None,
 ) -> None:
     """The interactive explorer (Textual TUI). Needs a terminal."""
     from specscope.tui.app import make_app
 
     draft_len, adaptive, rule = parse_draft_len(draft_len)
+    profile = remote_profile(profile, target_url, engine, api_key)
     explorer = make_app(profile, method=method, draft_len=draft_len, max_new_tokens=max_new_tokens,
                         temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, device=device,
                         trimmed=trimmed, vocab_top_k=vocab_top_k, adaptive=adaptive,

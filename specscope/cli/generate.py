@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from specscope.cli.options import ApiKey, Engine, TargetUrl, remote_profile
 from specscope.cli.options import (Backend, Device, DraftLen, DraftQuant, DraftWindow, Dtype, MaxNew, Method,
                                    Profile, Quant, RefineSteps, Seed, Temperature, TopK, TopP,
                                    Trimmed, VocabTopK, friendly_errors, parse_draft_len,
@@ -33,6 +34,9 @@ def generate(
     quant: Quant = None,
     draft_window: DraftWindow = None,
     backend: Backend = None,
+    target_url: TargetUrl = None,
+    engine: Engine = None,
+    api_key: ApiKey = None,
     stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop after this string (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
     hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
@@ -43,6 +47,7 @@ def generate(
 
     prompt = read_prompt(prompt, prompt_file)
     draft_len, adaptive, rule = parse_draft_len(draft_len)
+    profile = remote_profile(profile, target_url, engine, api_key)
     run_generate(prompt=prompt, profile=profile, method=method, draft_len=draft_len,
                  adaptive=adaptive, adaptive_rule=rule,
                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,

@@ -28,9 +28,28 @@ Trimmed = Annotated[Optional[Path], typer.Option("--trimmed", metavar="FILE", he
 VocabTopK = Annotated[Optional[int], typer.Option("--vocab-top-k", metavar="K", help="Drafter vocabulary size (needs --trimmed).")]
 RefineSteps = Annotated[Optional[str], typer.Option("--refine-steps", metavar="T|auto", help="jacobi: parallel refinement passes per block (1-16), or auto (default; from measured costs and acceptance).")]
 DraftQuant = Annotated[Optional[str], typer.Option("--draft-quant", metavar="none|int8|int4", help="Weight-only quantization of the drafter: none, int8 or int4 (output unchanged; default: the profile's).")]
+TargetUrl = Annotated[Optional[str], typer.Option("--target-url", metavar="URL", help="A served target, http://HOST:PORT (llama-server, vLLM, SGLang; see docs/remote.md); the profile's drafter runs here.")]
+Engine = Annotated[Optional[str], typer.Option("--engine", metavar="ENGINE", help="The served target's engine: llama.cpp (default), vllm, sglang or openai.")]
+ApiKey = Annotated[Optional[str], typer.Option("--api-key", metavar="KEY", help="The served target's API key (or $SPECSCOPE_API_KEY); never printed or written to results.", show_default=False)]
 DraftWindow = Annotated[Optional[int], typer.Option("--draft-window", metavar="W", help="Bound the draft model's KV cache to 4 sink tokens + the last W tokens (0: unbounded; default: the profile's, 1024).")]
 Backend = Annotated[Optional[str], typer.Option("--backend", metavar="torch|llama.cpp|auto", help="What runs the models: torch, llama.cpp (the GGUF files as stored; needs the llamacpp extra) or auto (measured; default: the profile's).")]
 Quant = Annotated[Optional[str], typer.Option("--quant", metavar="none|int8", help="Weight-only quantization of the target: none or int8 (output is then the int8 target's own; default: the profile's).")]
+
+
+def remote_profile(profile: str | None, target_url: str | None, engine: str | None,
+                   api_key: str | None):
+    """--target-url / --engine / --api-key: the profile (a Profile) pointed at a served target, or
+    the profile's name unchanged when none is given. The key goes to $SPECSCOPE_API_KEY for the
+    client to send, so it is never part of a profile, an option echo or a result file."""
+    import os
+
+    from specscope.profiles import load_profile, with_remote
+
+    if api_key:
+        os.environ["SPECSCOPE_API_KEY"] = api_key
+    if target_url is None and engine is None:
+        return profile
+    return with_remote(load_profile(profile), target_url, engine)
 
 
 def parse_draft_len(value: str | None) -> tuple[int | None, bool | None, str | None]:

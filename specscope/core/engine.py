@@ -49,6 +49,7 @@ class SpecDecoder:
         # token in target passes
         self.verify_curve: dict[int, float] | None = None
         self.draft_ratio: float | None = None
+        self.remote = getattr(target, "remote", False)  # served (remote/target.py): score()
 
     @property
     def methods(self) -> list[str]:
@@ -76,7 +77,9 @@ class SpecDecoder:
         # reads the cached prefix without a mask (a masked multi-token pass over a long prefix
         # copies every key and value once per query head group: 1.7 target passes at 8k).
         tree = not is_chain(parents) or (bool(draft) and len(ids) > self.target.prefill_chunk)
-        if tree:
+        if self.remote:  # a served target scores the draft itself: rows it did not need are NaN
+            hidden, tree = self.target.score(ids, draft, parents, shaping.greedy), False
+        elif tree:
             hidden = self.target.forward_tree(ids, draft, parents)
         else:
             hidden = self.target.forward(ids + draft, len(draft) + 1)
@@ -245,6 +248,8 @@ class SpecDecoder:
                 token_emitted=token_emitted,
                 kv_target_bytes=cache_bytes(self.target.cache),
                 kv_draft_bytes=drafter.kv_bytes(),
+                requests=getattr(self.target, "last_requests", 0) if self.remote else 0,
+                server_s=getattr(self.target, "last_server_s", None) if self.remote else None,
             )
             stats.add(verified)
             yield verified

@@ -82,6 +82,10 @@ class Verified:
     # has none, or drafts through the target's)
     kv_target_bytes: int = 0
     kv_draft_bytes: int = 0
+    # a served target (remote/): requests made, and the server's own compute of verify_s where
+    # it reports it (the rest of verify_s is round trips: transport, JSON, queueing)
+    requests: int = 0
+    server_s: float | None = None
     kind: str = "verified"
 
 
@@ -107,6 +111,8 @@ class Summary:
     draft_prefill_s: float = 0.0  # of draft_s: the drafter reading long contexts (Drafted.prefill_s)
     kv_target_bytes: int = 0  # the most the target's KV cache held after a step
     kv_draft_bytes: int = 0  # the most the drafter's own KV cache held after a step
+    requests: int = 0  # a served target: requests made, and the server's compute of verify_s
+    server_s: float | None = None  # (None: local, or a server that does not report it)
 
 
 @dataclass(frozen=True)

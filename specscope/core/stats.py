@@ -40,6 +40,8 @@ class Stats:
         self._depths: tuple[int, ...] = ()
         self.kv_target_bytes = self.kv_draft_bytes = 0  # after the latest step
         self.kv_target_peak = self.kv_draft_peak = 0
+        self.requests = 0
+        self.server_s: float | None = None
 
     def add(self, event: Event) -> None:
         if isinstance(event, Started):
@@ -54,6 +56,9 @@ class Stats:
             self.accepted += event.n_accepted
             self.draft_s += event.draft_s
             self.verify_s += event.verify_s
+            self.requests += event.requests
+            if event.server_s is not None:
+                self.server_s = (self.server_s or 0.0) + event.server_s
             self.token_ids.extend(event.emitted)
             self.pieces.extend(event.pieces)
             self.kv_target_bytes, self.kv_draft_bytes = event.kv_target_bytes, event.kv_draft_bytes
@@ -120,4 +125,6 @@ class Stats:
             draft_prefill_s=self.draft_prefill_s,
             kv_target_bytes=self.kv_target_peak,
             kv_draft_bytes=self.kv_draft_peak,
+            requests=self.requests,
+            server_s=self.server_s,
         )

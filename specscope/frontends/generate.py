@@ -99,7 +99,17 @@ def stats_line(s, quant: str = "") -> str:
             f"| draft {s.draft_s:.2f}s verify {s.verify_s:.2f}s prefill {s.prefill_s:.2f}s "
             f"| MBSU {s.mbsu:.2f} | KV target {byte_size(s.kv_target_bytes)} drafter "
             f"{byte_size(s.kv_draft_bytes)} | stop: {s.stop_reason}"
-            + (f" | {quant}" if quant else ""))
+            + (f" | {quant}" if quant else "") + remote_costs(s))
+
+
+def remote_costs(s) -> str:
+    """A served target's verification cost: requests, the server's compute, the round trips."""
+    if not s.requests:
+        return ""
+    server = "" if s.server_s is None else (
+        f", server {s.server_s:.2f}s + round trips {s.verify_s - s.server_s:.2f}s "
+        f"({1000 * (s.verify_s - s.server_s) / s.requests:.1f} ms a request)")
+    return f" | remote: {s.requests} requests{server}"
 
 
 def as_json(event, profile, choice=None) -> dict:

@@ -87,7 +87,7 @@ def check_llamacpp(profile: Profile, method: str | None, dtype: str | None, devi
 
 
 def shape_of(source: str | None) -> ModelShape | None:
-    return read_shape(source) if source else None
+    return read_shape(source) if source and "://" not in source else None  # a served target: unknown here
 
 
 def check_new_tokens(profile: Profile, n: int, option: str) -> None:

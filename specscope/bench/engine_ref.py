@@ -1,0 +1,175 @@
+"""Serving engines' own decoding as bench rows: `--reference llama.cpp` and `--reference URL`.
+
+`llama.cpp` starts llama-server (remote/llama_server.py) on the profile's own GGUF files (the
+embedded pair's shipped files, or the tiny-random pair written as GGUF) with the same threads:
+  llama.cpp-plain          the target alone: llama.cpp's plain decoding
+  llama.cpp-draft k=K      the target with the drafter (`-md`, `--spec-type draft-simple`,
+                           `--spec-draft-n-max K --spec-draft-p-min 0`: K tokens a step, like
+                           specscope's `draft -k K`); k=auto: llama.cpp's own defaults
+`URL` measures a running server as it is configured (its own speculative decoding, if any):
+  server
+Each run is one `POST /completion` of the prompt's token ids (so the chat template is
+specscope's, identical for every row), greedy, the same token budget, the server's prompt cache
+off (each run reads its prompt, as specscope's rows do). Read: `tokens`, `stop_type`,
+`timings.{prompt_ms, predicted_n, predicted_ms, draft_n, draft_n_accepted}`. Steps are
+`predicted_n - draft_n_accepted` (a step emits its accepted tokens and one of the target's);
+per-position acceptance is not reported by the server.
+"""
+from __future__ import annotations
+
+import time
+
+from specscope.bench.grid import Config
+from specscope.bench.measured import Measured
+from specscope.core.errors import SpecScopeError
+
+LLAMACPP = "llama.cpp"
+PLAIN = "llama.cpp-plain"
+DRAFT = "llama.cpp-draft"
+SERVER = "server"
+ENGINE_KINDS = (LLAMACPP, SERVER)
+
+
+def reference_grid(reference: str, draft_lens: list, default_len: int, has_drafter: bool) -> list[Config]:
+    if reference != LLAMACPP:
+        return [Config(SERVER, None, None, SERVER)]
+    lens = [k for k in draft_lens if (isinstance(k, int) and k > 0) or k == "auto"] or [default_len]
+    configs = [Config(PLAIN, None, None, LLAMACPP)]
+    if has_drafter:
+        configs += [Config(DRAFT, "auto" if isinstance(k, str) else k, None, LLAMACPP) for k in lens]
+    return list(dict.fromkeys(configs))
+
+
+def gguf_pair(profile, workdir) -> tuple[str, str | None]:
+    """The GGUF files of the profile's target and drafter: the embedded pair's shipped files, or
+    the tiny-random pair written once into workdir."""
+    from pathlib import Path
+
+    def one(source: str | None) -> str | None:
+        if source is None:
+            return None
+        if source.startswith("embedded:"):
+            from specscope.core.embedded import ensure_gguf
+
+            return str(ensure_gguf(source.split(":", 1)[1]))
+        if source.startswith("tiny-random:"):
+            from specscope.core.gguf_write import write_tiny_gguf
+
+            role = source.split(":", 1)[1]
+            path = Path(workdir) / f"tiny-{role}.gguf"
+            return str(path if path.is_file() else write_tiny_gguf(path, role))
+        if source.endswith(".gguf") and Path(source).is_file():
+            return source
+        raise SpecScopeError(f"--reference llama.cpp needs GGUF files: '{source}' is not the embedded "
+                             "pair, tiny-random or a .gguf file")
+    return one(profile.target), one(profile.drafter)
+
+
+class EngineReference:
+    """The servers behind the reference rows: started on first use, stopped by close()."""
+
+    def __init__(self, profile, reference: str, threads: int, n_ctx: int = 8192) -> None:
+        import tempfile
+
+        self.profile, self.reference = profile, reference
+        self.threads, self.n_ctx = threads, n_ctx
+        self.servers: dict = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="specscope-ref-")
+        self.files: tuple[str, str | None] | None = None
+        self.version: str | None = None
+
+    def check(self) -> None:
+        """Before any model loads: the binary and the files exist."""
+        if self.reference == LLAMACPP:
+            from specscope.remote.llama_server import require_llama_server
+
+            require_llama_server()
+            self.files = gguf_pair(self.profile, self._tmp.name)
+
+    def url(self, config: Config) -> str:
+        if self.reference != LLAMACPP:
+            return self.reference
+        key = config.draft_len if config.method == DRAFT else None
+        if key not in self.servers:
+            from specscope.remote.llama_server import LlamaServer
+
+            target, drafter = self.files or gguf_pair(self.profile, self._tmp.name)
+            t = str(self.threads)
+            args = ["-t", t, "-tb", t, "-c", str(self.n_ctx), "-np", "1", "--no-webui"]
+            if key is not None:
+                args += ["--spec-type", "draft-simple", "-td", t, "-tbd", t]
+                if key != "auto":
+                    args += ["--spec-draft-n-max", str(key), "--spec-draft-n-min", "0",
+                             "--spec-draft-p-min", "0"]
+            self.servers[key] = LlamaServer(target, draft=drafter if key is not None else None,
+                                            args=args).start()
+        return self.servers[key].url
+
+    def describe(self) -> dict:
+        """For results.json: what ran (the URL of a user's server without credentials)."""
+        from specscope.remote.http import redact_url
+
+        if self.reference != LLAMACPP:
+            return {"reference": redact_url(self.reference)}
+        return {"reference": LLAMACPP, "gguf": list(self.files or ()), "threads": self.threads,
+                "commands": {str(k): " ".join(s.command(s.port)[1:]) for k, s in self.servers.items()
+                             if s.port}}
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.servers.clear()
+        self._tmp.cleanup()
+
+    def measure(self, ids: list[int], config: Config, controls, eos: set[int]) -> Measured:
+        from specscope.remote.http import HttpClient
+
+        if controls.temperature > 0:
+            raise SpecScopeError("the engine reference rows run greedy only (--temperature 0)")
+        client = HttpClient(self.url(config), timeout=3600)
+        body = {"prompt": list(ids), "n_predict": controls.max_new_tokens, "temperature": 0.0,
+                "cache_prompt": False, "return_tokens": True, "stream": False}
+        t0 = time.perf_counter()
+        answer = client.post("/completion", body, idempotent=False)
+        wall = time.perf_counter() - t0
+        client.close()
+        return parse_completion(answer, wall, eos)
+
+
+def parse_completion(answer: dict, wall_s: float, eos: set[int]) -> Measured:
+    """A /completion answer as one bench run."""
+    tokens = list(answer.get("tokens") or [])
+    timings = answer.get("timings") or {}
+    if not timings:
+        raise SpecScopeError("the server answered without timings: not a llama.cpp server?")
+    for i, t in enumerate(tokens):
+        if t in eos:
+            tokens = tokens[:i + 1]
+            break
+    drafted = timings.get("draft_n")
+    accepted = timings.get("draft_n_accepted")
+    n = int(timings.get("predicted_n") or len(tokens))
+    steps = n - int(accepted or 0)
+    stop = "eos" if answer.get("stop_type") in ("eos", "word") else "max_new_tokens"
+    return Measured(tokens, wall_s, max(steps, 1), drafted if drafted is not None else 0,
+                    accepted if accepted is not None else 0, [], [], 0.0, stop,
+                    prefill_s=(timings.get("prompt_ms") or 0.0) / 1000.0,
+                    server_tokens_per_s=timings.get("predicted_per_second"))
+
+
+def add_own_speedups(rows: list[dict]) -> None:
+    """Each engine row's speedup over that engine's own plain decoding (same category)."""
+    plain = {r["category"]: r["tokens_per_s"] for r in rows if r.get("config") == PLAIN}
+    decode = {r["category"]: r.get("decode_tokens_per_s") for r in rows if r.get("config") == PLAIN}
+    for r in rows:
+        if r.get("kind") == LLAMACPP and plain.get(r["category"]):
+            r["own_speedup"] = r["tokens_per_s"] / plain[r["category"]]
+            d = decode.get(r["category"])
+            r["own_decode_speedup"] = r["decode_tokens_per_s"] / d if d and r.get("decode_tokens_per_s") else None
+
+
+def own_speedup_note(rows: list[dict]) -> str | None:
+    parts = [f"{r['config']} {r['own_speedup']:.2f}x (decode {r['own_decode_speedup']:.2f}x)"
+             for r in rows if r.get("own_speedup") and r["config"] != PLAIN and r["category"] == "overall"
+             and r.get("own_decode_speedup")]
+    return ("llama.cpp's speculative decoding over its own plain decoding: " + ", ".join(parts)) if parts else None
