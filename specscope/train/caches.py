@@ -50,7 +50,8 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
     prompt, generated `batch` at a time (similar lengths together, so left padding wastes little)
     and saved after each batch; answers already in `path` (keyed by the prompt's ids, and for
     sampled answers by sample number and temperature) are reused. `sample` 0 is the greedy
-    answer; sample s > 0 is drawn at `temperature`, seeded by s and the batch. Reports the
+    answer; sample s > 0 is drawn at `temperature`, seeded by s and the batch (batches are cut
+    the same way whatever is on disk already). Reports the
     stage "answers" (prompts done, tokens), within a batch at every heartbeat, and from a timer
     while one decoding step runs long.
     `deadline` (a time.perf_counter() value): no batch starts after it, except those of the
@@ -59,12 +60,16 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
     done = read_answers(path)
     keys = [answer_key(p, sample, temperature) for p in prompts]
     resumed = sum(k in done for k in keys)
-    todo = [i for i, k in enumerate(keys) if k not in done]
+    # the batches are cut from every prompt, answered or not (not from those left to do), so a
+    # run that goes on after an interruption makes the same batches, with the same seeds and
+    # padding, as one never interrupted: the same answers
+    by_length = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     if deadline is None:
-        todo.sort(key=lambda i: len(prompts[i]))
-    else:  # the required ones first, by length; the rest in their order, a batch by length
-        must = sorted((i for i in todo if i < required), key=lambda i: len(prompts[i]))
-        todo = must + [i for i in todo if i >= required]
+        groups = [by_length]
+    else:  # the required ones first, by length; the rest in their order
+        groups = [[i for i in by_length if i < required], list(range(required, len(prompts)))]
+    batches = [(n, b, g[b:b + batch]) for n, g in enumerate(groups) for b in range(0, len(g), batch)]
+    left = sum(k not in done for k in keys)
 
     def tokens() -> int:
         return sum(len(done[k]) for k in keys if k in done)
@@ -77,25 +82,23 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
                                           {"tokens": tokens()})))
     try:
         with beat:
-            b = 0
-            while b < len(todo):
-                idx = todo[b:b + batch]
-                if deadline is not None and idx[0] >= required and time.perf_counter() >= deadline:
-                    on_event(Note(f"{what}: the plan's time for them is spent, {len(todo) - b} "
-                                  "prompts left (run the command again to go on)"))
+            for group, b, idx in batches:
+                idx = [i for i in idx if keys[i] not in done]
+                if not idx:
+                    continue
+                if deadline is not None and group > 0 and time.perf_counter() >= deadline:
+                    on_event(Note(f"{what}: the plan's time for them is spent, {left} prompts "
+                                  "left (run the command again to go on)"))
                     break
-                if deadline is not None and idx[0] < required:
-                    idx = [i for i in idx if i < required]  # the required batch alone
-                idx.sort(key=lambda i: len(prompts[i]))
-                seed = sample * 1_000_003 + b
+                seed = sample * 1_000_003 + group * 100_003 + b
                 answers = self_distill(model, [prompts[i] for i in idx], max_new_tokens, eos, pad,
                                        temperature if sample else 0.0, seed, on_step=beat)
                 with beat.lock:
                     for i, ans in zip(idx, answers):
                         done[keys[i]] = ans
+                left -= len(idx)
                 write_json(path, done)
                 beat(force=True)
-                b += len(idx)
     finally:
         on_event(Ended("answers"))
     return [done.get(k) for k in keys], resumed

@@ -57,9 +57,9 @@ class Beat:
     As a context manager it also runs a timer thread that sends when nothing went out for
     `every` seconds: one step that takes minutes (a large batch's prompt read) still reports."""
 
-    def __init__(self, send: Callable[[], None], every: float = HEARTBEAT_S) -> None:
+    def __init__(self, send: Callable[[], None], every: float | None = None) -> None:
         self.send = send
-        self.every = every
+        self.every = HEARTBEAT_S if every is None else every
         self.last = time.monotonic()
         self.lock = threading.Lock()
         self._stop = threading.Event()

@@ -303,8 +303,11 @@ def _answers(o: TrainOptions, prof, model, tokenizer, encoded, held_keys, estima
                                           pad, o.batch, data_file, on_event, deadline=deadline,
                                           required=len(held_pairs) + 1)
     ran["answers"] = time.perf_counter() - t0
-    greedy = [Sample(ids + ans, len(ids), prompt_len=len(ids))
-              for (_, ids), ans in zip(asked, answers) if ans is not None]
+    answered = {prompt_key(ids): ans for (_, ids), ans in zip(asked, answers) if ans is not None}
+    # in the prompts' own order (not the order they were answered in): the training data's
+    # order, and so a resumed run's, does not depend on what an earlier run left on disk
+    greedy = [Sample(ids + answered[prompt_key(ids)], len(ids), prompt_len=len(ids))
+              for _, ids in encoded if prompt_key(ids) in answered]
     held_out = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in held_keys]
     estimate_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in estimate_keys]
     train_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) not in apart]
