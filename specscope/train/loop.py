@@ -180,9 +180,9 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
             save_state(resume_state())
 
     interrupted = False
-    on_event(Started("train", "training", 100, 100 * used(),
-                     {"steps": 0, "tokens": 0, "loss": ema, "acceptance": None, "best": None}))
-    try:
+    try:  # (a stop from its first line on is caught: the run saves what it has)
+        on_event(Started("train", "training", 100, 100 * used(),
+                         {"steps": 0, "tokens": 0, "loss": ema, "acceptance": None, "best": None}))
         held()
         while not over():
             if at >= len(order):

@@ -96,3 +96,51 @@ def test_the_same_command_after_a_finished_run_adds_training(tmp_path, quiet):
     again = run(options(tmp_path, "h"))
     assert again.resumed_from is not None and again.hidden_new == 0
     assert again.result["steps"] > first.result["steps"]  # totals add up: a new schedule
+
+
+@pytest.mark.slow  # two processes (about 30 s)
+def test_kill_keeps_what_was_done_and_the_same_command_goes_on(tmp_path):
+    """`kill` (SIGTERM) in the middle of training, in a real process: it stops as Ctrl-C does
+    (exit 130, the head and its resume state written), and the same command goes on with it."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    texts = tmp_path / "prompts.txt"
+    texts.write_text(PROMPTS)
+    out = tmp_path / "head.safetensors"
+    env = {**os.environ, "SPECSCOPE_CACHE": str(tmp_path / "cache"),
+           "SPECSCOPE_PROGRESS_INTERVAL": "0", "PYTHONPATH": os.getcwd()}
+    command = [sys.executable, "-m", "specscope", "mtp", "train", "-p", "tiny-random", "--prompts",
+               str(texts), "--held", "1", "--max-new-tokens", "6", "--samples", "1",
+               "--tokens", "10000000", "--out", str(out)]
+
+    def run_until(marker):
+        """Run the command; SIGTERM it at its first line of training with tokens trained (after
+        `marker` was printed)."""
+        p = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        seen = []
+        for line in p.stderr:
+            seen.append(line)
+            if re.match(r"train: .*, [1-9][\d,]* tokens", line) and marker in "".join(seen):
+                p.send_signal(signal.SIGTERM)
+                break
+        rest, err = p.communicate(timeout=300)
+        return p.returncode, "".join(seen) + err, rest
+
+    code, err, report = run_until("plan for 30 min")
+    assert code == 130, err
+    assert "interrupted" in report and out.is_file(), err
+    first = torch.load(state_path(out), weights_only=True)["schedule"]
+    assert not first["finished"]
+    code, err, report = run_until("going on with the head")
+    assert code == 130, err
+    assert "resumed from" in report
+    second = torch.load(state_path(out), weights_only=True)["schedule"]
+    assert second["steps"] >= first["steps"] and second["budget_tokens"] == 10000000
+    from specscope.core.mtp import read_meta
+
+    assert read_meta(out)[0]["training"]["init"] == "resumed"
