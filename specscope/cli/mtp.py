@@ -73,7 +73,7 @@ def train(
     from specscope.core.errors import SpecScopeError
     from specscope.core.mtp import INITS
     from specscope.core.mtp_train import LABELS
-    from specscope.frontends.loading import check_options, loading_progress, quiet_libraries
+    from specscope.frontends.loading import check_options, loading_progress, quiet_libraries, resolve_auto
     from specscope.profiles import load_profile
     from specscope.train.run import TrainOptions, run
 
@@ -107,6 +107,8 @@ def train(
     check_options(prof, None, dtype, None)
     quiet_libraries()
     console = Console(stderr=True)
+    # `dtype: auto` (the embedded default): the dtype generate will run in on this machine
+    prof, _ = resolve_auto(prof, dtype, None, None, console, say=False)
     options = TrainOptions(
         profile=prof, prompts=prompts, limit=limit, keep_apart=keep_apart, held=held,
         max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, batch=batch,

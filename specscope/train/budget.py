@@ -103,3 +103,43 @@ def make_plan(o, rates: Rates, t_launch: float, held_ids: list[list[int]], train
 def plan_note(plan: Plan, o) -> Note:
     return Note(f"plan for {o.minutes:g} min: {plan.line()} ({plan.train_prompts} training prompts"
                 f"{f' x {plan.samples} answers' if plan.samples > 1 else ''})")
+
+
+def cached_rates(prof) -> Rates | None:
+    """The rates measured for this profile with the recipe's batch, if any run measured them
+    (its dtype: the profile's, or any measured where it says auto)."""
+    from specscope.train.rates import load_rates, rates_path
+
+    drafter = prof.drafter  # the recipe's sampled answers are the drafter's where there is one
+    dtypes = [prof.dtype] if prof.dtype != "auto" else ["bfloat16", "float32", "float16"]
+    for dtype in dtypes:
+        rates = load_rates(rates_path([prof.target, drafter, dtype, prof.device, RECIPE["batch"]]))
+        if rates is not None:
+            return rates
+    return None
+
+
+def default_plan(prof, minutes: float = DEFAULT_MINUTES) -> Plan | None:
+    """What `mtp train` with the defaults would plan on this machine, from cached rates (None
+    before any run measured them): the packaged calibration prompts, held-apart tuning prompts,
+    nothing on disk, loading not counted."""
+    from specscope.train import DEFAULT_HELD
+
+    rates = cached_rates(prof)
+    if rates is None or not rates.prompt_tokens:
+        return None
+    work = Work(held=2 * DEFAULT_HELD, held_cached=0, train_available=96, train_cached=0,
+                prompt_tokens=rates.prompt_tokens, answer_tokens=RECIPE["max_new_tokens"],
+                samples=RECIPE_SAMPLES if prof.drafter else 1, drafter=bool(prof.drafter))
+    try:
+        return plan_budget(minutes * 60, 0.0, rates, work)
+    except BudgetTooShort:
+        return None
+
+
+def train_command(prof) -> str:
+    """The command that makes the profile's head, and what it takes here, in one phrase."""
+    plan = default_plan(prof)
+    here = f" (the plan on this machine: {plan.line()})" if plan is not None else ""
+    return (f"`specscope mtp train --profile {prof.name}` makes one in {DEFAULT_MINUTES:g} min "
+            f"of wall time{here}; --minutes M for another budget")

@@ -52,6 +52,7 @@ class Rates:
     batch: int
     drafter_prefill_tps: float | None = None  # the same for the drafter (None: no drafter)
     drafter_step_s: float | None = None
+    prompt_tokens: float = 0.0  # the measured prompts' mean length (for estimates before a run)
 
 
 @dataclass(frozen=True)

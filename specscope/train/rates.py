@@ -98,4 +98,5 @@ def measure_rates(model, drafter, prompts: list[list[int]], pad: int, batch: int
         best = min(best, time.perf_counter() - t0)
     return Rates(prefill_tps=prefill, step_s=step, hidden_tps=hidden_tps,
                  train_tps=max(st.tokens, 1) / max(best, 1e-6), batch=batch,
-                 drafter_prefill_tps=d_prefill, drafter_step_s=d_step)
+                 drafter_prefill_tps=d_prefill, drafter_step_s=d_step,
+                 prompt_tokens=sum(map(len, prompts)) / len(prompts))
