@@ -283,6 +283,11 @@ def run_bench(o: Options) -> None:
     meta.update(runs=len(records), interrupted=interrupted)
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
+    if not interrupted:  # what `method: auto` chooses from next (core/last_bench.py)
+        from specscope.core import last_bench
+        from specscope.session import mtp_head
+
+        last_bench.save(prof.name, meta["dtype"], meta["draft_quant"], rows, mtp_head(prof))
     quant = quant_label(prof)
     split_note = f" ({meta['split']} split)" if meta["split"] else ""
     title = (f"specscope bench: {prof.name}, {meta['dtype']}{f' ({quant})' if quant else ''} on {meta['device']}, "
