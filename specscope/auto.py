@@ -51,17 +51,50 @@ def _fallback(profile: Profile) -> tuple[str, str]:
 
 
 def choose_for(profile: Profile, report: MachineReport) -> Choice:
-    """The chooser over this profile's open values, on the report's costs."""
-    target = report.costs(read_config(profile.target))
+    """The chooser over this profile's open values, on the report's costs; with a trained
+    FastMTP head, mtp too (its held-out acceptance, its drafted token's estimated cost), and
+    the last bench's measured speedups on this machine where there are any."""
+    from specscope.core import last_bench
+    from specscope.core.mtp import artifact_path, read_meta
+
+    config = read_config(profile.target)
+    target = report.costs(config)
     drafter = report.costs(read_config(profile.drafter)) if profile.drafter else None
+    head = artifact_path(profile.name)
+    head = head if head.is_file() else None
+    acceptance, ratio = {}, 0.1
     if profile.method in (None, AUTO):
         methods = ["ar", "draft"] if profile.drafter else ["ar"]
+        if head is not None and profile.quant == "none":
+            meta = read_meta(head)[0]
+            estimate = meta.get("training", {}).get("estimate_acceptance")
+            if estimate:
+                # mtp-tree: only from a bench's measurement (the chain model cannot predict it)
+                methods += ["mtp", "mtp-tree"]
+                acceptance = {"mtp": estimate}
+                ratio = mtp_token_ratio(config, int(meta.get("k", 8192)))
     else:  # a given method: model drafters cost like a chain; the rest like plain passes
         methods = ["draft"] if profile.method in NEEDS_DRAFTER else ["ar"]
     return choose(target, drafter, quant=profile.quant,
                   dtypes=None if profile.dtype == AUTO else [profile.dtype],
                   draft_quants=None if profile.draft_quant == AUTO else [profile.draft_quant],
-                  methods=methods, new_tokens=min(profile.max_new_tokens, 256))
+                  methods=methods, new_tokens=min(profile.max_new_tokens, 256),
+                  acceptance=acceptance, mtp_token_ratio=ratio,
+                  measured=last_bench.load(profile.name, head))
+
+
+def mtp_token_ratio(config, k: int) -> float:
+    """A FastMTP drafted token's cost in target passes, estimated from the weights each reads
+    (decoding is memory-bound): the head's projection, one decoder layer and K rows of the LM
+    head, against the target's layers and whole LM head."""
+    c = getattr(config, "get_text_config", lambda: config)()
+    h, inter, layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    heads = c.num_attention_heads
+    kv = getattr(c, "num_key_value_heads", None) or heads
+    kv_dim = h // heads * kv
+    layer = 2 * h * h + 2 * h * kv_dim + 3 * h * inter
+    head = 2 * h * h + layer + min(k, c.vocab_size) * h
+    return head / (layers * layer + c.vocab_size * h)
 
 
 def resolve(profile: Profile, dtype: str | None = None, method: str | None = None,

@@ -38,8 +38,30 @@ def mtp_head(profile: Profile):
 
 
 def no_mtp_head(profile: Profile) -> SpecScopeError:
-    return SpecScopeError(f"no trained FastMTP head for profile '{profile.name}': train one with "
-                          f"`specscope mtp train --profile {profile.name}` (minutes on a CPU)")
+    from specscope.train.budget import train_command
+
+    return SpecScopeError(f"no trained FastMTP head for profile '{profile.name}': "
+                          f"{train_command(profile)}")
+
+
+def head_facts(profile: Profile) -> dict | None:
+    """What users want to know of the profile's head: its held-out estimate of acceptance at
+    draft steps 1..depth, its training time (all runs), when it was written; None without one."""
+    import datetime
+
+    from specscope.core.mtp import read_meta
+
+    path = mtp_head(profile)
+    if path is None:
+        return None
+    try:
+        training = read_meta(path)[0].get("training", {})
+    except SpecScopeError:
+        return None
+    when = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    return {"path": path, "acceptance": training.get("estimate_acceptance") or [],
+            "seconds": training.get("seconds", 0.0), "runs": 1 + len(training.get("earlier", [])),
+            "written": when}
 
 
 def measured_priors(profile: Profile) -> tuple[dict[int, float] | None, float | None]:

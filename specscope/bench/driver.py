@@ -320,6 +320,11 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
         meta["engine_reference"] = engine_ref.describe()
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
+    if not interrupted:  # what `method: auto` chooses from next (core/last_bench.py)
+        from specscope.core import last_bench
+        from specscope.session import mtp_head
+
+        last_bench.save(prof.name, meta["dtype"], meta["draft_quant"], rows, mtp_head(prof))
     quant = quant_label(session.profile)
     split_note = f" ({meta['split']} split)" if meta["split"] else ""
     title = (f"specscope bench: {prof.name}, {meta['dtype']}{f' ({quant})' if quant else ''} on {meta['device']}, "

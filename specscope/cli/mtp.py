@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 
 from specscope.cli.options import Dtype, Profile, friendly_errors
 from specscope.train import DEFAULT_HELD, DEFAULT_VOCAB_K
+from specscope.train.budget import DEFAULT_MINUTES, RECIPE, RECIPE_SAMPLES
 
 mtp_app = typer.Typer(help="FastMTP: train a multi-token-prediction head on the target's own output.",
                       no_args_is_help=True, rich_markup_mode=None)
@@ -35,25 +36,25 @@ mtp_app = typer.Typer(help="FastMTP: train a multi-token-prediction head on the 
 def train(
     profile: Profile = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", metavar="FILE", help="Calibration prompts (Spec-Bench JSONL or text, one a line). Default: the packaged set, trained on its calibration split, selected and estimated on its tuning split.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Training prompts per category, from the end of each (the calibration split of a file that has splits).")] = 3,
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Training prompts per category, from the end of each (the calibration split of a file that has splits). Default: as many as the budget affords, a spread over the categories.")] = None,
     keep_apart: Annotated[Optional[int], typer.Option("--keep-apart", metavar="N", help="A file without splits: never train on the first this many prompts of a category (what `bench --limit` measures there). Default 0.")] = None,
     held: Annotated[int, typer.Option("--held", metavar="N", help="Prompts held apart to select on (--keep best, --init auto), and as many others for the held-out estimate (from the tuning split of a file that has splits).")] = DEFAULT_HELD,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", metavar="N", help="Length of the target's answers.")] = 128,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", metavar="N", help="Length of the target's answers.")] = RECIPE["max_new_tokens"],
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", metavar="N", help="Skip longer prompts.")] = 768,
-    batch: Annotated[int, typer.Option("--batch", metavar="N", help="Prompts per self-distillation batch.")] = 8,
-    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Answers per training prompt: the greedy one, and the rest sampled at --temperature (more text from the same prompts; by the target, or --sampled-by drafter).")] = 1,
-    temperature: Annotated[float, typer.Option("--temperature", metavar="T", help="Temperature of the sampled answers (--samples > 1).")] = 0.8,
-    sampled_by: Annotated[str, typer.Option("--sampled-by", metavar="target|drafter", help="Who writes the sampled answers: the target, or the profile's drafter (a smaller model of the same family: more text for the time; its text is labelled by the target's own distributions, like --corpus, so it needs --labels target).")] = "target",
-    minutes: Annotated[float, typer.Option("--minutes", metavar="MIN", help="Training time budget (after the data is ready).")] = 10.0,
+    batch: Annotated[int, typer.Option("--batch", metavar="N", help="Prompts per self-distillation batch.")] = RECIPE["batch"],
+    samples: Annotated[Optional[int], typer.Option("--samples", metavar="N", help=f"Answers per training prompt: the greedy one, and the rest sampled at --temperature (more text from the same prompts; by the drafter, or --sampled-by target). Default: as many as the budget affords, up to {RECIPE_SAMPLES}.")] = None,
+    temperature: Annotated[float, typer.Option("--temperature", metavar="T", help="Temperature of the sampled answers (--samples > 1).")] = RECIPE["temperature"],
+    sampled_by: Annotated[Optional[str], typer.Option("--sampled-by", metavar="target|drafter", help="Who writes the sampled answers: the target, or the profile's drafter (a smaller model of the same family: more text for the time; its text is labelled by the target's own distributions, like --corpus, so it needs --labels target). Default: the drafter where the profile has one.")] = None,
+    minutes: Annotated[float, typer.Option("--minutes", metavar="MIN", help="The whole run's wall time, from launch to the artifact: answers, hidden states and training share it, planned from this machine's measured rates (the plan is printed first). Run the command again to go on (it adds this much time).")] = DEFAULT_MINUTES,
     tokens: Annotated[Optional[int], typer.Option("--tokens", metavar="N", help="Stop after this many trained tokens.")] = None,
     depth: Annotated[int, typer.Option("--depth", metavar="J", help="Draft steps unrolled in training.")] = 3,
     beta: Annotated[float, typer.Option("--beta", metavar="B", help="Loss weight decay per step: beta^(j-1).")] = 0.6,
-    lr: Annotated[float, typer.Option("--lr", metavar="LR", help="AdamW learning rate.")] = 2e-4,
+    lr: Annotated[float, typer.Option("--lr", metavar="LR", help="AdamW learning rate.")] = RECIPE["lr"],
     vocab_k: Annotated[int, typer.Option("--vocab-k", metavar="K", help="Ranked vocabulary rows the head drafts over.")] = DEFAULT_VOCAB_K,
     init: Annotated[str, typer.Option("--init", metavar="hidden|embed|auto", help="W's start: embed ([0;I]), hidden ([I;0]) or auto (the better on the selection prompts).")] = "auto",
     labels: Annotated[str, typer.Option("--labels", metavar="target|tokens", help="target: the target's next-token distributions at every position (KL); tokens: its answer tokens only (cross-entropy).")] = "target",
     keep: Annotated[str, typer.Option("--keep", metavar="best|last", help="Which weights the artifact gets: best (those with the best acceptance on the selection prompts, evaluated every 90 s; the starting weights count) or last. Either way the reported estimate is on other held-out prompts.")] = "best",
-    resume: Annotated[bool, typer.Option("--resume", help="Go on training the head already at --out (its ranking, rows and held-apart prompts); with the resume state written beside it (HEAD.train.pt), its float32 weights, optimizer and learning-rate schedule carry on too (an interrupted run to the end of its budget: --minutes, --tokens and --lr are its own). Totals add up.")] = False,
+    resume: Annotated[Optional[bool], typer.Option("--resume/--new", help="--resume: go on training the head already at --out (its ranking, rows and held-apart prompts); with the resume state written beside it (HEAD.train.pt), its float32 weights, optimizer and learning-rate schedule carry on too (an interrupted run's schedule to its end). Totals add up. --new: start a new head even where one exists. Default: go on when there is a head.")] = None,
     corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", metavar="FILE", help="More training text, teacher-forced only (no answers generated: much cheaper a token than self-distillation): plain text, or JSONL (each line's text fields: text, content, turns, reference, prompt, response, answer; all its strings if none). Labels are the target's own distributions over it (--labels target). Repeatable.")] = None,
     corpus_tokens: Annotated[Optional[int], typer.Option("--corpus-tokens", metavar="N", help="Use at most this many --corpus tokens.")] = None,
     corpus_chunk: Annotated[int, typer.Option("--corpus-chunk", metavar="N", help="--corpus text is cut into sequences of this many tokens.")] = 512,
@@ -63,12 +64,16 @@ def train(
     dtype: Dtype = None,
 ) -> None:
     """Train FastMTP's head on the target's own answers; `--method mtp` then drafts with it."""
+    import signal
+    import time
+
+    launched = time.perf_counter()
     from rich.console import Console
 
     from specscope.core.errors import SpecScopeError
     from specscope.core.mtp import INITS
     from specscope.core.mtp_train import LABELS
-    from specscope.frontends.loading import check_options, loading_progress, quiet_libraries
+    from specscope.frontends.loading import check_options, loading_progress, quiet_libraries, resolve_auto
     from specscope.profiles import load_profile
     from specscope.train.run import TrainOptions, run
 
@@ -82,19 +87,19 @@ def train(
         keep_apart = 0
     if keep_apart < 0:
         raise SpecScopeError(f"--keep-apart must be >= 0, got {keep_apart}")
-    if min(batch, depth, max_new_tokens, vocab_k, max_prompt_tokens, samples) < 1 or held < 1:
+    if min(batch, depth, max_new_tokens, vocab_k, max_prompt_tokens, 1 if samples is None else samples) < 1 or held < 1:
         raise SpecScopeError("--batch, --depth, --held, --max-new-tokens, --vocab-k, --samples "
                              "and --max-prompt-tokens must be >= 1")
     if corpus and labels != "target":
         raise SpecScopeError("--corpus needs --labels target (its text has no answer tokens)")
     if corpus_chunk < 8 or (corpus_tokens is not None and corpus_tokens < 1):
         raise SpecScopeError("--corpus-chunk must be >= 8 and --corpus-tokens >= 1")
-    if sampled_by not in ("target", "drafter"):
+    if sampled_by not in (None, "target", "drafter"):
         raise SpecScopeError(f"--sampled-by must be target or drafter, got '{sampled_by}'")
     if sampled_by == "drafter" and labels != "target":
         raise SpecScopeError("--sampled-by drafter needs --labels target (the drafter's tokens are "
                              "not the target's)")
-    if samples > 1 and temperature <= 0:
+    if (samples is None or samples > 1) and temperature <= 0:
         raise SpecScopeError(f"--temperature must be > 0 for sampled answers, got {temperature:g}")
     if minutes <= 0 or (tokens is not None and tokens < 1) or not 0 < beta <= 1 or lr <= 0:
         raise SpecScopeError("--minutes and --lr must be > 0, --tokens >= 1, --beta in (0, 1]")
@@ -102,18 +107,30 @@ def train(
     check_options(prof, None, dtype, None)
     quiet_libraries()
     console = Console(stderr=True)
+    # `dtype: auto` (the embedded default): the dtype generate will run in on this machine
+    prof, _ = resolve_auto(prof, dtype, None, None, console, say=False)
     options = TrainOptions(
         profile=prof, prompts=prompts, limit=limit, keep_apart=keep_apart, held=held,
         max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, batch=batch,
         samples=samples, temperature=temperature, sampled_by=sampled_by, minutes=minutes,
         tokens=tokens, depth=depth, beta=beta, lr=lr, vocab_k=vocab_k, init=init, labels=labels,
         keep=keep, resume=resume, corpus=list(corpus or []), corpus_tokens=corpus_tokens,
-        corpus_chunk=corpus_chunk, trimmed=trimmed, seed=seed, out=out, dtype=dtype)
-    with Bars(console) as bars:
-        done = run(options, bars, lambda: loading_progress(console, lines=True))
-    print_report(done, options)
+        corpus_chunk=corpus_chunk, trimmed=trimmed, seed=seed, out=out, dtype=dtype,
+        launched=launched)
+    # kill (SIGTERM) stops like Ctrl-C: what is done is kept, the same command goes on
+    before = signal.signal(signal.SIGTERM, _stop)
+    try:
+        with Bars(console) as bars:
+            done = run(options, bars, lambda: loading_progress(console, lines=True))
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    print_report(done, done.options or options)
     if done.interrupted:
         raise typer.Exit(130)
+
+
+def _stop(*_) -> None:
+    raise KeyboardInterrupt
 
 
 class Bars:
@@ -191,6 +208,11 @@ def print_report(done, o) -> None:
                f"{' by the drafter' if by_drafter else ''}, {done.sampled_tokens} tokens)"
                if o.samples > 1 else "")
     split = settings["split"]
+    if done.plan is not None:
+        from specscope.train.plan import LABELS
+
+        took = ", ".join(f"{LABELS.get(k, k)} {v:.0f} s" for k, v in done.ran.items() if v >= 0.5)
+        report.print(f"  budget {o.minutes:g} min, planned: {done.plan.line()}; took: {took}")
     report.print(f"  data: {done.n_answers} training answers{sampled} + {done.n_held} selection and "
                  f"{done.n_estimate} estimate prompts held apart"
                  f"{f' (calibration and tuning splits)' if split else ''}"

@@ -10,7 +10,8 @@ def profiles() -> None:
     from rich.console import Console
 
     from specscope.profiles import DEFAULT_PROFILE, list_profiles, quant_label
-    from specscope.session import METHODS, mtp_head
+    from specscope.session import METHODS, head_facts
+    from specscope.train.budget import train_command
 
     console = Console(highlight=False, soft_wrap=True)  # a pipe or a log: whole lines, not cut at 80
     for p in list_profiles():
@@ -19,10 +20,15 @@ def profiles() -> None:
         console.print(f"    target {p.target}  drafter {p.drafter or '-'}  {p.dtype} on {p.device}"
                       f"  draft_len {p.draft_len}" + (f"  ({quant_label(p)})" if quant_label(p) else ""),
                       style="dim")
-        head = mtp_head(p)
-        console.print(f"    FastMTP head: {head}" if head else
-                      f"    FastMTP head: none (train one: specscope mtp train --profile {p.name})",
-                      style="dim")
+        head = head_facts(p)
+        if head is None:
+            console.print(f"    FastMTP head: none ({train_command(p)})", style="dim")
+        else:
+            acc = " ".join(f"{a:.2f}" for a in head["acceptance"]) or "-"
+            runs = f" in {head['runs']} runs" if head["runs"] > 1 else ""
+            console.print(f"    FastMTP head: held-out acceptance {acc} (draft steps 1..{len(head['acceptance'])}), "
+                          f"trained {head['seconds'] / 60:.0f} min{runs}, {head['written']}  {head['path']}",
+                          style="dim")
     console.print("\n[bold]methods[/bold]")
     for name, text in METHODS.items():
         console.print(f"  {name:10} {text}")

@@ -62,6 +62,7 @@ class Option:
     tokens_per_s: float  # predicted, prompt reading included
     decode_tokens_per_s: float  # predicted, the answer alone
     plain_tokens_per_s: float  # plain decoding in the same dtype, prompt included
+    measured: bool = False  # from a benchmark on this machine, not predicted
 
     @property
     def speedup(self) -> float:
@@ -110,12 +111,16 @@ def choose(target: dict[tuple[str, str], Costs], drafter: dict[tuple[str, str], 
            quant: str = "none", dtypes: list[str] | None = None,
            draft_quants: list[str] | None = None, methods: list[str] | None = None,
            acceptance: dict[str, list[float] | float] | None = None, mtp_token_ratio: float = 0.1,
-           prompt_tokens: int = 256, new_tokens: int = 128) -> Choice:
+           prompt_tokens: int = 256, new_tokens: int = 128,
+           measured: dict[tuple[str, str], float] | None = None) -> Choice:
     """The fastest predicted combination. `target`/`drafter`: costs per (dtype, weight format);
     `quant`: the target's format (a profile choice: it changes the output, auto never does);
     `dtypes`, `draft_quants`, `methods`: what may be chosen (None: everything measured);
     `acceptance`: per method, per-position acceptance (default PRIOR_ACCEPTANCE; a FastMTP head
-    passes its held-apart numbers, and `mtp_token_ratio` is its drafted token over a target pass)."""
+    passes its held-apart numbers, and `mtp_token_ratio` is its drafted token over a target pass);
+    `measured`: (dtype, method) -> the speedup over plain decoding a benchmark measured on this
+    machine (the last `bench`): it replaces the prediction for that method in that dtype (a
+    method with no prediction, such as mtp-tree, is considered only when measured)."""
     acceptance = {**PRIOR_ACCEPTANCE, **(acceptance or {})}
     methods = methods or ["ar", "draft"]
     options: list[Option] = []
@@ -137,6 +142,17 @@ def choose(target: dict[tuple[str, str], Costs], drafter: dict[tuple[str, str], 
                 k, rate, decode = _chain(tc, mtp_token_ratio * tc.t(1), 0.0, acceptance[m],
                                          prompt_tokens, new_tokens)
                 options.append(Option(dtype, "none", m, k, rate, decode, plain))
+        for (mdtype, m), speedup in (measured or {}).items():  # a benchmark's numbers win
+            method, _, dq = m.partition(":")  # "draft:int8": the drafter's weights it ran
+            if mdtype != dtype or method not in methods or method == "ar":
+                continue
+            same = [o for o in options if (o.dtype, o.method) == (dtype, method)
+                    and (method != "draft" or o.draft_quant == dq)]
+            if method == "draft" and not same:
+                continue  # a drafter format not among those open here
+            options = [o for o in options if o not in same]
+            options.append(Option(dtype, dq or "none", method, same[0].k if same else 0,
+                                  plain * speedup, plain_decode * speedup, plain, measured=True))
     if not options:
         raise ValueError("nothing measured to choose from")
     options.sort(key=lambda o: -o.tokens_per_s)
@@ -154,7 +170,8 @@ def _reason(best: Option, target, drafter, quant: str) -> str:
     tc = target[(best.dtype, quant)]
     said = [f"{best.dtype}" + (f", drafter {best.draft_quant}" if best.method == "draft" else "")
             + f", {best.method}" + (f" (k about {best.k})" if best.k else "")
-            + f": predicted {best.tokens_per_s:.1f} tok/s, {best.speedup:.2f}x plain"]
+            + (f": measured {best.speedup:.2f}x plain by the last bench here" if best.measured else
+               f": predicted {best.tokens_per_s:.1f} tok/s, {best.speedup:.2f}x plain")]
     others = [d for (d, q) in target if q == quant and d != best.dtype]
     for d in others:
         oc = target[(d, quant)]

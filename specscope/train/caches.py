@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import torch
 
 from specscope.core.files import atomic_write
 from specscope.core.mtp_train import Sample, self_distill, teacher_hidden_shared
-from specscope.train.events import Beat, Ended, OnEvent, Progress, Started, ignore
+from specscope.train.events import Beat, Ended, Note, OnEvent, Progress, Started, ignore
 
 
 def write_json(path: Path, data) -> None:
@@ -24,27 +25,51 @@ def ids_digest(ids: list[int], n: int = 16) -> str:
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:n]
 
 
+def read_answers(path: Path) -> dict[str, list[int]]:
+    """The answers saved at `path` ({} when there are none, or the file is damaged)."""
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    return {}
+
+
+def answer_key(prompt: list[int], sample: int = 0, temperature: float = 0.0) -> str:
+    """An answer's key in its file: the prompt's ids, and for a sampled answer its number and
+    temperature."""
+    return json.dumps(prompt) if sample == 0 else f"{json.dumps(prompt)}#sample{sample}@{temperature:g}"
+
+
 def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos: set[int], pad: int,
                        batch: int, path: Path, on_event: OnEvent = ignore, sample: int = 0,
-                       temperature: float = 0.0,
-                       writer: str = "the target") -> tuple[list[list[int]], int]:
+                       temperature: float = 0.0, writer: str = "the target",
+                       deadline: float | None = None,
+                       required: int = 0) -> tuple[list[list[int] | None], int]:
     """The answers of `model` (the target; the drafter for --sampled-by drafter) to every
     prompt, generated `batch` at a time (similar lengths together, so left padding wastes little)
     and saved after each batch; answers already in `path` (keyed by the prompt's ids, and for
     sampled answers by sample number and temperature) are reused. `sample` 0 is the greedy
-    answer; sample s > 0 is drawn at `temperature`, seeded by s and the batch. Reports the
-    stage "answers" (prompts done, tokens), within a batch at every heartbeat. Returns (answers,
-    how many came from the file)."""
-    done: dict[str, list[int]] = {}
-    if path.is_file():
-        try:
-            done = json.loads(path.read_text())
-        except (OSError, ValueError):
-            done = {}
-    keys = [json.dumps(p) if sample == 0 else f"{json.dumps(p)}#sample{sample}@{temperature:g}"
-            for p in prompts]
+    answer; sample s > 0 is drawn at `temperature`, seeded by s and the batch (batches are cut
+    the same way whatever is on disk already). Reports the
+    stage "answers" (prompts done, tokens), within a batch at every heartbeat, and from a timer
+    while one decoding step runs long.
+    `deadline` (a time.perf_counter() value): no batch starts after it, except those of the
+    first `required` prompts (done first); the others then go in their order, and those left
+    without an answer are None. Returns (answers, how many came from the file)."""
+    done = read_answers(path)
+    keys = [answer_key(p, sample, temperature) for p in prompts]
     resumed = sum(k in done for k in keys)
-    todo = sorted((i for i, k in enumerate(keys) if k not in done), key=lambda i: len(prompts[i]))
+    # the batches are cut from every prompt, answered or not (not from those left to do), so a
+    # run that goes on after an interruption makes the same batches, with the same seeds and
+    # padding, as one never interrupted: the same answers
+    by_length = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    if deadline is None:
+        groups = [by_length]
+    else:  # the required ones first, by length; the rest in their order
+        groups = [[i for i in by_length if i < required], list(range(required, len(prompts)))]
+    batches = [(n, b, g[b:b + batch]) for n, g in enumerate(groups) for b in range(0, len(g), batch)]
+    left = sum(k not in done for k in keys)
 
     def tokens() -> int:
         return sum(len(done[k]) for k in keys if k in done)
@@ -56,18 +81,27 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
     beat = Beat(lambda: on_event(Progress("answers", sum(k in done for k in keys),
                                           {"tokens": tokens()})))
     try:
-        for b in range(0, len(todo), batch):
-            idx = todo[b:b + batch]
-            seed = sample * 1_000_003 + b
-            answers = self_distill(model, [prompts[i] for i in idx], max_new_tokens, eos, pad,
-                                   temperature if sample else 0.0, seed, on_step=beat)
-            for i, ans in zip(idx, answers):
-                done[keys[i]] = ans
-            write_json(path, done)
-            beat(force=True)
+        with beat:
+            for group, b, idx in batches:
+                idx = [i for i in idx if keys[i] not in done]
+                if not idx:
+                    continue
+                if deadline is not None and group > 0 and time.perf_counter() >= deadline:
+                    on_event(Note(f"{what}: the plan's time for them is spent, {left} prompts "
+                                  "left (run the command again to go on)"))
+                    break
+                seed = sample * 1_000_003 + group * 100_003 + b
+                answers = self_distill(model, [prompts[i] for i in idx], max_new_tokens, eos, pad,
+                                       temperature if sample else 0.0, seed, on_step=beat)
+                with beat.lock:
+                    for i, ans in zip(idx, answers):
+                        done[keys[i]] = ans
+                left -= len(idx)
+                write_json(path, done)
+                beat(force=True)
     finally:
         on_event(Ended("answers"))
-    return [done[k] for k in keys], resumed
+    return [done.get(k) for k in keys], resumed
 
 
 def _read_hidden(path: Path, length: int) -> torch.Tensor | None:
@@ -88,35 +122,44 @@ def hidden_cached(model, samples: list[Sample], folder: Path,
     there, else computed (the samples of one prompt together: the prompt runs once) and saved
     there. Reports the stage "hidden" (sequences, tokens). Returns (computed, loaded) sequence
     counts."""
-    from safetensors.torch import save_file
-
     groups: dict[tuple, list[Sample]] = {}
     for i, s in enumerate(samples):
         key = tuple(s.ids[:s.prompt_len]) if s.prompt_len else ("alone", i)
         groups.setdefault(key, []).append(s)
     folder.mkdir(parents=True, exist_ok=True)
-    loaded = computed = tokens = finished = 0
     on_event(Started("hidden", "teacher-forced hidden states", len(samples), 0, {"tokens": 0}))
+    counts = {"finished": 0, "tokens": 0}
+    beat = Beat(lambda: on_event(Progress("hidden", counts["finished"], {"tokens": counts["tokens"]})))
     try:
-        for group in groups.values():
-            todo = []
-            for s in group:
-                s.hidden = _read_hidden(folder / f"{ids_digest(s.ids, 24)}.safetensors", len(s.ids))
-                if s.hidden is None:
-                    todo.append(s)
-                else:
-                    s.hidden, loaded = s.hidden.to(model.device), loaded + 1
-            if todo:
-                n = todo[0].prompt_len if len(todo) > 1 else len(todo[0].ids)
-                states = teacher_hidden_shared(model, todo[0].ids[:n], [s.ids[n:] for s in todo])
-                for s, h in zip(todo, states):
-                    s.hidden = h
-                    atomic_write(folder / f"{ids_digest(s.ids, 24)}.safetensors",
-                                 lambda tmp, h=h: save_file({"hidden": h.detach().cpu().contiguous()}, tmp))
-                computed += len(todo)
-                tokens += n + sum(len(s.ids) - n for s in todo)
-            finished += len(group)
-            on_event(Progress("hidden", finished, {"tokens": tokens}))
+        with beat:
+            _hidden_groups(model, groups, folder, counts, beat)
     finally:
         on_event(Ended("hidden"))
-    return computed, loaded
+    return counts.get("computed", 0), counts.get("loaded", 0)
+
+
+def _hidden_groups(model, groups: dict, folder: Path, counts: dict, beat: Beat) -> None:
+    from safetensors.torch import save_file
+
+    loaded = computed = tokens = finished = 0
+    for group in groups.values():
+        todo = []
+        for s in group:
+            s.hidden = _read_hidden(folder / f"{ids_digest(s.ids, 24)}.safetensors", len(s.ids))
+            if s.hidden is None:
+                todo.append(s)
+            else:
+                s.hidden, loaded = s.hidden.to(model.device), loaded + 1
+        if todo:
+            n = todo[0].prompt_len if len(todo) > 1 else len(todo[0].ids)
+            states = teacher_hidden_shared(model, todo[0].ids[:n], [s.ids[n:] for s in todo])
+            for s, h in zip(todo, states):
+                s.hidden = h
+                atomic_write(folder / f"{ids_digest(s.ids, 24)}.safetensors",
+                             lambda tmp, h=h: save_file({"hidden": h.detach().cpu().contiguous()}, tmp))
+            computed += len(todo)
+            tokens += n + sum(len(s.ids) - n for s in todo)
+        finished += len(group)
+        with beat.lock:
+            counts.update(finished=finished, tokens=tokens, computed=computed, loaded=loaded)
+        beat(force=True)

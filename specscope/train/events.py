@@ -7,6 +7,7 @@ terminal can print a line at a steady pace. `Note` is a sentence for the user.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,15 +52,36 @@ def ignore(event: Event) -> None:
 
 class Beat:
     """Calls `send()` when `every` seconds have passed since the last call went out (or
-    `force`): a stage's progress within a batch, without an event per decoding step."""
+    `force`): a stage's progress within a batch, without an event per decoding step.
 
-    def __init__(self, send: Callable[[], None], every: float = HEARTBEAT_S) -> None:
+    As a context manager it also runs a timer thread that sends when nothing went out for
+    `every` seconds: one step that takes minutes (a large batch's prompt read) still reports."""
+
+    def __init__(self, send: Callable[[], None], every: float | None = None) -> None:
         self.send = send
-        self.every = every
+        self.every = HEARTBEAT_S if every is None else every
         self.last = time.monotonic()
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def __call__(self, *_, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self.last >= self.every:
-            self.last = now
-            self.send()
+        with self.lock:
+            now = time.monotonic()
+            if force or now - self.last >= self.every:
+                self.last = now
+                self.send()
+
+    def __enter__(self) -> Beat:
+        self._thread = threading.Thread(target=self._run, name="specscope-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every / 2):
+            self()

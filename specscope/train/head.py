@@ -3,6 +3,8 @@ rows it drafts over, its start (--init, or the resumed head and its resume state
 the artifact records, training (train/loop.py), the held-out estimate and the artifact."""
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 import torch
@@ -123,10 +125,17 @@ def train_head(o, prof, model, target, tokenizer, out: Path, ranking, previous, 
         return save_artifact(out, head, ranking, k, target, prof.target, tokenizer, prof.name,
                              {**settings, **result}, torch.bfloat16 if autocast else torch.float32)
 
+    # the budget's end of training (train/plan.py) stops the run; the schedule runs over that
+    # time, or over --tokens when given (then a resumed run equals an uninterrupted one bit for
+    # bit: nothing in it depends on the clock)
+    until = getattr(o, "train_until", None)
+    minutes = o.minutes if until is None else max((until - time.perf_counter()) / 60, 0.01)
+    if o.tokens and until is not None:
+        minutes = math.inf
     result, interrupted = train_loop(
-        head, embed, weight, rows, train_set, held_out, depth, beta, o.lr, o.minutes, o.tokens, amp,
+        head, embed, weight, rows, train_set, held_out, depth, beta, o.lr, minutes, o.tokens, amp,
         o.seed, checkpoint, on_event, labels, before, o.keep, resume,
-        lambda state: save_state(state_path(out), state_id, state))
+        lambda state: save_state(state_path(out), state_id, state), until)
     with amp:  # the estimate: once, on the kept weights, on prompts nothing was chosen on
         result["estimate_loss"], result["estimate_acceptance"] = evaluate(
             head, embed, weight, rows, estimate_set, depth, beta, labels)

@@ -24,6 +24,7 @@ from specscope.train.caches import ids_digest
 from specscope.train.events import Beat, Ended, Note, OnEvent, Progress, Started, ignore
 
 EVAL_EVERY_S = 90.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 WARMUP_STEPS = 10
 
 
@@ -35,17 +36,19 @@ def learning_rate(lr: float, step: int, frac: float) -> float:
 
 @contextmanager
 def deferred_interrupt():
-    """Ctrl-C inside the block is raised at its end, not in its middle: an optimizer step and
-    the counters that say it happened are one (a resume state never holds half a step)."""
+    """Ctrl-C (or SIGTERM) inside the block is raised at its end, not in its middle: an
+    optimizer step and the counters that say it happened are one (a resume state never holds
+    half a step)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = []
-    old = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    old = {sig: signal.signal(sig, lambda *a: caught.append(a)) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     if caught:
         raise KeyboardInterrupt
 
@@ -59,7 +62,8 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
                minutes: float, max_tokens: int | None, amp, seed: int, checkpoint,
                on_event: OnEvent = ignore, labels: str = "target", before: dict | None = None,
                keep: str = "best", resume: dict | None = None,
-               save_state: Callable[[dict], None] | None = None) -> tuple[dict, bool]:
+               save_state: Callable[[dict], None] | None = None,
+               stop_at: float | None = None) -> tuple[dict, bool]:
     """Train until the time or token budget is spent; evaluate on the held-apart samples every
     EVAL_EVERY_S seconds; Ctrl-C stops (the result says it was interrupted).
 
@@ -75,7 +79,9 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
     `resume`: a resume state (train/state.py) of the run this one continues: its float32
     weights, optimizer, schedule, data order and best weights so far replace the head's.
     `save_state(state)`: called with the resume state at every checkpoint and at the end
-    (before the kept weights are loaded), interrupted or not."""
+    (before the kept weights are loaded), interrupted or not.
+    `stop_at` (a time.perf_counter() value): the run's wall-time budget ends there; a resumed
+    schedule whose own budget runs further stops there unfinished (the next run continues it)."""
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     rng = random.Random(seed)
@@ -105,6 +111,9 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
     state = {"steps": 0, "tokens": 0, "train_loss": float("nan") if ema is None else ema,
              "held_loss": float("nan"), "held_acceptance": [0.0] * depth, "seconds": 0.0}
     t0 = last_eval = time.perf_counter()
+
+    def over() -> bool:
+        return used() >= 1.0 or (stop_at is not None and time.perf_counter() >= stop_at)
 
     def used() -> float:
         frac = (sched["seconds"] + time.perf_counter() - t0) / sched["budget_s"]
@@ -171,17 +180,17 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
             save_state(resume_state())
 
     interrupted = False
-    on_event(Started("train", "training", 100, 100 * used(),
-                     {"steps": 0, "tokens": 0, "loss": ema, "acceptance": None, "best": None}))
-    try:
+    try:  # (a stop from its first line on is caught: the run saves what it has)
+        on_event(Started("train", "training", 100, 100 * used(),
+                         {"steps": 0, "tokens": 0, "loss": ema, "acceptance": None, "best": None}))
         held()
-        while used() < 1.0:
+        while not over():
             if at >= len(order):
                 order, at = list(range(len(train_set))), 0
                 rng.shuffle(order)
             while at < len(order):
                 frac = used()
-                if frac >= 1.0:
+                if over():
                     break
                 for g in opt.param_groups:
                     g["lr"] = learning_rate(lr, sched["steps"], frac)

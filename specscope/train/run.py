@@ -16,16 +16,19 @@ from __future__ import annotations
 import hashlib
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from specscope.core.errors import SpecScopeError
+from specscope.train.caches import answer_key, read_answers
 from specscope.train.corpus import (answers_file, check_corpus, corpus_prompts, corpus_samples,
                                     held_apart, hidden_key, prompt_key, read_corpus)
 from specscope.train import DEFAULT_HELD, DEFAULT_VOCAB_K
+from specscope.train.budget import DEFAULT_MINUTES, RECIPE
 from specscope.train.events import Note, OnEvent, ignore
+from specscope.train.plan import replan
 
 
 @dataclass
@@ -34,25 +37,25 @@ class TrainOptions:
 
     profile: object = None  # a Profile (checked: frontends' check_options), or a name
     prompts: Path | None = None
-    limit: int | None = 3
+    limit: int | None = None  # None: as many calibration prompts as the budget affords
     keep_apart: int = 0
     held: int = DEFAULT_HELD
-    max_new_tokens: int = 128
+    max_new_tokens: int = RECIPE["max_new_tokens"]
     max_prompt_tokens: int = 768
-    batch: int = 8
-    samples: int = 1
-    temperature: float = 0.8
-    sampled_by: str = "target"
-    minutes: float = 10.0
+    batch: int = RECIPE["batch"]
+    samples: int | None = None  # None: as many as the budget affords, up to RECIPE_SAMPLES
+    temperature: float = RECIPE["temperature"]
+    sampled_by: str | None = None  # None: the drafter where the profile has one
+    minutes: float = DEFAULT_MINUTES  # the whole run's wall time (train/plan.py)
     tokens: int | None = None
     depth: int = 3
     beta: float = 0.6
-    lr: float = 2e-4
+    lr: float = RECIPE["lr"]
     vocab_k: int = DEFAULT_VOCAB_K
     init: str = "auto"
     labels: str = "target"
     keep: str = "best"
-    resume: bool = False
+    resume: bool | None = None  # None: go on with the head at `out` when there is one
     corpus: list[Path] = field(default_factory=list)
     corpus_tokens: int | None = None
     corpus_chunk: int = 512
@@ -60,6 +63,8 @@ class TrainOptions:
     seed: int = 0
     out: Path | None = None
     dtype: str | None = None
+    launched: float | None = None  # time.perf_counter() at launch (the budget counts from it)
+    train_until: float | None = None  # set by run(): when training must end
 
 
 @dataclass
@@ -95,6 +100,9 @@ class TrainReport:
     corpus_paths: list[Path]
     rows_cover: float  # share of selection answer tokens inside the drafting rows
     total_s: float
+    plan: object = None  # the plan (train/plan.py), as made and as it ran
+    ran: dict = field(default_factory=dict)  # stage -> seconds it took
+    options: object = None  # the options as run (the plan's prompts and samples filled in)
 
 
 def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainReport:
@@ -107,12 +115,15 @@ def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainRepor
     from specscope.profiles import Profile, load_profile
     from specscope.prompts import has_splits, prompt_source, read_prompts, select_prompts
 
+    t_launch = o.launched or time.perf_counter()
     loading = loading or (lambda: nullcontext(None))
     texts = read_corpus(o.corpus)
     in_corpus = corpus_prompts(o.corpus)
     prof = o.profile if isinstance(o.profile, Profile) else load_profile(o.profile)
     if o.sampled_by == "drafter" and not prof.drafter:
         raise SpecScopeError(f"--sampled-by drafter: profile '{prof.name}' has no drafter")
+    if o.sampled_by is None:  # the recipe: the drafter writes the sampled answers, where there is one
+        o = replace(o, sampled_by="drafter" if prof.drafter and o.labels == "target" else "target")
     dtype = o.dtype or prof.dtype
     source = prompt_source(o.prompts)
     everything = read_prompts(source)
@@ -133,6 +144,10 @@ def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainRepor
     out = Path(o.out or artifact_path(prof.name)).expanduser()
     if o.resume and not out.is_file():
         raise SpecScopeError(f"--resume: no head at {out} (train one first, or name it with --out)")
+    implicit = o.resume is None and out.is_file()  # the same command again: go on with its head
+    o = replace(o, resume=bool(o.resume or implicit))
+    if implicit:
+        on_event(Note(f"going on with the head at {out} (--new starts a new one)"))
     ranking = None
     if o.trimmed or prof.trimmed:
         from specscope.core.vocab import read_trimmed
@@ -140,7 +155,6 @@ def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainRepor
         ranking = read_trimmed(o.trimmed or prof.trimmed).ranking
     torch.manual_seed(o.seed)
 
-    t_start = time.perf_counter()
     with loading() as progress:
         tokenizer = load_tokenizer(prof.target, progress)
         model = load_causal_lm(prof.target, dtype, prof.device, progress)
@@ -150,7 +164,7 @@ def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainRepor
         first = previous.meta.get("training", {})
         if not first.get("estimate_keys"):
             raise SpecScopeError(f"--resume: {out} was trained before its held-out estimate was kept "
-                                 "apart from its selection prompts; train a new head (no --resume)")
+                                 "apart from its selection prompts; train a new head (--new)")
         ignored = [name for name, given, kept in (
             ("--vocab-k", o.vocab_k if o.vocab_k != DEFAULT_VOCAB_K else None, previous.k),
             ("--held", held if held != DEFAULT_HELD else None, first.get("n_held")),
@@ -184,8 +198,10 @@ def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainRepor
     estimate_p = [prompt_of[k] for k in sorted(estimate_keys) if k in prompt_of]
     check_corpus(in_corpus, selection_p + estimate_p, "the prompts held apart for selection and the estimate")
     fp = model_fingerprint(target, prof.target)
+    hidden_dir = out.parent / "hidden" / answers_file(out, prof.name, hidden_key(model, fp, dtype)).stem
     data = _answers(o, prof, model, tokenizer, encoded, held_keys, estimate_keys, eos, out, fp,
-                    dtype, on_event, loading)
+                    dtype, on_event, loading, t_launch, hidden_dir)
+    o = data["options"]  # the plan's prompts and samples
     train_set, held_out, estimate_set = data["train"], data["held"], data["estimate"]
     extra = corpus_samples(tokenizer, texts, o.corpus_chunk, o.corpus_tokens)
     n_answers = len(train_set)
@@ -197,9 +213,11 @@ def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainRepor
     t0 = time.perf_counter()
     # cached per target, dtype and device: a --resume or a run with more samples computes only
     # the sequences it has not seen
-    hidden_dir = out.parent / "hidden" / answers_file(out, prof.name, hidden_key(model, fp, dtype)).stem
     hidden_new, hidden_loaded = hidden_cached(model, samples_all, hidden_dir, on_event)
     hidden_s = time.perf_counter() - t0
+    ran = {**data["ran"], "hidden": hidden_s}
+    plan = replan(data["plan"], ran)  # what the stages took: training gets what is left
+    o = replace(o, train_until=t_launch + plan.end_of("train"))
 
     from specscope.train.head import train_head
 
@@ -226,59 +244,96 @@ def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainRepor
         hidden_loaded=hidden_loaded, hidden_dir=hidden_dir, gen_s=data["seconds"],
         hidden_s=hidden_s, corpus_tokens=facts["corpus_tokens"], corpus_sequences=len(extra),
         corpus_paths=[c for c, _ in texts], rows_cover=trained["rows_cover"],
-        total_s=time.perf_counter() - t_start)
+        total_s=time.perf_counter() - t_launch, plan=data["plan"], options=o,
+        ran={**ran, "train+finish": time.perf_counter() - t0 - hidden_s})
 
 
 def _answers(o: TrainOptions, prof, model, tokenizer, encoded, held_keys, estimate_keys, eos,
-             out: Path, fp: dict, dtype: str, on_event: OnEvent, loading) -> dict:
-    """The target's greedy answers to every prompt, split into training, selection and estimate
+             out: Path, fp: dict, dtype: str, on_event: OnEvent, loading, t_launch: float,
+             hidden_dir: Path) -> dict:
+    """The plan (train/plan.py), then the target's greedy answers to the prompts held apart and
+    to as many training prompts as it affords, split into training, selection and estimate
     samples, and the sampled answers to the training prompts (--samples)."""
     from specscope.core.lm import CachedLM
     from specscope.core.models import load_causal_lm
     from specscope.core.mtp_train import Sample
     from specscope.core.vocab import model_fingerprint
+    from specscope.train.budget import make_plan, plan_note, rates_for, spread
     from specscope.train.caches import self_distil_cached
 
     # one answers file per target, dtype and length: answers are keyed by their prompt inside it,
     # so another --limit or prompt file reuses every answer it shares
     data_file = answers_file(out, prof.name, [fp["head_sha256"], dtype, o.max_new_tokens])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos or {0})
-
-    t0 = time.perf_counter()
-    answers, resumed = self_distil_cached(model, [ids for _, ids in encoded], o.max_new_tokens, eos,
-                                          pad, o.batch, data_file, on_event)
-    greedy = [Sample(ids + ans, len(ids), prompt_len=len(ids)) for (_, ids), ans in zip(encoded, answers)]
-    held_out = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in held_keys]
-    estimate_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in estimate_keys]
-    train_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) not in held_keys | estimate_keys]
-    if not held_out or not estimate_set:  # only on --resume: a new run holds its own prompts apart
+    apart = held_keys | estimate_keys
+    held_pairs = [pair for pair in encoded if prompt_key(pair[1]) in apart]
+    train_pairs = [pair for pair in encoded if prompt_key(pair[1]) not in apart]
+    if not held_pairs or len(held_pairs) < len(apart):  # only on --resume: a new run holds its own apart
         raise SpecScopeError("--resume: the earlier run's held-apart prompts are not among these "
-                             "prompts (use the same --prompts)")
-    if not train_set:
+                             "prompts (use the same --prompts, or --new for a new head)")
+    if not train_pairs:
         raise SpecScopeError("every prompt is held apart: use more prompts")
-    # sampled answers to the training prompts only (the held-apart estimate stays on greedy text)
-    train_prompts = [s.ids[:s.answer_start] for s in train_set]
-    by_drafter = o.samples > 1 and o.sampled_by == "drafter"
-    writer, writer_file, sampled_tokens = model, data_file, 0
+    done = set(read_answers(data_file))
+    train_pairs = spread([p for p in train_pairs if answer_key(p[1]) in done]) + \
+        spread([p for p in train_pairs if answer_key(p[1]) not in done])  # what is on disk first
+    by_drafter = o.sampled_by == "drafter" and (o.samples is None or o.samples > 1)
+    rates, writer = rates_for(prof, model, dtype, o.batch, o.temperature,
+                              [ids for _, ids in held_pairs + train_pairs], pad, by_drafter, loading,
+                              on_event)
+    writer_file = None
     if by_drafter:
-        with loading() as progress:
-            writer = load_causal_lm(prof.drafter, dtype, prof.device, progress)
+        if writer is None:
+            with loading() as progress:
+                writer = load_causal_lm(prof.drafter, dtype, prof.device, progress)
         drafter_sha = model_fingerprint(CachedLM(writer), prof.drafter)["head_sha256"]
         writer_file = answers_file(out, f"{prof.name}-drafter",
                                    [fp["head_sha256"], drafter_sha, dtype, o.max_new_tokens])
-    for n in range(1, o.samples):
+    plan = make_plan(o, rates, t_launch, [ids for _, ids in held_pairs],
+                     [ids for _, ids in train_pairs], data_file, writer_file, hidden_dir,
+                     o.sampled_by)
+    on_event(plan_note(plan, o))
+    fixed = o.samples is not None and o.limit is not None  # nothing left to the plan: no deadlines
+    o = replace(o, samples=plan.samples)
+    ran = {"start": time.perf_counter() - t_launch}
+
+    t0 = time.perf_counter()
+    asked = held_pairs + train_pairs[:plan.train_prompts]
+    deadline = None if o.limit is not None else t_launch + plan.end_of("answers")
+    answers, resumed = self_distil_cached(model, [ids for _, ids in asked], o.max_new_tokens, eos,
+                                          pad, o.batch, data_file, on_event, deadline=deadline,
+                                          required=len(held_pairs) + 1)
+    ran["answers"] = time.perf_counter() - t0
+    answered = {prompt_key(ids): ans for (_, ids), ans in zip(asked, answers) if ans is not None}
+    # in the prompts' own order (not the order they were answered in): the training data's
+    # order, and so a resumed run's, does not depend on what an earlier run left on disk
+    greedy = [Sample(ids + answered[prompt_key(ids)], len(ids), prompt_len=len(ids))
+              for _, ids in encoded if prompt_key(ids) in answered]
+    held_out = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in held_keys]
+    estimate_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) in estimate_keys]
+    train_set = [s for s in greedy if prompt_key(s.ids[:s.answer_start]) not in apart]
+    # sampled answers to the training prompts only (the held-apart estimate stays on greedy text)
+    train_prompts = [s.ids[:s.answer_start] for s in train_set]
+    t1, sampled_tokens = time.perf_counter(), 0
+    deadline = None if fixed else t_launch + replan(plan, ran).end_of("sampled")
+    writer = writer if by_drafter else model
+    for n in range(1, plan.samples):
+        if deadline is not None and time.perf_counter() >= deadline:
+            on_event(Note(f"sampled answers #{n} to #{plan.samples - 1}: the plan's time for them "
+                          "is spent (run the command again to go on)"))
+            break
         more, more_resumed = self_distil_cached(writer, train_prompts, o.max_new_tokens, eos, pad,
-                                                o.batch, writer_file, on_event, n, o.temperature,
-                                                f"the {o.sampled_by}")
+                                                o.batch, writer_file or data_file, on_event, n,
+                                                o.temperature, f"the {o.sampled_by}", deadline)
         # the drafter's text has no answer part: every position is labelled by the target's own
         # distribution, none by the drafter's tokens (as --corpus text)
         # the prompt is trained on once, with its greedy answer: here it is context only
         train_set += [Sample(p + ans, len(p + ans) if by_drafter else len(p), prompt_len=len(p),
                              loss_from=max(0, len(p) - 2))
-                      for p, ans in zip(train_prompts, more)]
+                      for p, ans in zip(train_prompts, more) if ans is not None]
         resumed += more_resumed
-        sampled_tokens += sum(map(len, more))
+        sampled_tokens += sum(len(a) for a in more if a is not None)
+    ran["sampled"] = time.perf_counter() - t1
     del writer
     return {"train": train_set, "held": held_out, "estimate": estimate_set, "resumed": resumed,
             "file": data_file, "n_prompts": len(train_prompts), "sampled_tokens": sampled_tokens,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "plan": plan, "ran": ran, "options": o}

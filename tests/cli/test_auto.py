@@ -78,3 +78,36 @@ def test_auto_on_the_command_line_for_a_profile_that_pins_its_values(tmp_path, m
                                     "--dtype", "auto", "--draft-quant", "auto"]))
     assert s["dtype"] in ("float32", "bfloat16") and s["auto"]["dtype"] == s["dtype"]
     assert s["draft_quant"] in ("none", "int8", "int4")
+
+
+def test_with_a_head_auto_picks_the_method_the_last_bench_measured_fastest(tmp_path, machine_cache,
+                                                                           monkeypatch):
+    """`method: auto` once the profile has a FastMTP head and a bench ran here: the method the
+    bench measured fastest (mtp-tree among them) is chosen, and the `auto:` line says so."""
+    from specscope.core import last_bench
+
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(machine_cache))
+    # only the method open: every option the chooser weighs is one the bench measures
+    path = write(tmp_path, "headed.yaml", "target: tiny-random:target\ndrafter: tiny-random:draft\n"
+                 "dtype: float32\nmethod: auto\ndraft_quant: none\nmax_new_tokens: 16\n")
+    r = runner.invoke(app, ["mtp", "train", "-p", path, "--limit", "1", "--held", "1", "--samples", "1",
+                            "--max-new-tokens", "8", "--tokens", "100"])
+    assert r.exit_code == 0, r.output
+    s = summary(runner.invoke(app, ["generate", "def f(x):", "-p", path, "-n", "8", "--json"]))
+    assert s["auto"]["method"] in ("ar", "draft", "mtp")  # predicted: mtp-tree is never predicted
+    r = runner.invoke(app, ["bench", "-p", path, "-m", "draft,mtp,mtp-tree", "--limit", "1",
+                            "--categories", "coding,writing", "-n", "16", "--no-warmup",
+                            "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    from specscope.profiles import load_profile
+    from specscope.session import mtp_head
+
+    measured = last_bench.load("headed", mtp_head(load_profile(path)))
+    assert {m for _, m in measured} >= {"mtp", "mtp-tree"}
+    s = summary(runner.invoke(app, ["generate", "def f(x):", "-p", path, "-n", "8", "--json"]))
+    dtype = s["auto"]["dtype"]
+    mine = {m.split(":")[0]: v for (d, m), v in measured.items() if d == dtype}
+    fastest = max(mine, key=mine.get)
+    assert s["auto"]["method"] == (fastest if mine[fastest] >= 1.05 else "ar"), (mine, s["auto"])
+    if s["auto"]["method"] != "ar":
+        assert "by the last bench here" in s["auto"]["reason"]

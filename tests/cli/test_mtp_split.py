@@ -10,7 +10,7 @@ from tests.clitools import assert_clean_error
 
 runner = CliRunner()
 TRAIN = ["mtp", "train", "-p", "tiny-random", "--limit", "1", "--held", "2", "--max-new-tokens", "6",
-         "--tokens", "100"]
+         "--tokens", "100", "--samples", "1"]
 
 
 @pytest.fixture(scope="module")

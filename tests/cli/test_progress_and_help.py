@@ -82,7 +82,7 @@ def test_mtp_train_without_a_terminal_reports_each_stage_and_the_loss_on_stderr(
     out = tmp_path / "head.safetensors"
     r = runner.invoke(app, ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts),
                             "--held", "1", "--max-new-tokens", "6", "--tokens", "200",
-                            "--out", str(out)])
+                            "--samples", "1", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert out.is_file()
     for stage in ("self-distillation", "teacher-forced hidden states", "train"):
@@ -126,7 +126,8 @@ def mtp_train_args(tmp_path, monkeypatch):
     texts.write_text("def add(a, b):\nthe cat sat on\nsort a list\nwrite a loop\nsplit a string\n")
     out = tmp_path / "head.safetensors"
     return texts, out, ["mtp", "train", "-p", "tiny-random", "--prompts", str(texts), "--held", "1",
-                        "--limit", "10", "--max-new-tokens", "6", "--tokens", "100", "--out", str(out)]
+                        "--limit", "10", "--samples", "1", "--max-new-tokens", "6", "--tokens", "100",
+                        "--out", str(out)]
 
 
 def test_mtp_train_resume_adds_up_and_a_missing_head_is_refused(tmp_path, monkeypatch):
@@ -160,6 +161,7 @@ def test_mtp_train_samples_more_answers_for_training_prompts_only(tmp_path, monk
     _, out, common = mtp_train_args(tmp_path, monkeypatch)
     r = runner.invoke(app, [*common, "--samples", "2", "--temperature", "0"])
     assert r.exit_code == 2 and "--temperature must be > 0" in r.output
+    common += ["--sampled-by", "target"]
     r = runner.invoke(app, [*common, "--samples", "3", "--temperature", "1.0"])
     assert r.exit_code == 0, r.output
     from specscope.core.mtp import read_meta
@@ -292,7 +294,7 @@ def test_mtp_train_keeps_the_hidden_states_and_reads_them_back(tmp_path, monkeyp
     from specscope.core.mtp import read_meta
 
     _, out, common = mtp_train_args(tmp_path, monkeypatch)
-    args = [*common, "--samples", "2", "--temperature", "1.0", "--init", "auto"]
+    args = [*common, "--samples", "2", "--temperature", "1.0", "--init", "auto", "--new"]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     first = read_meta(out)[0]["training"]

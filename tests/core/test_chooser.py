@@ -88,3 +88,36 @@ def test_a_trained_head_is_chosen_when_its_acceptance_pays_more():
                   acceptance={"mtp-tree": [0.2, 0.05, 0.01]}, mtp_token_ratio=0.05)
     assert weak.method == "draft"
     assert c.method == "mtp-tree"
+
+
+def test_a_trained_head_is_chosen_where_its_costs_say_it_is_fastest():
+    """`method: auto` with a FastMTP head: its held-apart acceptance and its drafted token's
+    cost (a fraction of a target pass) against the drafter's."""
+    target = {("bfloat16", "none"): curve(0.10, FLAT)}
+    drafter = {("bfloat16", "none"): token(0.035)}
+    good = choose(target, drafter, methods=["ar", "draft", "mtp"],
+                  acceptance={"mtp": [0.8, 0.7, 0.6]}, mtp_token_ratio=0.05)
+    assert (good.method, good.dtype) == ("mtp", "bfloat16") and "mtp" in good.reason
+    weak = choose(target, drafter, methods=["ar", "draft", "mtp"],
+                  acceptance={"mtp": [0.2, 0.05, 0.0]}, mtp_token_ratio=0.05)
+    assert weak.method == "draft"
+
+
+def test_the_last_bench_on_this_machine_wins_over_the_prediction():
+    """Measured speedups (the last `bench` here) replace the predictions: mtp-tree, which the
+    chain model cannot predict, is chosen when it measured fastest, and said so."""
+    target = {("bfloat16", "none"): curve(0.10, FLAT)}
+    drafter = {("bfloat16", "none"): token(0.035)}
+    head = {"mtp": [0.5, 0.2, 0.1]}
+    methods = ["ar", "draft", "mtp", "mtp-tree"]
+    predicted = choose(target, drafter, methods=methods, acceptance=head, mtp_token_ratio=0.05)
+    assert predicted.method != "mtp-tree"  # not predicted: only measured
+    measured = {("bfloat16", "draft:none"): 1.72, ("bfloat16", "mtp-tree"): 1.80,
+                ("bfloat16", "mtp"): 1.50, ("float32", "mtp-tree"): 3.0}
+    c = choose(target, drafter, methods=methods, acceptance=head, mtp_token_ratio=0.05,
+               measured=measured)
+    assert (c.method, c.dtype) == ("mtp-tree", "bfloat16")
+    assert "measured 1.80x plain by the last bench" in c.reason
+    slower = {**measured, ("bfloat16", "mtp-tree"): 1.60}
+    assert choose(target, drafter, methods=methods, acceptance=head, mtp_token_ratio=0.05,
+                  measured=slower).method == "draft"

@@ -34,3 +34,23 @@ def test_a_long_batch_of_answers_reports_at_every_heartbeat(tmp_path, monkeypatc
     assert caches.self_distil_cached(None, [[1, 2], [3]], 2, set(), 0, 8,
                                      tmp_path / "answers.json", again.append)[1] == 2
     assert [type(e) for e in again] == [Started, Ended]
+
+
+def test_a_step_that_runs_long_still_reports_from_the_timer():
+    """Inside `with Beat(...)`, a step that never calls the beat (one long decoding step, a
+    large batch's prompt read) still sends: the timer thread does, while the main thread waits."""
+    import threading
+
+    sent = threading.Event()
+    senders = []
+
+    def send():
+        senders.append(threading.current_thread())
+        sent.set()
+
+    with events.Beat(send, every=0.01):
+        assert sent.wait(timeout=60)  # the main thread blocked: only the timer can send
+    assert senders and all(t is not threading.main_thread() for t in senders)
+    n = len(senders)
+    threading.Event().wait(0.05)
+    assert len(senders) == n  # stopped with the block
