@@ -26,6 +26,9 @@ class Controls:
     # the draft model's KV cache: sinks + the last draft_window tokens (window.py); 0: unbounded
     draft_window: int = 0
     stop: list[str] = field(default_factory=list)
+    # the model drafter drafts the next step while the target verifies (a drafter worker,
+    # core/workers.py); False: drafting and verification take turns
+    overlap: bool = False
 
     @property
     def shaping(self) -> Shaping:

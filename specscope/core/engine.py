@@ -183,7 +183,8 @@ class SpecDecoder:
                 run_policy = policy
             drafter.configure(DraftSettings(controls.vocab_top_k,
                                             policy.min_confidence if policy else 0.0,
-                                            controls.refine_steps, controls.draft_window))
+                                            controls.refine_steps, controls.draft_window,
+                                            controls.overlap))
             stats.param_ratio = self.param_ratio(drafter)
             wanted = policy.next_length() if policy else controls.draft_len
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
@@ -198,7 +199,7 @@ class SpecDecoder:
                               refinement=tuple(map(tuple, proposal.refinement)),
                               refinement_texts=tuple(tuple(map(text.token_text, block))
                                                      for block in proposal.refinement),
-                              prefill_s=read_s)
+                              prefill_s=read_s, overlap=proposal.overlap)
             stats.add(drafted)
             yield drafted
 

@@ -32,6 +32,25 @@ class Prefilling:
 
 
 @dataclass(frozen=True)
+class Overlap:
+    """Drafting ahead while the target verified the step before (drafters/overlap.py), as the
+    drafter's worker saw it; on the Drafted event of the step that followed that verification."""
+
+    predrafted: int  # tokens drafted ahead during the previous step's verification
+    reused: int  # of this proposal's tokens, those taken from a branch drafted ahead
+    # the branch the verdict matched: "main" (all accepted and the bonus guessed), "hedge" (a
+    # branch from the target's correction), "" (none matched: drafted again), "first" (the first
+    # step of a run: nothing drafted ahead yet)
+    branch: str
+    hedges: int  # branches drafted ahead from guessed corrections (not the main one)
+    hedge_missed: bool  # a hedge was ready at the position the verdict cut, with another token
+    spec_s: float  # the worker's seconds drafting ahead during the previous verification
+    draft_idle_s: float  # the worker's seconds with nothing to do since its previous answer
+    target_wait_s: float  # the engine's seconds waiting for this proposal
+    kind: str = "overlap"
+
+
+@dataclass(frozen=True)
 class Drafted:
     """The drafter's proposal for one step.
 
@@ -56,6 +75,7 @@ class Drafted:
     # seconds of draft_s spent reading a long context first (its Prefilling series); a gap of
     # one chunk or less is read by the draft pass itself and counts as drafting
     prefill_s: float = 0.0
+    overlap: Overlap | None = None  # drafted by a worker with --overlap (None: serial)
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,20 @@ class Summary:
     kv_draft_bytes: int = 0  # the most the drafter's own KV cache held after a step
     requests: int = 0  # a served target: requests made, and the server's compute of verify_s
     server_s: float | None = None  # (None: local, or a server that does not report it)
+    # drafting ahead (--overlap; all 0 for serial runs): tokens drafted ahead, reused, thrown
+    # away; steps whose proposal came from the main branch or a hedge; hedges drafted, and
+    # verdicts that cut where a hedge was ready but with another token; each side's idle time
+    overlapped: bool = False
+    predrafted: int = 0
+    reused: int = 0
+    discarded: int = 0
+    main_hits: int = 0
+    hedge_hits: int = 0
+    hedge_misses: int = 0
+    hedges: int = 0
+    target_idle_s: float = 0.0
+    draft_idle_s: float = 0.0
+    spec_s: float = 0.0
 
 
 @dataclass(frozen=True)

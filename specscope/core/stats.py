@@ -42,6 +42,7 @@ class Stats:
         self.kv_target_peak = self.kv_draft_peak = 0
         self.requests = 0
         self.server_s: float | None = None
+        self.overlap: dict[str, float] = {}  # sums of the Overlap records (drafting ahead)
 
     def add(self, event: Event) -> None:
         if isinstance(event, Started):
@@ -51,6 +52,8 @@ class Stats:
             self._depths = tuple(depths(event.parents))
             self.drafted += len(event.tokens)
             self.draft_prefill_s += event.prefill_s
+            if event.overlap is not None:
+                self._add_overlap(event.overlap)
         elif isinstance(event, Verified):
             self.steps += 1
             self.accepted += event.n_accepted
@@ -72,6 +75,14 @@ class Stats:
                 self.pos_drafted[d] += 1
             for d in range(min(event.n_accepted, max_depth)):
                 self.pos_accepted[d] += 1
+
+    def _add_overlap(self, o) -> None:
+        add = {"predrafted": o.predrafted, "reused": o.reused, "hedges": o.hedges,
+               "main_hits": o.branch == "main", "hedge_hits": o.branch == "hedge",
+               "hedge_misses": o.hedge_missed, "target_idle_s": o.target_wait_s,
+               "draft_idle_s": o.draft_idle_s, "spec_s": o.spec_s}
+        for key, value in add.items():
+            self.overlap[key] = self.overlap.get(key, 0) + value
 
     @property
     def text(self) -> str:
@@ -127,4 +138,15 @@ class Stats:
             kv_draft_bytes=self.kv_draft_peak,
             requests=self.requests,
             server_s=self.server_s,
+            **self._overlap_summary(),
         )
+
+    def _overlap_summary(self) -> dict:
+        o = self.overlap
+        if not o:
+            return {}
+        counts = {k: int(o[k]) for k in ("predrafted", "reused", "main_hits", "hedge_hits",
+                                         "hedge_misses", "hedges")}
+        return dict(overlapped=True, discarded=counts["predrafted"] - counts["reused"], **counts,
+                    target_idle_s=o["target_idle_s"], draft_idle_s=o["draft_idle_s"],
+                    spec_s=o["spec_s"])

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from specscope.core.errors import SpecScopeError
 from specscope.core.sampling import Shaping
 
 
@@ -42,6 +43,8 @@ class Proposal:
     # Drafters that refine a whole block in parallel (jacobi): the block as first guessed, then
     # after each pass; the engine copies it into the Drafted event. Empty for the others.
     refinement: list[list[int]] = field(default_factory=list)
+    # a drafter in its own worker (core/workers.py): what drafting ahead gave this step
+    overlap: object | None = None  # events.Overlap
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class DraftSettings:
     min_confidence: float = 0.0
     refine_steps: int | None = None  # block-refining drafters (jacobi): passes; None: their auto
     draft_window: int = 0  # a draft model's KV cache: sinks + this many recent tokens; 0: all
+    # draft the next step while the target verifies this one (a drafter in its own worker,
+    # core/workers.py; the others refuse it)
+    overlap: bool = False
 
 
 class Drafter(Protocol):
@@ -125,6 +131,12 @@ class DraftsByContext(Drafter, Protocol):
         ...
 
 
+def refuse_overlap(settings: DraftSettings, name: str) -> None:
+    if settings.overlap:
+        raise SpecScopeError(f"--overlap needs a model drafter (draft, tree) in its own worker; "
+                             f"'{name}' drafts in the target's process")
+
+
 class DrafterBase:
     """No-op defaults for the optional parts of the interface."""
 
@@ -137,6 +149,7 @@ class DrafterBase:
         return 0
 
     def configure(self, settings: DraftSettings) -> None:
+        refuse_overlap(settings, self.name)
         self.settings = settings
 
     def reset(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
+from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal, refuse_overlap
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM
 from specscope.core.models import check_head_widths
@@ -42,12 +42,15 @@ def pick(probs: torch.Tensor, shaping: Shaping, generator: torch.Generator | Non
 
 
 def draft_chain(k: int, next_probs, token_id, full_q, min_confidence: float, shaping: Shaping,
-                generator: torch.Generator | None, gamma: float = 0.0) -> Proposal:
+                generator: torch.Generator | None, gamma: float = 0.0,
+                picked: list[int] = ()) -> Proposal:
     """The chain loop of every chain drafter: up to k tokens, each picked from
     next_probs(tokens drafted so far) (probabilities over the drafter's rows; token_id maps a row
     to a token, full_q to a full-vocabulary q). Stops early once the whole draft's confidence
     falls under min_confidence (DraftSettings), or the next token's top probability under
-    `gamma` (layer skipping's exit rule); never before the first token, whose pass is paid."""
+    `gamma` (layer skipping's exit rule); never before the first token, whose pass is paid.
+    `picked`: rows already drawn from these same next_probs for the first positions (drafted
+    ahead while the target verified, drafters/overlap.py); they stand in for the picks."""
     out = Proposal()
     qs = []
     path = 1.0  # the drafter's confidence in the whole draft so far
@@ -58,7 +61,7 @@ def draft_chain(k: int, next_probs, token_id, full_q, min_confidence: float, sha
             path *= top
             if i > 0 and (top < gamma or path < min_confidence):
                 break
-        j = pick(probs, shaping, generator)
+        j = picked[i] if i < len(picked) else pick(probs, shaping, generator)
         out.tokens.append(token_id(j))
         out.parents.append(i - 1)
         out.q_token.append(float(probs[j]))
@@ -107,6 +110,7 @@ class ModelDrafter(DrafterBase):
         self.vocab_top_k = ranked.default_k if ranked else None
 
     def configure(self, settings: DraftSettings) -> None:
+        refuse_overlap(settings, self.name)
         k = settings.vocab_top_k
         if k is not None and self.ranked is None:
             raise SpecScopeError("a drafter vocabulary size needs a trimmed head (--trimmed PATH)")

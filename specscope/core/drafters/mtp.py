@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from specscope.core.context_rows import ContextRows
-from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal
+from specscope.core.drafters.base import DrafterBase, DraftSettings, Proposal, refuse_overlap
 from specscope.core.drafters.model import RankedHead, draft_chain, draft_dist
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM, common_prefix, drop_last
@@ -43,6 +43,7 @@ class MTPDrafter(DrafterBase):
 
     # ---- the interface -------------------------------------------------------------------------
     def configure(self, settings: DraftSettings) -> None:
+        refuse_overlap(settings, self.name)
         k = settings.vocab_top_k
         ranked = self.rows.ranked
         if k is not None and not 1 <= k <= len(ranked):

@@ -57,17 +57,19 @@ class TreeDrafter(DrafterBase):
         self.model.feedback(ids, proposal, n_accepted)
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
-                generator: torch.Generator | None) -> Proposal:
+                generator: torch.Generator | None, picked: list[int] = ()) -> Proposal:
+        """`picked`: main-chain rows already drawn from the model's same q (drafted ahead,
+        drafters/overlap.py); they stand in for the main chain's first picks."""
         m = self.model
         if k <= 0 or not m.begin(ids):
             return Proposal()
         try:
-            return self._grow(ids, k, shaping, generator)
+            return self._grow(ids, k, shaping, generator, picked)
         finally:
             m.end()
 
     def _grow(self, ids: list[int], k: int, shaping: Shaping,
-              generator: torch.Generator | None) -> Proposal:
+              generator: torch.Generator | None, picked: list[int] = ()) -> Proposal:
         m = self.model
         out = Proposal()
         q_rows: list[torch.Tensor] = []
@@ -88,7 +90,8 @@ class TreeDrafter(DrafterBase):
             path *= top
             if depth > 0 and path < self.settings.min_confidence:
                 break
-            node = add(pick(probs, shaping, generator), parent, probs)
+            row = picked[depth] if depth < len(picked) else pick(probs, shaping, generator)
+            node = add(row, parent, probs)
             if top < self.branch_below:
                 hedges.append((parent, list(ctx), probs, depth))
             parent = node

@@ -1,0 +1,119 @@
+"""Drafting ahead keeps the target's output: greedy identical to plain decoding, and the joint
+law of the first 3 tokens the target's, for the draft model's chain and tree drafted in their
+own worker process (core/workers.py) and, the same logic, in this process (InlineOverlap). Each
+test checks that what it means did occur: the main branch and hedges used, verdicts that threw
+away what was drafted ahead at every position, hedges missed. A broken variant whose proposal
+depends on the target fails the same law test."""
+import pytest
+import torch
+
+from specscope.core.drafters.model import ModelDrafter
+from specscope.core.drafters.overlap import Speculator
+from specscope.core.drafters.remote import DraftWorker
+from specscope.core.workers import WorkerSpec
+from tests.core.helpers import run, tiny_decoder
+from tests.core.overlap_helpers import InlineOverlap, coverage, drafted_of, overlap_factories
+from tests.core.test_drafter_common import assert_law, one_thread  # noqa: F401
+
+VOCAB = 6
+PROMPT = [1, 4, 2]
+TINY = dict(seed=2, vocab_size=VOCAB, init=0.15, later_scale=0.5)  # test_law_deep's pair
+TREE = dict(width=2, branch_below=1.0, alt_len=2)
+
+
+@pytest.fixture(scope="module")
+def small_worker():
+    worker = DraftWorker(WorkerSpec("tiny", VOCAB, tiny=dict(role="draft", **TINY), tree=TREE,
+                                    finish_branches=True))
+    yield worker
+    worker.close()
+
+
+@pytest.fixture(scope="module")
+def big_worker():
+    worker = DraftWorker(WorkerSpec("tiny", 1024, tiny=dict(role="draft", seed=0),
+                                    finish_branches=True))
+    yield worker
+    worker.close()
+
+
+def cuts(seen, branch):
+    return {cut for b, cut, n, _ in seen if b == branch}
+
+
+@pytest.mark.parametrize("method", ["draft", "tree", "inline-draft"])
+def test_greedy_is_plain_decoding(big_worker, method):
+    decoder = tiny_decoder(extra=overlap_factories(big_worker, 1024, {}))
+    seen = set()
+    for prompt in ([5, 17, 230], [9, 9, 9, 40], [300, 2]):
+        _, base = run(decoder, prompt, method="ar", max_new_tokens=40)
+        for k in (1, 2, 4, 6):
+            events, spec = run(decoder, prompt, method=method, draft_len=k, max_new_tokens=40,
+                               overlap=True)
+            assert spec.token_ids == base.token_ids, (method, k, prompt)
+            assert spec.overlapped and spec.predrafted == spec.reused + spec.discarded
+            seen |= coverage(drafted_of(events))
+    assert cuts(seen, "main") and cuts(seen, "hedge")  # both kinds of branch were used
+    if method != "tree":  # a tree's verdict may leave its main path: no fixed cut to check
+        # drafted-ahead tokens thrown away after verdicts cutting at every position of a 4-draft
+        assert {cut for b, cut, n, _ in seen if b == "" and n == 4} == {0, 1, 2, 3, 4}
+        assert any(missed for *_, missed in seen)  # a hedge ready, with another token
+
+
+def test_serial_through_the_worker_is_plain_decoding(big_worker):
+    decoder = tiny_decoder(extra=overlap_factories(big_worker, 1024, {}))
+    _, base = run(decoder, [5, 17, 230], method="ar", max_new_tokens=30)
+    for method in ("draft", "tree"):
+        _, spec = run(decoder, [5, 17, 230], method=method, draft_len=3, max_new_tokens=30)
+        assert spec.token_ids == base.token_ids and not spec.overlapped
+
+
+def law_coverage(drafted):
+    seen = coverage(drafted)
+    assert cuts(seen, "main") and cuts(seen, "hedge"), seen
+    assert {0, 1} <= cuts(seen, "")  # drafted-ahead tokens thrown away at several cuts
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,draft_len,temperature", [
+    ("draft", 3, 1.0), ("draft", 2, 0.8), ("tree", 2, 1.0), ("inline-draft", 3, 1.0)])
+def test_sampling_keeps_the_target_law(small_worker, method, draft_len, temperature):
+    decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5,
+                           extra=overlap_factories(small_worker, VOCAB, TREE))
+    drafted = assert_law(decoder, method, PROMPT, m=3, n=1500, draft_len=draft_len,
+                         temperature=temperature, overlap=True)
+    law_coverage(drafted)
+    assert sum(d.overlap.reused for d in drafted) > 100  # the law did rest on reused drafts
+
+
+class PeekingSpeculator(Speculator):
+    """Broken on purpose: keeps the branch drafted ahead only when its first token is the
+    target's most likely next token (it reads the target), else drafts afresh. Every token is
+    still a draw from the q the verifier is given, but which draw is proposed now depends on the
+    target: the proposal is no longer q, and the law breaks."""
+
+    def __init__(self, model, target):
+        super().__init__(model)
+        self.target = target
+
+    def propose(self, ids, k, shaping, generator, overlap):
+        b = self.matched
+        if b is not None and b.context == list(ids) and b.rows:
+            with torch.no_grad():
+                best = int(self.target(torch.tensor([ids])).logits[0, -1].argmax())
+            if self.model.token_id(b.rows[0]) != best:
+                self.matched = None
+        return super().propose(ids, k, shaping, generator, overlap)
+
+
+@pytest.mark.slow
+def test_a_proposal_that_depends_on_the_target_breaks_the_law():
+    """The negative control: the law test above must fail for this."""
+    def extra(target, draft):
+        return {"peek": lambda: InlineOverlap(PeekingSpeculator(ModelDrafter(draft, VOCAB),
+                                                                target.model))}
+
+    decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5, extra=extra)
+    with pytest.raises(AssertionError, match="chi2"):
+        assert_law(decoder, "peek", PROMPT, m=3, n=1500, draft_len=3, temperature=1.0, overlap=True)
