@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 
 from specscope.cli.options import Dtype, Profile, friendly_errors
 from specscope.train import DEFAULT_HELD, DEFAULT_VOCAB_K
-from specscope.train.budget import DEFAULT_MINUTES, RECIPE, RECIPE_SAMPLES
+from specscope.train.plan import DEFAULT_MINUTES, RECIPE, RECIPE_SAMPLES
 
 mtp_app = typer.Typer(help="FastMTP: train a multi-token-prediction head on the target's own output.",
                       no_args_is_help=True, rich_markup_mode=None)

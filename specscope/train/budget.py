@@ -15,11 +15,8 @@ from pathlib import Path
 from specscope.core.errors import SpecScopeError
 from specscope.train.caches import answer_key, ids_digest, read_answers
 from specscope.train.events import Note, OnEvent
-from specscope.train.plan import BudgetTooShort, Plan, Rates, Work, plan_budget
+from specscope.train.plan import DEFAULT_MINUTES, RECIPE, RECIPE_SAMPLES, BudgetTooShort, Plan, Rates, Work, plan_budget
 
-RECIPE_SAMPLES = 4  # answers a training prompt gets in all: the greedy one and 3 sampled
-RECIPE = {"max_new_tokens": 256, "batch": 16, "temperature": 0.7, "lr": 1.5e-4}
-DEFAULT_MINUTES = 30.0
 
 
 def spread(pairs: list) -> list:

@@ -28,6 +28,10 @@ from dataclasses import dataclass, replace
 ANSWER_SHARE = 0.30
 SAMPLED_SHARE = 0.15
 MIN_TRAIN_SHARE = 0.45
+# the recipe a budget plans (the defaults of `mtp train`)
+RECIPE_SAMPLES = 4  # answers a training prompt gets in all: the greedy one and 3 sampled
+RECIPE = {"max_new_tokens": 256, "batch": 16, "temperature": 0.7, "lr": 1.5e-4}
+DEFAULT_MINUTES = 30.0
 STAGES = ("start", "answers", "sampled", "hidden", "train", "finish")
 LABELS = {"start": "loading and rates", "answers": "answers", "sampled": "sampled answers",
           "hidden": "hidden states", "train": "training", "finish": "estimate"}

@@ -26,7 +26,7 @@ from specscope.train.caches import answer_key, read_answers
 from specscope.train.corpus import (answers_file, check_corpus, corpus_prompts, corpus_samples,
                                     held_apart, hidden_key, prompt_key, read_corpus)
 from specscope.train import DEFAULT_HELD, DEFAULT_VOCAB_K
-from specscope.train.budget import DEFAULT_MINUTES, RECIPE
+from specscope.train.plan import DEFAULT_MINUTES, RECIPE
 from specscope.train.events import Note, OnEvent, ignore
 from specscope.train.plan import replan
 
