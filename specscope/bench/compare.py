@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specscope.bench.report import read_results
+from specscope.bench.report import read_results, speedup_spread
 
 META_KEYS = ["profile", "target", "drafter", "backend", "dtype", "quant", "draft_quant", "device", "machine", "cpu", "gpu", "torch",
              "transformers", "specscope", "settings", "prompt_file", "prompts"]
-METRICS = [("speedup", ".2f", "x", "speedup"), ("tau", ".2f", "", "tau"),
+METRICS = [("speedup", ".2f", "x", "speedup"), ("decode_speedup", ".2f", "x", "decode"),
+           ("tau", ".2f", "", "tau"),
            ("acceptance_rate", ".0%", "", "accept"), ("tokens_per_s", ".1f", "", "tok/s"),
            ("mbsu", ".2f", "", "MBSU"), ("identical_share", ".0%", "", "identical")]
 
@@ -60,10 +61,12 @@ def render_compare(dir_a: Path, dir_b: Path, console) -> None:
     else:
         console.print("same settings, machine and versions")
     matched, only_a, only_b = compare_rows(a["results"], b["results"])
-    table = Table(title="metrics: A -> B (change); one value where they agree", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title="metrics: A -> B (change); one value where they agree; decode: prefill excluded", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("configuration", no_wrap=True)
     table.add_column("category", no_wrap=True)
-    for *_, header in METRICS:
+    table.add_column("speedup", justify="right")
+    table.add_column("spread", justify="right")  # the per-prompt speedups' range (report.py)
+    for *_, header in METRICS[1:]:
         table.add_column(header, justify="right")
     last = last_shown = None
     for (config, group), ra, rb in matched:
@@ -72,6 +75,9 @@ def render_compare(dir_a: Path, dir_b: Path, console) -> None:
         last_shown, last = last, config
         cells = []
         for name, spec, suffix, _ in METRICS:
+            if name == "decode_speedup":  # after the speedup: its spread over prompts
+                sa, sb = speedup_spread(ra), speedup_spread(rb)
+                cells.append(sa if sa == sb else f"{sa} -> {sb}")
             a_text, b_text = _fmt(ra.get(name), spec, suffix), _fmt(rb.get(name), spec, suffix)
             if a_text == b_text:  # unchanged at the shown precision: show it once
                 cells.append(a_text)

@@ -223,7 +223,7 @@ def render_table(rows: list[dict], title: str = ""):
         flagged = r.get("overlap_prompts") or 0
         table.add_row(r["config"] if first else "", r["category"],
                       _fmt(r.get("context_tokens"), ",.0f"), _fmt(r["speedup"], ".2f", "x"),
-                      _spread(r), _fmt(r.get("decode_speedup"), ".2f", "x"),
+                      speedup_spread(r), _fmt(r.get("decode_speedup"), ".2f", "x"),
                       _fmt(r["tau"], ".2f"), _fmt(r["acceptance_rate"], ".0%"),
                       _fmt(r["tokens_per_s"], ".1f"), _fmt(r.get("decode_tokens_per_s"), ".1f"),
                       _fmt(r["mbsu"], ".2f"), _fmt(r["identical_share"], ".0%"),
@@ -243,7 +243,7 @@ def render_table(rows: list[dict], title: str = ""):
     return table
 
 
-def _spread(r: dict) -> str:
+def speedup_spread(r: dict) -> str:
     """The per-prompt speedups' range; a row of one prompt says so (it has no spread)."""
     if r.get("prompts") == 1:
         return "1 prompt"

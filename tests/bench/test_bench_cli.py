@@ -97,6 +97,8 @@ def test_compare_two_result_directories(one_prompt_run, tmp_path):
     for row in data["results"]:
         if row["config"] == "draft k=3":
             row["speedup"] = 2 * row["speedup"]
+            row["decode_speedup"] = 9.87
+            row["speedup_min"], row["speedup_max"], row["prompts"] = 0.5, 4.25, 2
     data["results"] = [row for row in data["results"] if row["config"] != "hf-plain"]
     data["meta"]["dtype"] = "bfloat16"
     (other / "results.json").write_text(json.dumps(data))
@@ -105,6 +107,8 @@ def test_compare_two_result_directories(one_prompt_run, tmp_path):
     assert "dtype" in r.stdout and "bfloat16" in r.stdout
     assert "draft k=3" in r.stdout and "+100%" in r.stdout
     assert "only in A: hf-plain" in r.stdout
+    assert "9.87x" in r.stdout  # the decode-only speedup, prefill excluded
+    assert "1 prompt -> 0.50-4.25" in r.stdout  # the spread over prompts
 
 
 def test_sampling_run_with_repeats_and_auto_draft_length(tmp_path):
