@@ -26,7 +26,7 @@ from specscope.outputs import atomic_write_text, check_output_dir, ensure_dir
 from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
                                   parse_vocab_sizes)
 from specscope.prompts import SPLITS, load_prompts, prompt_source
-from specscope.bench.overlap import Overlap, artifacts_in_use, find_overlap, refusal
+from specscope.bench.overlap import Overlap, artifacts_in_use, find_overlap, layerskip_in_use, merge, refusal
 from specscope.bench.report import render_table, runs_jsonl, write_results
 from specscope.bench.runner import Plan, Runner, controls_for, run_plan, warm_up
 from specscope.core.errors import SpecScopeError
@@ -265,15 +265,6 @@ def run_bench(o: Options) -> None:
     if not out.is_terminal:
         out.width = 160  # a pipe or a log file: room for the whole table
     prof, prompts, methods, lens, sizes, choice, overlap = validate(o)
-    for name in overlap.unchecked:
-        err.print(f"note: cannot check overlap with the {name}: it records no prompt ids (made "
-                  "before specscope recorded them; make it again to check)", soft_wrap=True)
-    if overlap.flagged:
-        n = len(overlap.flagged)
-        err.print(f"[yellow]warning: {n} prompt{'s' if n > 1 else ''} measured {'were' if n > 1 else 'was'} "
-                  f"used to fit or select an artifact in use (--allow-overlap): flagged '!' in the "
-                  f"table, 'overlap' in results.json and runs.jsonl; their speedups flatter[/yellow]",
-                  soft_wrap=True)
     if (Path(o.out) / "results.json").exists():
         err.print(f"note: {o.out} holds an earlier result; its files will be replaced")
     engine_ref = None
@@ -291,11 +282,32 @@ def run_bench(o: Options) -> None:
             engine_ref.close()
 
 
+def check_loaded_overlap(o: Options, session, prompts, methods, overlap: Overlap, err) -> Overlap:
+    """Add the artifacts known only once the models are loaded (the layer-skip search result,
+    keyed by the target's weights); refuse or flag as validate() does; say what was found."""
+    found = layerskip_in_use(session, methods)
+    more = find_overlap(prompts, found)
+    if more.flagged and not o.allow_overlap:
+        raise refusal(more, found)
+    overlap = merge(overlap, more)
+    for name in overlap.unchecked:
+        err.print(f"note: cannot check overlap with the {name}: it records no prompt ids (made "
+                  "before specscope recorded them; make it again to check)", soft_wrap=True)
+    if overlap.flagged:
+        n = len(overlap.flagged)
+        err.print(f"[yellow]warning: {n} prompt{'s' if n > 1 else ''} measured {'were' if n > 1 else 'was'} "
+                  f"used to fit or select an artifact in use (--allow-overlap): flagged '!' in the "
+                  f"table, 'overlap' in results.json and runs.jsonl; their speedups flatter[/yellow]",
+                  soft_wrap=True)
+    return overlap
+
+
 def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, err, out) -> None:
     from specscope.frontends.loading import open_session
     from specscope.profiles import quant_label
 
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
+    overlap = check_loaded_overlap(o, session, prompts, methods, overlap, err)
     plan = build_plan(o, session, prompts, methods, lens, sizes, err, overlap)
     base = plan_controls(session, o)
     prompt_file = str(prompt_source(o.prompts))

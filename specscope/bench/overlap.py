@@ -1,6 +1,7 @@
 """Which of the prompts bench would measure an artifact in use was fitted or selected on.
 
-`trim` records the prompts it calibrated on in its artifact's metadata (`used_prompts`), and
+`trim` records the prompts it calibrated on in its artifact's metadata (`used_prompts`),
+`layerskip-search` those it searched on in its result (JSON, keyed by the target's weights), and
 `mtp train` those it trained and selected on (and its --corpus's Spec-Bench prompts, and the ranking's
 trimmed head's) under `training.used_prompts`: their ids, and their text's digests, by which
 prompts are matched (the same prompt in another file is the same prompt). An artifact made before
@@ -27,12 +28,16 @@ class Overlap:
 
 def read_used(path: str | Path) -> dict | None:
     """The `used_prompts` record of a trimmed head or a FastMTP head (metadata only, no tensors
-    read), or None when the artifact records none."""
+    read) or of a layer-skip search result (JSON), or None when the artifact records none."""
     from safetensors import safe_open
 
+    path = Path(path).expanduser()
     try:
-        with safe_open(str(Path(path).expanduser()), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("specscope", "{}"))
+        if path.suffix == ".json":
+            meta = json.loads(path.read_text())
+        else:
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("specscope", "{}"))
     except Exception:  # unreadable: the artifact's own loader refuses it with its own line
         return None
     used = meta.get("used_prompts") or (meta.get("training") or {}).get("used_prompts")
@@ -54,6 +59,20 @@ def artifacts_in_use(prof, trimmed: Path | None, methods: list[str] | None) -> l
     return out
 
 
+def layerskip_in_use(session, methods: list[str] | None) -> list[tuple[str, Path]]:
+    """The layer-skip search result a bench of `methods` drafts with, once the target is loaded
+    (the result is keyed by its weights); none when layerskip is not measured or runs on the
+    default layers (nothing searched)."""
+    if (methods is not None and "layerskip" not in methods) or "layerskip" not in session.decoder.methods:
+        return []
+    model = getattr(session.target, "model", None)
+    if model is None:
+        return []
+    from specscope.core.layerskip_search import load_result, result_path
+
+    return [("layer-skip search", result_path(model))] if load_result(model) is not None else []
+
+
 def find_overlap(prompts: list[Prompt], artifacts: list[tuple[str, Path]]) -> Overlap:
     result = Overlap()
     for label, path in artifacts:
@@ -66,6 +85,13 @@ def find_overlap(prompts: list[Prompt], artifacts: list[tuple[str, Path]]) -> Ov
             if p.digest in digests:
                 result.flagged.setdefault(p.id, []).append(label)
     return result
+
+
+def merge(a: Overlap, b: Overlap) -> Overlap:
+    flagged = {k: list(v) for k, v in a.flagged.items()}
+    for k, v in b.flagged.items():
+        flagged.setdefault(k, []).extend(v)
+    return Overlap(flagged, a.unchecked + b.unchecked)
 
 
 def refusal(overlap: Overlap, artifacts: list[tuple[str, Path]]) -> SpecScopeError:

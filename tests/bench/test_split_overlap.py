@@ -169,3 +169,25 @@ def test_layerskip_search_searches_on_calibration_prompts_and_records_them(tmp_p
     calibration = {p.id: p.digest for p in P.load_prompts(None, split="calibration")}
     assert used["split"] == "calibration" and len(used["ids"]) == 2
     assert all(calibration[i] == d for i, d in zip(used["ids"], used["digests"]))
+
+
+def test_bench_refuses_prompts_the_layerskip_search_ran_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path / "cache"))
+    r = runner.invoke(app, ["layerskip-search", "-p", "tiny-random", "--limit", "1", "--budget", "2",
+                            "--new-tokens", "4"])
+    assert r.exit_code == 0, r.output
+    [result] = (tmp_path / "cache" / "layerskip").glob("*.json")
+    [searched] = json.loads(result.read_text())["used_prompts"]["ids"]
+    category = next(p.category for p in P.load_prompts(None, split="calibration") if p.id == searched)
+    bench = ["bench", "-p", "tiny-random", "-m", "layerskip", "-k", "2", "-n", "4", "--no-warmup",
+             "--no-plots", "--split", "calibration", "--categories", category, "--limit", "2"]
+    assert_clean_error(runner.invoke(app, [*bench, "--out", str(tmp_path / "o")]), "layer-skip search")
+    assert not (tmp_path / "o").exists()
+    r = runner.invoke(app, [*bench, "--allow-overlap", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    runs = [json.loads(line) for line in (tmp_path / "o" / "runs.jsonl").read_text().splitlines()]
+    assert {x["prompt_id"] for x in runs if x["overlap"]} == {searched}
+    assert all(x["overlap"] == ["layer-skip search"] for x in runs if x["prompt_id"] == searched)
+    # the same prompts with another method: the search result is not in use, nothing refused
+    r = runner.invoke(app, [*bench[:4], "draft", *bench[5:], "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 0, r.output
