@@ -108,9 +108,9 @@ def render_costs(costs: list[dict], memory_gbs: float | None = None):
 
 def weight_bytes(lm) -> int | None:
     """Bytes of weights one decoding pass reads (embedding lookup excluded)."""
-    if not hasattr(lm, "embed"):
-        return None  # a served target: its weights are the server's
     if hasattr(lm, "weight_bytes"):  # a GGUF (core/llamacpp.py): its tensors as stored
         return lm.weight_bytes()
+    if not hasattr(lm, "embed"):
+        return None  # a served target: its weights are the server's
     per = lm.embed.weight.element_size()  # the model's dtype (the head may be quantized or packed)
     return lm.read_params() * per
