@@ -379,6 +379,7 @@ def make_app(profile: Profile | str | None = None, *, session=None, snapshot: bo
     app = SpecScopeApp(wired.profile, wired.controls, wired.loader, session, snapshot)
     choice = wired.choice
     if choice is not None:  # what the machine's measurements chose, in the header
-        picked = choice.dtype + (f", drafter {choice.draft_quant}" if choice.method == "draft" else "")
+        picked = ("llama.cpp" if choice.dtype == "gguf" else choice.dtype) + (
+            f", drafter {choice.draft_quant}" if choice.method == "draft" else "")
         app.sub_title += f" · auto: {picked}, {choice.method}"
     return app
