@@ -127,3 +127,18 @@ def test_llamacpp_is_measured_for_real_on_the_gguf_files(cache, tmp_path):
     r = runner.invoke(app, ["doctor", "-p", str(profile.path)])
     assert r.exit_code == 0, r.output
     assert "llama.cpp f32" in r.stdout
+
+
+def test_the_last_bench_on_llamacpp_wins_over_the_prediction(cache, tmp_path):
+    """A bench on llama.cpp files its speedups under the format "gguf" with the drafter's GGUF
+    type: the next auto choice takes them over the cost model's prediction, and says so."""
+    from specscope.core import last_bench
+
+    fixed_costs(torch_pass=0.28, llama_pass=0.05)  # predicted: llama.cpp plain
+    profile = write(tmp_path, "auto.yaml", AUTO)
+    rows = [{"category": "overall", "kind": "ours", "method": "draft", "speedup": 1.6},
+            {"category": "overall", "kind": "ours", "method": "ar", "speedup": 1.0}]
+    last_bench.save("auto", "gguf", "f32", rows, None)
+    s = json_lines(generate(profile, "--json").stdout)[-1]
+    assert (s["backend"], s["auto"]["method"], s["auto"]["draft_quant"]) == ("llama.cpp", "draft", "f32")
+    assert "measured 1.60x plain by the last bench here" in s["auto"]["reason"]
