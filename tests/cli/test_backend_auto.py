@@ -142,3 +142,14 @@ def test_the_last_bench_on_llamacpp_wins_over_the_prediction(cache, tmp_path):
     s = json_lines(generate(profile, "--json").stdout)[-1]
     assert (s["backend"], s["auto"]["method"], s["auto"]["draft_quant"]) == ("llama.cpp", "draft", "f32")
     assert "measured 1.60x plain by the last bench here" in s["auto"]["reason"]
+
+
+def test_commands_that_choose_nothing_first_load_torch(cache, tmp_path):
+    """lesson, trim and layerskip-search load through load_session without resolving auto
+    first; they use torch's modules, so backend auto there is torch even where llama.cpp wins."""
+    from specscope.profiles import load_profile
+    from specscope.session import load_session
+
+    fixed_costs(torch_pass=0.28, llama_pass=0.05)
+    session = load_session(load_profile(write(tmp_path, "auto.yaml", AUTO)))
+    assert session.profile.backend == "torch" and session.profile.dtype in ("float32", "bfloat16")
