@@ -202,6 +202,9 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     if AUTO in (dtype or profile.dtype, profile.draft_quant, profile.backend):  # not resolved
         from specscope.auto import resolve
 
+        if profile.backend == AUTO:  # a command that chose nothing first (lesson, trim,
+            profile = replace(profile, backend="torch")  # layerskip-search): torch's modules
+
         profile, dtype = resolve(profile, dtype, None, device, progress)[0], None
     if profile.backend == "llama.cpp":
         return load_llamacpp_session(profile, progress)

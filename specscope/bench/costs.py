@@ -12,6 +12,8 @@ Per configuration, pooled over its runs (seconds are the loop's own timings, pre
                  overhead and everything else included); the gap to `predicted` is overhead
   bandwidth      the target's weight bytes read per pass / t_target, next to the machine's
                  memory bandwidth measured by a large copy (meta["memory_gbs"])
+  verify curve   the backend's pass over 1, 2, 4, 8, 16 tokens in 1-token passes, measured on
+                 the loaded target before the runs (meta["verify_curve"]; the table's caption)
 A served target (remote/) adds, where the server reports its own compute:
   requests       scoring requests per step
   server_share   the server's own compute / verify seconds
@@ -75,7 +77,38 @@ def remote_costs(runs: list[dict], steps: int, verify_s: float) -> dict:
             "t_round_trip": (verify_s - server_s) / requests if server_s is not None else None}
 
 
-def render_costs(costs: list[dict], memory_gbs: float | None = None):
+def verify_curve(session, reps: int = 3) -> dict | None:
+    """The target's pass over 1, 2, 4, 8, 16 tokens on the backend that runs it, measured on the
+    loaded model (core/machine.py's measure_lm, the mechanism `doctor` and auto use): seconds,
+    and in units of a 1-token pass, which decides whether verification can pay. None for a
+    served target (its passes are the server's)."""
+    from specscope.core.machine import PASS_ROWS, measure_lm
+
+    target, prof = session.target, session.profile
+    if prof.target_url or not hasattr(target, "prefill"):
+        return None
+    costs = measure_lm(target, PASS_ROWS, reps)
+    quant = "" if prof.quant == "none" else f" {prof.quant}"
+    return {"backend": prof.backend,
+            "format": f"{prof.quant}" if prof.backend == "llama.cpp" else f"{prof.dtype}{quant}",
+            "pass_s": {str(r): round(t, 6) for r, t in costs.passes.items()},
+            "passes": {str(r): round(x, 3) for r, x in costs.curve().items()},
+            "prompt_tokens_per_s": round(costs.prefill_tps, 1)}
+
+
+def curve_line(curve: dict | None) -> str:
+    """'verify-cost curve, llama.cpp q4_k_m: a pass over 1, 2, 4, 8, 16 tokens costs 1.00, 1.90,
+    ... one-token passes (one: 52 ms)'; '' without a curve."""
+    if not curve:
+        return ""
+    rows = sorted(curve["passes"], key=int)
+    ratios = ", ".join(f"{curve['passes'][r]:.2f}" for r in rows)
+    return (f"verify-cost curve, {curve['backend']} {curve['format']}: a pass over "
+            f"{', '.join(rows)} tokens costs {ratios} one-token passes (one: "
+            f"{1000 * curve['pass_s'][rows[0]]:.3g} ms)")
+
+
+def render_costs(costs: list[dict], memory_gbs: float | None = None, curve: dict | None = None):
     from rich import box
     from rich.table import Table
 
@@ -96,21 +129,24 @@ def render_costs(costs: list[dict], memory_gbs: float | None = None):
                       f(c["draft_ratio"], ".2f"), f(c["predicted"], ".2f", "x"),
                       f(c["measured"], ".2f", "x"), f(c["prefill_share"], ".0%"),
                       f(c["overhead_share"], ".0%"), f(c["target_gbs"], ".1f"))
+    captions = [curve_line(curve)] if curve else []
     served = [c for c in costs if c.get("requests_per_step")]
     if served:  # a served target: what a step's requests cost beyond the server's compute
-        table.caption = "served target: " + "; ".join(
+        captions.append("served target: " + "; ".join(
             f"{c['config']} {c['requests_per_step']:.1f} requests a step, server compute "
             f"{f(c['server_share'], '.0%')} of verify, {f(c['t_round_trip'] and 1000 * c['t_round_trip'], '.1f')} ms "
-            "round trip a request" for c in served)
+            "round trip a request" for c in served))
+    if captions:
+        table.caption = "\n".join(captions)
         table.caption_justify = "left"
     return table
 
 
 def weight_bytes(lm) -> int | None:
     """Bytes of weights one decoding pass reads (embedding lookup excluded)."""
-    if not hasattr(lm, "embed"):
-        return None  # a served target: its weights are the server's
     if hasattr(lm, "weight_bytes"):  # a GGUF (core/llamacpp.py): its tensors as stored
         return lm.weight_bytes()
+    if not hasattr(lm, "embed"):
+        return None  # a served target: its weights are the server's
     per = lm.embed.weight.element_size()  # the model's dtype (the head may be quantized or packed)
     return lm.read_params() * per

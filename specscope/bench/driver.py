@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from specscope.auto import choice_json
-from specscope.bench.costs import cost_rows, render_costs, weight_bytes
+from specscope.bench.costs import cost_rows, render_costs, verify_curve, weight_bytes
 from specscope.core.machine import memory_bandwidth_gbs
 from specscope.frontends.prefill import PrefillDisplay
 from specscope.frontends.progress import make_progress
@@ -313,6 +313,9 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
     prompt_file = str(prompt_source(o.prompts))
     meta = make_meta(o, prof, session, plan, base, prompt_file, overlap)
     meta["auto"] = choice_json(choice)  # what auto chose for this machine, and why
+    err.print(f"measuring the target's verify-cost curve on {session.profile.backend} "
+              "(a pass over 1, 2, 4, 8, 16 tokens)…", highlight=False)
+    meta["verify_curve"] = verify_curve(session)
     runner = Runner(session, base)
     runner.engine_ref = engine_ref
 
@@ -343,7 +346,8 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
              f"{len({r['prompt_id'] for r in records})} prompts{split_note}, temperature {base.temperature}, "
              f"max {base.max_new_tokens} new tokens; speedup over ar (Spec-Bench: mean tok/s ratio)")
     out.print(render_table(rows, title))
-    out.print(render_costs(cost_rows(records, rows, meta["target_bytes"]), meta["memory_gbs"]))
+    out.print(render_costs(cost_rows(records, rows, meta["target_bytes"]), meta["memory_gbs"],
+                           meta["verify_curve"]))
     err.print(f"wrote {o.out}/results.json, results.csv, runs.jsonl" + (", plots (*.png)" if o.plots else ""))
     if interrupted:
         err.print(f"interrupted: kept {len(records)} finished runs of {plan.total_runs}")

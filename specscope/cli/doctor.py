@@ -38,7 +38,9 @@ def doctor(
         resolve_device(device)
         prof = replace(prof, device=device)
     # doctor shows every option, so it chooses as the auto profile would, whatever this one pins
-    prof = replace(prof, dtype=AUTO, draft_quant=AUTO if prof.drafter else "none", method=AUTO)
+    # (and on llama.cpp too where it can run the profile's GGUF files)
+    prof = replace(prof, dtype=AUTO, draft_quant=AUTO if prof.drafter else "none", method=AUTO,
+                   backend=AUTO)
     err = Console(stderr=True)
     quiet_libraries()
     with loading_progress(err, lines=True) as progress:
@@ -84,12 +86,13 @@ def render(report, prof, choice, out) -> None:
         for name in ("format", "ms", "target passes", "prompt tok/s"):
             t.add_column(name, justify="left" if name == "format" else "right", no_wrap=True)
         for (d, q), c in drafter.items():
-            base = target.get((d, prof.quant))
+            base = target.get((d, prof.quant)) or next(  # a GGUF: the target's GGUF as stored
+                (c for (td, _), c in target.items() if td == d == "gguf"), None)
             t.add_row(label(d, q), f"{1e3 * c.t(1):.1f}", f"{c.t(1) / base.t(1):.2f}" if base else "-",
                       f"{c.prefill_tps:.0f}")
         out.print(t)
     p = choice.predicted
-    out.print(f"[bold]auto chooses[/bold] {choice.dtype}"
+    out.print(f"[bold]auto chooses[/bold] {label(choice.dtype, 'none')}"
               + (f", drafter {choice.draft_quant}" if choice.method == "draft" else "")
               + f", method {choice.method}" + (", draft length auto" if choice.method != "ar" else "")
               + f": predicted {p.tokens_per_s:.1f} tok/s over a 256-token prompt "
@@ -101,5 +104,6 @@ def render(report, prof, choice, out) -> None:
 
 
 def label(dtype: str, quant: str) -> str:
-    """'bfloat16 int4', 'float32' (unquantized weights say nothing)."""
-    return dtype + (f" {quant}" if quant != "none" else "")
+    """'bfloat16 int4', 'float32' (unquantized weights say nothing), 'llama.cpp q4_k_m' (a
+    GGUF as stored, on llama.cpp)."""
+    return ("llama.cpp" if dtype == "gguf" else dtype) + (f" {quant}" if quant != "none" else "")

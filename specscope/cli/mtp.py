@@ -104,6 +104,10 @@ def train(
     if minutes <= 0 or (tokens is not None and tokens < 1) or not 0 < beta <= 1 or lr <= 0:
         raise SpecScopeError("--minutes and --lr must be > 0, --tokens >= 1, --beta in (0, 1]")
     prof = load_profile(profile)
+    if prof.backend == "auto":  # a FastMTP head trains on torch's hidden states
+        from dataclasses import replace
+
+        prof = replace(prof, backend="torch")
     check_options(prof, None, dtype, None)
     quiet_libraries()
     console = Console(stderr=True)

@@ -112,7 +112,8 @@ def choose(target: dict[tuple[str, str], Costs], drafter: dict[tuple[str, str], 
            draft_quants: list[str] | None = None, methods: list[str] | None = None,
            acceptance: dict[str, list[float] | float] | None = None, mtp_token_ratio: float = 0.1,
            prompt_tokens: int = 256, new_tokens: int = 128,
-           measured: dict[tuple[str, str], float] | None = None) -> Choice:
+           measured: dict[tuple[str, str], float] | None = None,
+           logits_only: tuple[str, ...] = ()) -> Choice:
     """The fastest predicted combination. `target`/`drafter`: costs per (dtype, weight format);
     `quant`: the target's format (a profile choice: it changes the output, auto never does);
     `dtypes`, `draft_quants`, `methods`: what may be chosen (None: everything measured);
@@ -120,7 +121,9 @@ def choose(target: dict[tuple[str, str], Costs], drafter: dict[tuple[str, str], 
     passes its held-apart numbers, and `mtp_token_ratio` is its drafted token over a target pass);
     `measured`: (dtype, method) -> the speedup over plain decoding a benchmark measured on this
     machine (the last `bench`): it replaces the prediction for that method in that dtype (a
-    method with no prediction, such as mtp-tree, is considered only when measured)."""
+    method with no prediction, such as mtp-tree, is considered only when measured);
+    `logits_only`: the "dtypes" of a backend that returns logits only (GGUF on llama.cpp, whose
+    formats come in as dtype "gguf"): no FastMTP head there."""
     acceptance = {**PRIOR_ACCEPTANCE, **(acceptance or {})}
     methods = methods or ["ar", "draft"]
     options: list[Option] = []
@@ -138,13 +141,14 @@ def choose(target: dict[tuple[str, str], Costs], drafter: dict[tuple[str, str], 
                                          acceptance["draft"], prompt_tokens, new_tokens)
                 options.append(Option(dtype, dq, "draft", k, rate, decode, plain))
         for m in ("mtp", "mtp-tree"):
-            if m in methods and m in acceptance:
+            if m in methods and m in acceptance and dtype not in logits_only:
                 k, rate, decode = _chain(tc, mtp_token_ratio * tc.t(1), 0.0, acceptance[m],
                                          prompt_tokens, new_tokens)
                 options.append(Option(dtype, "none", m, k, rate, decode, plain))
         for (mdtype, m), speedup in (measured or {}).items():  # a benchmark's numbers win
             method, _, dq = m.partition(":")  # "draft:int8": the drafter's weights it ran
-            if mdtype != dtype or method not in methods or method == "ar":
+            if mdtype != dtype or method not in methods or method == "ar" \
+                    or (dtype in logits_only and method in ("mtp", "mtp-tree")):
                 continue
             same = [o for o in options if (o.dtype, o.method) == (dtype, method)
                     and (method != "draft" or o.draft_quant == dq)]
@@ -168,7 +172,7 @@ def choose(target: dict[tuple[str, str], Costs], drafter: dict[tuple[str, str], 
 def _reason(best: Option, target, drafter, quant: str) -> str:
     """One sentence: what was chosen and the measured fact that decided it."""
     tc = target[(best.dtype, quant)]
-    said = [f"{best.dtype}" + (f", drafter {best.draft_quant}" if best.method == "draft" else "")
+    said = [f"{_name(best.dtype)}" + (f", drafter {best.draft_quant}" if best.method == "draft" else "")
             + f", {best.method}" + (f" (k about {best.k})" if best.k else "")
             + (f": measured {best.speedup:.2f}x plain by the last bench here" if best.measured else
                f": predicted {best.tokens_per_s:.1f} tok/s, {best.speedup:.2f}x plain")]
@@ -178,11 +182,11 @@ def _reason(best: Option, target, drafter, quant: str) -> str:
         verify = oc.t(5) / oc.t(1)
         mine = tc.t(5) / tc.t(1)
         if oc.t(1) < tc.t(1) and verify > mine * 1.25:
-            said.append(f"{d} decodes faster ({1 / oc.t(1):.1f} against {1 / tc.t(1):.1f} tok/s) but its "
+            said.append(f"{_name(d)} decodes faster ({1 / oc.t(1):.1f} against {1 / tc.t(1):.1f} tok/s) but its "
                         f"verification is compute-bound here (5 tokens cost {verify:.1f} passes of one "
                         f"against {mine:.1f})")
         elif oc.t(1) > tc.t(1) * 1.1:
-            said.append(f"{d} passes are {oc.t(1) / tc.t(1):.1f}x slower here")
+            said.append(f"{_name(d)} passes are {oc.t(1) / tc.t(1):.1f}x slower here")
     if drafter and best.method == "draft":
         for (d, q), dc in drafter.items():
             if d == best.dtype and q != best.draft_quant and dc.t(1) > drafter[(d, best.draft_quant)].t(1):
@@ -191,6 +195,11 @@ def _reason(best: Option, target, drafter, quant: str) -> str:
     if best.method == "ar":
         said.append("no drafter pays on this machine: its token or the verification costs too much")
     return "; ".join(said)
+
+
+def _name(dtype: str) -> str:
+    """How a reason names a format: its dtype, or the backend for GGUF on llama.cpp."""
+    return "llama.cpp" if dtype == "gguf" else dtype
 
 
 def _weights(quant: str) -> str:

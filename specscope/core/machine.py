@@ -149,17 +149,18 @@ def _timed(fn, reps: int, warm: int = 2) -> float:
 
 
 @torch.inference_mode()
-def _measure_proxy(model: torch.nn.Module, layers: int, total_layers: int, rows_list: tuple[int, ...],
-                   reps: int, head_scale: float) -> Costs:
-    from specscope.core.lm import CachedLM
-
-    lm = CachedLM(model, check=False)
+def _measure(lm, rows_list: tuple[int, ...], reps: int, scale: float = 1.0,
+             head_scale: float = 1.0) -> Costs:
+    """Seconds of a pass over r tokens after CONTEXT cached ones (the logits of every position),
+    and prompt reading, PREFILL_ROWS tokens a pass. `lm` is loaded (CachedLM or LlamaCppLM: its
+    rows are logits already, so its head costs nothing apart); a proxy's body and head are
+    scaled to the real model's (see the module's docstring)."""
     vocab = lm.vocab_size
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (CONTEXT + PREFILL_ROWS + max(rows_list),), generator=gen).tolist()
     ctx = ids[:CONTEXT]
+    lm.reset()
     lm.prefill(ctx)
-    scale = total_layers / layers
     passes = {}
     for rows in rows_list:
         new = ids[CONTEXT:CONTEXT + rows]
@@ -177,7 +178,36 @@ def _measure_proxy(model: torch.nn.Module, layers: int, total_layers: int, rows_
     chunk = ids[:PREFILL_ROWS]
     t_read = _timed(lambda: (lm.reset(), lm.forward(chunk, n_last=1)), max(1, reps // 2))
     t_one = _timed(lambda: lm.logits(hidden[:1]), reps)
+    lm.reset()
     return Costs(passes, PREFILL_ROWS / (scale * t_read + head_scale * t_one))
+
+
+def _measure_proxy(model: torch.nn.Module, layers: int, total_layers: int, rows_list: tuple[int, ...],
+                   reps: int, head_scale: float) -> Costs:
+    from specscope.core.lm import CachedLM
+
+    return _measure(CachedLM(model, check=False), rows_list, reps, total_layers / layers, head_scale)
+
+
+def measure_lm(lm, rows: tuple[int, ...] = PASS_ROWS, reps: int = 5) -> Costs:
+    """The pass costs of a loaded model, itself (no proxy): what `bench` shows as the verify-cost
+    curve of the backend it ran, and how a GGUF is measured on llama.cpp. Leaves it reset."""
+    return _measure(lm, rows, reps)
+
+
+GGUF = "gguf"  # the dtype a llama.cpp format is filed under: "gguf/q4_k_m" (what its session says)
+
+
+def measure_gguf(path, rows: tuple[int, ...] = PASS_ROWS, reps: int = 5) -> tuple[str, Costs]:
+    """A GGUF file's pass costs on llama.cpp (the real model: it loads in a second, mapped), and
+    its format key "gguf/TYPE"."""
+    from specscope.core.llamacpp import LlamaCppLM
+
+    lm = LlamaCppLM(path)
+    try:
+        return f"{GGUF}/{lm.quant}", measure_lm(lm, rows, reps)
+    finally:
+        del lm
 
 
 def measure_model(config, formats: list[tuple[str, str]], device: str = "cpu", reps: int = 7,
@@ -289,9 +319,12 @@ def formats_for(info: MachineInfo, role: str) -> list[tuple[str, str]]:
 
 
 def measure_machine(configs: dict[str, object], device: str = "cpu", progress=None,
-                    report: MachineReport | None = None, reps: int = 7) -> MachineReport:
+                    report: MachineReport | None = None, reps: int = 7,
+                    ggufs: dict[str, object] | None = None) -> MachineReport:
     """Measure (or complete) the report for this machine: bandwidth once, then each model shape
-    in `configs` ({role: config}) not yet measured. Saves it in the cache."""
+    in `configs` ({role: config}) not yet measured, and each GGUF file in `ggufs` ({role: path},
+    the same roles) on llama.cpp where its type is not yet measured for that shape. Saves it in
+    the cache."""
     info = machine_info(device)
     start = time.perf_counter()
     others = OtherWork()
@@ -301,17 +334,29 @@ def measure_machine(configs: dict[str, object], device: str = "cpu", progress=No
         report = MachineReport(info, round(memory_bandwidth_gbs(), 2))
     for role, config in configs.items():
         key = shape_key(config)
-        if key in report.models:
-            continue
         rows = PASS_ROWS if role == "target" else (1,)  # a drafter's token is a one-row pass
-        costs = measure_model(config, formats_for(info, role), device, reps, progress, role, rows)
-        if not costs:
-            raise SpecScopeError(f"could not measure any pass of the {role} on this machine")
-        report.models[key] = {f"{d}/{q}": c for (d, q), c in costs.items()}
+        if key not in report.models:
+            costs = measure_model(config, formats_for(info, role), device, reps, progress, role, rows)
+            if not costs:
+                raise SpecScopeError(f"could not measure any pass of the {role} on this machine")
+            report.models[key] = {f"{d}/{q}": c for (d, q), c in costs.items()}
+        path = (ggufs or {}).get(role)
+        if path is not None and gguf_format(path) not in report.models[key]:
+            if progress:
+                progress(f"measuring {role} passes on llama.cpp", 0, None)
+            fmt, costs = measure_gguf(path, rows, max(3, reps // 2))
+            report.models[key][fmt] = costs
     report.seconds += time.perf_counter() - start
     report.busy = max(report.busy, others.cores())
     save_report(report)
     return report
+
+
+def gguf_format(path) -> str:
+    """The report's format key of a GGUF file, from its header: "gguf/q4_k_m"."""
+    from specscope.core.llamacpp import file_type
+
+    return f"{GGUF}/{file_type(path)}"
 
 
 class OtherWork:

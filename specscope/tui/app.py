@@ -125,6 +125,8 @@ class SpecScopeApp(SettingActions, RunState, App[None]):
             auto = self.sub_title.partition(" · ")[2]
             self.sub_title = f"{session.profile.name} ({quant_label(session.profile)})" + (
                 f" · {auto}" if auto else "")
+        if not self.snapshot:  # what runs, and its verify-cost curve here (a clock reading)
+            self.sub_title += backend_note(session.profile.backend, session.decoder.verify_curve)
         if self.loader is not None:  # this process is ours: see freeze_heap
             freeze_heap()
         vocab = session.vocab  # a TrimmedVocab: any size up to its full ranking can be chosen
@@ -367,6 +369,16 @@ class SpecScopeApp(SettingActions, RunState, App[None]):
         self.exit()
 
 
+def backend_note(backend: str, curve: dict[int, float] | None) -> str:
+    """' · torch: verify 2/4/8/16 tok = 1.0/1.1/1.2/1.5 passes' (this machine's measured curve,
+    when `doctor` or auto measured it), ' · torch' without one."""
+    rows = [r for r in sorted(curve or {}) if r > 1]
+    if not rows:
+        return f" · {backend}"
+    return (f" · {backend}: verify {'/'.join(map(str, rows))} tok = "
+            f"{'/'.join(f'{curve[r]:.1f}' for r in rows)} passes")
+
+
 def make_app(profile: Profile | str | None = None, *, session=None, snapshot: bool = False,
              **options) -> SpecScopeApp:
     """Validate the options (raising SpecScopeError), then build the app.
@@ -379,6 +391,7 @@ def make_app(profile: Profile | str | None = None, *, session=None, snapshot: bo
     app = SpecScopeApp(wired.profile, wired.controls, wired.loader, session, snapshot)
     choice = wired.choice
     if choice is not None:  # what the machine's measurements chose, in the header
-        picked = choice.dtype + (f", drafter {choice.draft_quant}" if choice.method == "draft" else "")
+        picked = ("llama.cpp" if choice.dtype == "gguf" else choice.dtype) + (
+            f", drafter {choice.draft_quant}" if choice.method == "draft" else "")
         app.sub_title += f" · auto: {picked}, {choice.method}"
     return app

@@ -43,3 +43,19 @@ def test_the_table_renders_and_bandwidth_is_positive():
     console.print(render_costs(cost_rows([rec("ar", 10, 0, 0.0, 2.0, 10, 2.5)], []), 12.3))
     assert "12.3 GB/s" in console.export_text()
     assert memory_bandwidth_gbs(mb=8, repeats=2) > 0
+
+
+def test_the_verify_cost_curve_is_the_tables_caption():
+    from rich.console import Console
+
+    from specscope.bench.costs import curve_line
+
+    curve = {"backend": "llama.cpp", "format": "q4_k_m",
+             "pass_s": {"1": 0.05, "2": 0.095, "4": 0.1025, "8": 0.235, "16": 0.4},
+             "passes": {"1": 1.0, "2": 1.9, "4": 2.05, "8": 4.7, "16": 8.0}}
+    line = curve_line(curve)
+    assert line == ("verify-cost curve, llama.cpp q4_k_m: a pass over 1, 2, 4, 8, 16 tokens costs "
+                    "1.00, 1.90, 2.05, 4.70, 8.00 one-token passes (one: 50 ms)")
+    console = Console(width=200, record=True)
+    console.print(render_costs(cost_rows([rec("ar", 10, 0, 0.0, 2.0, 10, 2.5)], []), 12.3, curve))
+    assert line in console.export_text() and curve_line(None) == ""

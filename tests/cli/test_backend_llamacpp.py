@@ -132,6 +132,12 @@ def test_bench_on_llamacpp_says_the_backend_in_meta_and_rows(tmp_path):
     assert {row["config"] for row in data["results"]} == {"ar", "draft k=3", "tree k=3"}
     assert all(row["identical_share"] == 1.0 for row in data["results"])
     assert data["meta"]["target_bytes"] > 0 and "llama.cpp" in r.stdout
+    curve = data["meta"]["verify_curve"]  # the backend's pass over 1-16 tokens, measured here
+    assert (curve["backend"], curve["format"]) == ("llama.cpp", "f32")
+    assert set(curve["passes"]) == {"1", "2", "4", "8", "16"} and curve["passes"]["1"] == 1.0
+    ratios = [curve["passes"][r] for r in ("1", "2", "4", "8", "16")]
+    assert ratios == sorted(ratios) and all(t > 0 for t in curve["pass_s"].values())
+    assert "verify-cost curve, llama.cpp f32: a pass over 1, 2, 4, 8, 16 tokens" in r.stdout
     hf = runner.invoke(app, ["bench", "-p", "tiny-random", "--prompts", SAMPLE, "--backend",
                              "llama.cpp", "--reference", "hf", "--out", str(tmp_path / "x")])
     assert_clean_error(hf, "--reference hf")

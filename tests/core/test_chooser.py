@@ -121,3 +121,50 @@ def test_the_last_bench_on_this_machine_wins_over_the_prediction():
     slower = {**measured, ("bfloat16", "mtp-tree"): 1.60}
     assert choose(target, drafter, methods=methods, acceptance=head, mtp_token_ratio=0.05,
                   measured=slower).method == "draft"
+
+
+# ---- the backend: llama.cpp's GGUF formats come in as dtype "gguf" (auto.choose_for) ----------
+# This 2-core AVX2 CPU as measured (issue 30): llama.cpp's 4-bit target decodes at 20 tok/s but
+# a pass over 2, 4, 8, 16 tokens costs 1.9, 2.1, 4.7, 8 one-token passes (compute-bound); its
+# 0.5B Q8_0 drafter's token costs 0.6 of that pass. torch float32 decodes at 3.5 tok/s, flat.
+LLAMA_STEEP = (1.0, 1.9, 2.05, 4.7, 8.0)
+
+
+def test_llamacpp_plain_where_it_decodes_fastest_and_its_verification_is_compute_bound():
+    target = {("float32", "none"): curve(0.28, FLAT, 150.0), ("gguf", "none"): curve(0.05, LLAMA_STEEP, 120.0)}
+    drafter = {("float32", "none"): token(0.10), ("gguf", "q8_0"): token(0.03)}
+    c = choose(target, drafter, logits_only=("gguf",))
+    assert (c.dtype, c.method) == ("gguf", "ar")
+    assert c.reason.startswith("llama.cpp, ar") and "float32 passes are 5.6x slower" in c.reason
+    draft = [o for o in c.ranked if (o.dtype, o.method) == ("gguf", "draft")]
+    assert draft and draft[0].speedup < 1.0  # its own speculation would lose here, as measured
+
+
+def test_llamacpp_speculates_where_its_verification_is_memory_bound():
+    target = {("float32", "none"): curve(0.28, FLAT, 150.0), ("gguf", "none"): curve(0.05, FLAT, 120.0)}
+    drafter = {("float32", "none"): token(0.10), ("gguf", "q8_0"): token(0.01)}
+    c = choose(target, drafter, logits_only=("gguf",))
+    assert (c.dtype, c.draft_quant, c.method) == ("gguf", "q8_0", "draft") and c.draft_len >= 2
+    assert c.reason.startswith("llama.cpp, drafter q8_0, draft")
+
+
+def test_torch_where_llamacpp_decodes_faster_but_cannot_verify_cheaply():
+    target = {("bfloat16", "none"): curve(0.06, FLAT, 300.0), ("gguf", "none"): curve(0.05, LLAMA_STEEP, 300.0)}
+    drafter = {("bfloat16", "none"): token(0.006), ("gguf", "q8_0"): token(0.03)}
+    c = choose(target, drafter, logits_only=("gguf",))
+    assert (c.dtype, c.method) == ("bfloat16", "draft")
+    assert "llama.cpp decodes faster (20.0 against 16.7 tok/s) but its verification is compute-bound" in c.reason
+
+
+def test_no_fastmtp_head_on_a_backend_that_returns_logits_only():
+    """A head with high acceptance would win on llama.cpp's cheap pass, but llama.cpp gives no
+    hidden states: mtp is considered on torch only, predicted or measured."""
+    target = {("float32", "none"): curve(0.28, FLAT), ("gguf", "none"): curve(0.05, FLAT)}
+    head = {"mtp": [0.9, 0.8, 0.7]}
+    methods = ["ar", "mtp", "mtp-tree"]
+    c = choose(target, None, methods=methods, acceptance=head, mtp_token_ratio=0.05,
+               measured={("gguf", "mtp-tree"): 3.0}, logits_only=("gguf",))
+    assert not [o for o in c.ranked if o.dtype == "gguf" and o.method != "ar"]
+    assert (c.dtype, c.method) == ("gguf", "ar")
+    unguarded = choose(target, None, methods=methods, acceptance=head, mtp_token_ratio=0.05)
+    assert (unguarded.dtype, unguarded.method) == ("gguf", "mtp")  # the guard is what stops it
