@@ -75,6 +75,8 @@ class RemoteLM:
         self.last_server_s: float | None = None  # of the latest score(): the server's compute
         self.last_requests = 0
         self.last_wall_s = 0.0
+        self.last_reasks = 0  # of the latest score(): positions asked twice (engines.NoProbs)
+        self.plain_token: int | None = None  # llama.cpp: a token that is one whole character
 
     # --- what the loop and the drafters read ------------------------------------------------
 
@@ -114,7 +116,7 @@ class RemoteLM:
     def score(self, ids: list[int], draft: list[int], parents: list[int], greedy: bool) -> torch.Tensor:
         """Rows [len(draft) + 1, vocab] for ids[-1] (the root) and each draft node."""
         t0, requests0, wall0 = time.perf_counter(), self.client.requests, self.client.wall_s
-        self.last_server_s = 0.0
+        self.last_server_s, self.last_reasks = 0.0, 0
         rows = torch.full((len(draft) + 1, self.vocab_size), math.nan)
         n = self.greedy_top if greedy else self.vocab_size
         kids = children(parents)
@@ -146,9 +148,19 @@ class RemoteLM:
             self.last_server_s += scored.server_ms / 1000.0
 
     def _one(self, prefix: list[int], n: int) -> E.Row:
-        scored = E.llamacpp_parse(self.client.post("/completion", E.llamacpp_request(prefix, n)))
+        try:
+            scored = E.llamacpp_parse(self.client.post("/completion", E.llamacpp_request(prefix, n)))
+        except E.NoProbs:  # a byte token was sampled: ask again with a whole character forced
+            self.last_reasks += 1
+            scored = E.llamacpp_parse(self.client.post(
+                "/completion", E.llamacpp_request(prefix, n, force=self._plain_token())), forced=True)
         self._add_server(scored)
         return scored.rows[0]
+
+    def _plain_token(self) -> int:
+        if self.plain_token is None:
+            self.plain_token = int(self.client.post("/tokenize", {"content": "a", "add_special": False})["tokens"][0])
+        return self.plain_token
 
     def _many(self, path: list[int], start: int, n: int) -> E.Scored:
         if self.engine == "vllm":

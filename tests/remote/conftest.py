@@ -9,7 +9,8 @@ import pytest
 
 from specscope.remote.llama_server import INSTALL_HINT, LlamaServer, find_llama_server
 
-SERVER_ARGS = ["-t", "1", "-c", "1024", "-np", "1", "--no-webui"]
+# one thread, a small context; float32 keys/values and no flash attention: the torch model's numbers
+SERVER_ARGS = ["-t", "1", "-c", "1024", "-np", "1", "--no-webui", "-ctk", "f32", "-ctv", "f32", "-fa", "off"]
 
 if find_llama_server() is None and os.environ.get("CI"):
     raise RuntimeError(f"llama-server is missing in CI: {INSTALL_HINT}")
