@@ -35,7 +35,8 @@ def remote(tiny_server):
 def test_greedy_is_the_servers_own_greedy_completion(remote, tiny_server):
     ids = remote.encode(PROMPT)
     expected = server_greedy(tiny_server.url, ids, 40)
-    for method, k in (("draft", 4), ("draft", 6), ("lookup", 3), ("tree", 4), ("ar", 0)):
+    for method, k in (("draft", 4), ("draft", 6), ("lookup", 3), ("tree", 4), ("pool", 4),
+                      ("jacobi", 4), ("ar", 0)):
         remote.decoder.reset()
         controls = remote.controls(method=method, draft_len=k, max_new_tokens=40)
         controls.stop = None
