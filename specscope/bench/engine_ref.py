@@ -8,6 +8,7 @@ embedded pair's shipped files, or the tiny-random pair written as GGUF) with the
                            specscope's `draft -k K`); k=auto: llama.cpp's own defaults
 `URL` measures a running server as it is configured (its own speculative decoding, if any):
   server
+a llama.cpp server as below; vLLM and SGLang as engine_served.py says.
 Each run is one `POST /completion` of the prompt's token ids (so the chat template is
 specscope's, identical for every row), greedy, the same token budget, the server's prompt cache
 off (each run reads its prompt, as specscope's rows do). Read: `tokens`, `stop_type`,
@@ -77,6 +78,8 @@ class EngineReference:
         self._tmp = tempfile.TemporaryDirectory(prefix="specscope-ref-")
         self.files: tuple[str, str | None] | None = None
         self.version: str | None = None
+        self.engine = LLAMACPP  # a URL's: llama.cpp, vllm or sglang (engine_served.detect_engine)
+        self.model = ""  # vLLM's served model name
 
     def check(self) -> None:
         """Before any model loads: the binary and the files exist."""
@@ -85,6 +88,15 @@ class EngineReference:
 
             require_llama_server()
             self.files = gguf_pair(self.profile, self._tmp.name)
+            return
+        from specscope.bench.engine_served import detect_engine
+        from specscope.remote.http import HttpClient
+
+        client = HttpClient(self.reference)
+        self.engine = detect_engine(client)
+        if self.engine == "vllm":
+            models = client.get("/v1/models").get("data") or [{}]
+            self.model = str(models[0].get("id", ""))
 
     def url(self, config: Config) -> str:
         if self.reference != LLAMACPP:
@@ -110,7 +122,8 @@ class EngineReference:
         from specscope.remote.http import redact_url
 
         if self.reference != LLAMACPP:
-            return {"reference": redact_url(self.reference)}
+            return {"reference": redact_url(self.reference), "engine": self.engine,
+                    **({"model": self.model} if self.model else {})}
         return {"reference": LLAMACPP, "gguf": list(self.files or ()), "threads": self.threads,
                 "commands": {str(k): " ".join(s.command(s.port)[1:]) for k, s in self.servers.items()
                              if s.port}}
@@ -127,6 +140,15 @@ class EngineReference:
         if controls.temperature > 0:
             raise SpecScopeError("the engine reference rows run greedy only (--temperature 0)")
         client = HttpClient(self.url(config), timeout=3600)
+        if self.engine != LLAMACPP:  # a vLLM or SGLang server's own decoding
+            from specscope.bench import engine_served as S
+
+            try:
+                if self.engine == "vllm":
+                    return S.vllm_measure(client, self.model, ids, controls.max_new_tokens, eos)
+                return S.sglang_measure(client, ids, controls.max_new_tokens, eos)
+            finally:
+                client.close()
         body = {"prompt": list(ids), "n_predict": controls.max_new_tokens, "temperature": 0.0,
                 "cache_prompt": False, "return_tokens": True, "stream": False}
         t0 = time.perf_counter()
