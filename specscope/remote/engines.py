@@ -54,7 +54,8 @@ class Scored:
 
 
 def _top_dict(pairs) -> dict[int, float]:
-    return {int(i): float(lp) for i, lp in pairs}
+    """id -> log-probability; a null one (llama.cpp writes -inf, a zero probability, as null) is -inf."""
+    return {int(i): float("-inf") if lp is None else float(lp) for i, lp in pairs}
 
 
 # --- llama.cpp -------------------------------------------------------------------------------

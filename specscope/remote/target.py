@@ -36,9 +36,14 @@ GREEDY_TOP = 20  # log-probabilities asked per position when greedy (for the p s
 
 
 def make_row(vocab: int, row: E.Row, greedy: bool) -> torch.Tensor:
-    """A logits row (log-probabilities) over the full vocabulary from what the engine reported."""
+    """A logits row (log-probabilities) over the full vocabulary from what the engine reported.
+    Sampling takes only a whole distribution: fewer tokens than the vocabulary is one line."""
     out = torch.empty(vocab, dtype=torch.float32)
     top = {i: lp for i, lp in row.top.items() if 0 <= i < vocab}
+    if not greedy and len(top) < vocab:
+        raise SpecScopeError(f"the server returned {len(top)} of {vocab} probabilities at a position: "
+                             "sampling needs the whole distribution (raise the server's logprobs "
+                             "limit, e.g. vLLM's --max-logprobs), or use greedy (-t 0)")
     if len(top) >= vocab:
         out[list(top)] = torch.tensor(list(top.values()), dtype=torch.float32)
     else:
