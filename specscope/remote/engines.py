@@ -60,9 +60,12 @@ def _top_dict(pairs) -> dict[int, float]:
 
 # --- llama.cpp -------------------------------------------------------------------------------
 
-def llamacpp_request(prefix: list[int], n_probs: int, force: int | None = None) -> dict:
+def llamacpp_request(prefix: list[int], n_probs: int, force: int | None = None,
+                     cold: bool = False) -> dict:
+    """`cold`: the prompt cache is not read (the whole prefix computed in one batch, as the
+    server's own completion of a prompt does); it is still written for the next request."""
     body = {"prompt": list(prefix), "n_predict": 1, "temperature": 0.0, "n_probs": n_probs,
-            "post_sampling_probs": False, "cache_prompt": True, "return_tokens": True,
+            "post_sampling_probs": False, "cache_prompt": not cold, "return_tokens": True,
             "stream": False}
     if force is not None:  # the sampled token is forced; the probabilities stay the raw logits'
         body["logit_bias"] = [[int(force), 1e6]]

@@ -81,6 +81,7 @@ class RemoteLM:
         self.last_requests = 0
         self.last_wall_s = 0.0
         self.last_reasks = 0  # of the latest score(): positions asked twice (engines.NoProbs)
+        self.last_cache_n: list[int | None] = []  # llama.cpp: each request's tokens from its cache
         self.plain_token: int | None = None  # llama.cpp: a token that is one whole character
 
     # --- what the loop and the drafters read ------------------------------------------------
@@ -127,9 +128,15 @@ class RemoteLM:
         kids = children(parents)
         if self.engine == "llama.cpp":
             todo = [-1] if greedy else [-1, *range(len(draft))]
+            # a context that is not the last one grown is read cold, as the server's own
+            # completion reads a prompt: its prompt cache would re-read the last cached token
+            # alone, a pass of another batch size whose rounding can flip a near tie (docs/remote.md)
+            cold = not self.ids or len(ids) <= len(self.ids) or ids[:len(self.ids)] != self.ids
+            self.last_cache_n = []
             while todo:
                 node = todo.pop(0)
-                row = self._one(ids + _path(draft, parents, node), n)
+                row = self._one(ids + _path(draft, parents, node), n, cold)
+                cold = False
                 rows[node + 1] = make_row(self.vocab_size, row, greedy)
                 if greedy:
                     todo = [c for c in kids[node] if draft[c] == row.token][:1]
@@ -152,14 +159,15 @@ class RemoteLM:
         else:
             self.last_server_s += scored.server_ms / 1000.0
 
-    def _one(self, prefix: list[int], n: int) -> E.Row:
+    def _one(self, prefix: list[int], n: int, cold: bool = False) -> E.Row:
         try:
-            scored = E.llamacpp_parse(self.client.post("/completion", E.llamacpp_request(prefix, n)))
+            scored = E.llamacpp_parse(self.client.post("/completion", E.llamacpp_request(prefix, n, cold=cold)))
         except E.NoProbs:  # a byte token was sampled: ask again with a whole character forced
             self.last_reasks += 1
-            scored = E.llamacpp_parse(self.client.post(
-                "/completion", E.llamacpp_request(prefix, n, force=self._plain_token())), forced=True)
+            scored = E.llamacpp_parse(self.client.post("/completion", E.llamacpp_request(
+                prefix, n, force=self._plain_token(), cold=cold)), forced=True)
         self._add_server(scored)
+        self.last_cache_n.append(scored.info.get("cache_n"))
         return scored.rows[0]
 
     def _plain_token(self) -> int:

@@ -56,25 +56,25 @@ def test_greedy_is_the_servers_own_greedy_completion(remote, tiny_server):
 
 
 def test_rollback_through_the_prompt_cache(remote, tiny_server):
-    """A rejected draft, then the right continuation: the server's cache drops the wrong token
-    and reuses the shared prefix; the rows are those of a fresh server pass."""
+    """Sampling scores every draft position, so the server computes a draft's rejected tail; the
+    next step's context (the accepted prefix and the target's own token) reuses the cached
+    prefix and drops the tail: one token computed, the rows those of a cold pass."""
     target = remote.target
     ids = remote.encode("Count from one to ten.")
     right = server_greedy(tiny_server.url, ids, 4)
-    wrong = (right[0] + 1) % target.vocab_size
-    fresh = target.score(ids, right[:3], [-1, 0, 1], greedy=True)  # all accepted: 4 rows
+    wrong = (right[1] + 1) % target.vocab_size
+    remote.decoder.reset()
+    target.score(ids, [right[0], wrong, 7], [-1, 0, 1], greedy=False)  # every position: 4 requests
     assert target.last_requests == 4 + target.last_reasks
-    target.score(ids, [wrong, right[1]], [-1, 0], greedy=True)  # rejected at once: 1 request
-    assert target.last_requests == 1 + target.last_reasks
-    # the server evaluated the wrong path's prefix; now the right path again, served from cache
-    answer = HttpClient(tiny_server.url).post("/completion", {
-        "prompt": ids + right[:2], "n_predict": 1, "temperature": 0.0, "cache_prompt": True,
-        "return_tokens": True, "n_probs": 5})
-    assert answer["tokens"] == [right[2]]
-    assert answer["timings"]["cache_n"] >= len(ids) - 1  # the prefix came from the cache
-    again = target.score(ids, right[:3], [-1, 0, 1], greedy=True)
-    assert torch.equal(again, fresh)
-    assert [int(r.argmax()) for r in again] == right[:4]
+    assert target.last_cache_n[0] == 0 and target.last_cache_n[-1] == len(ids) + 2
+    grown = ids + right[:2]  # `wrong` rejected, the target's right[1] instead
+    warm = target.score(grown, [right[2]], [-1], greedy=True)
+    assert target.last_cache_n[0] == len(ids) + 1  # ids and right[0] from the cache; wrong, 7 dropped
+    assert [int(r.argmax()) for r in warm] == right[2:4]
+    remote.decoder.reset()
+    cold = target.score(grown, [right[2]], [-1], greedy=True)
+    assert target.last_cache_n[0] == 0
+    assert torch.allclose(warm, cold, atol=1e-4)
 
 
 def test_sampling_rows_are_the_full_distribution(remote, tiny_session):
@@ -160,3 +160,19 @@ def test_byte_tokens_are_scored(remote, tiny_server):
     assert target.last_reasks == 1 and int(row.argmax()) == token
     full = target.score(prefix, [], [], greedy=False)[0].exp()
     assert int(full.argmax()) == token and abs(float(full.sum()) - 1) < 1e-4
+
+
+def test_a_new_context_is_read_cold(remote, tiny_server):
+    """The first request of a new context does not read the prompt cache (the whole prompt in
+    one batch, as the server's own completion reads it: re-reading the cached last token alone
+    is a pass of another batch size, which flipped a near tie on the embedded Q4_K target);
+    the requests that grow it do."""
+    target = remote.target
+    ids = remote.encode("Name three colours.")
+    right = server_greedy(tiny_server.url, ids, 3)  # the slot now caches ids + 3 tokens
+    remote.decoder.reset()
+    target.score(ids, right[:2], [-1, 0], greedy=True)
+    assert target.last_cache_n[0] == 0  # cold, though all of ids was cached
+    assert target.last_cache_n[1:] == [len(ids) + i for i in range(len(target.last_cache_n) - 1)]
+    target.score(ids + right[:1], [], [], greedy=True)  # the same context grown: warm
+    assert target.last_cache_n[0] >= len(ids)
