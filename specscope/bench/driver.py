@@ -317,6 +317,7 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
         raise KeyboardInterrupt
     meta.update(runs=len(records), interrupted=interrupted)
     if engine_ref is not None:
+        engine_ref.measure_curve()
         meta["engine_reference"] = engine_ref.describe()
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
@@ -332,6 +333,10 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
              f"max {base.max_new_tokens} new tokens; speedup over ar (Spec-Bench: mean tok/s ratio)")
     out.print(render_table(rows, title))
     out.print(render_costs(cost_rows(records, rows, meta["target_bytes"]), meta["memory_gbs"]))
+    if engine_ref is not None and engine_ref.curve:  # what decides whether speculation can pay there
+        from specscope.bench.engine_ref import curve_note
+
+        out.print(curve_note(engine_ref.curve, "llama.cpp's (llama-bench on the target GGUF)"))
     err.print(f"wrote {o.out}/results.json, results.csv, runs.jsonl" + (", plots (*.png)" if o.plots else ""))
     if interrupted:
         err.print(f"interrupted: kept {len(records)} finished runs of {plan.total_runs}")

@@ -65,4 +65,8 @@ def test_bench_reference_llamacpp_rows_parse_the_servers_output(tmp_path):
     # llama.cpp's greedy output is specscope's: the same weights, prompt ids and budget
     assert plain["identical_share"] == 1.0 and spec["identical_share"] == 1.0
     assert results["meta"]["engine_reference"]["reference"] == "llama.cpp"
+    # llama.cpp's verify-cost curve, from its own llama-bench on the same target GGUF
+    curve = results["meta"]["engine_reference"]["verify_curve"]
+    assert list(curve) == ["1", "2", "4", "8", "16"] and curve["1"] == 1.0 and curve["16"] > 0
+    assert "verify-cost curve" in r.stdout
     assert "llama.cpp-draft k=3" in r.stdout
