@@ -80,6 +80,11 @@ class HttpClient:
             if resp.status >= 500:
                 last = f"{self.url}{path} answered {resp.status}: {_message(raw)}"
                 continue
+            if resp.status in (401, 403):
+                hint = ("the API key given is not accepted" if self.api_key else
+                        "it needs an API key: --api-key or $SPECSCOPE_API_KEY")
+                raise RemoteError(self.redact(f"{self.url}{path} answered {resp.status} "
+                                              f"({_message(raw)}): {hint}"))
             if resp.status >= 400:
                 raise RemoteError(self.redact(f"{self.url}{path} answered {resp.status}: {_message(raw)}"))
             if as_text:
