@@ -27,6 +27,8 @@ def test_bad_remote_options_are_one_line():
     assert_clean_error(generate("hi", "--engine", "vllm"), "--engine needs a served target")
     assert_clean_error(runner.invoke(app, ["bench", "--profile", "tiny-random", "--reference", "tgi"]),
                        "unknown reference")
+    assert_clean_error(runner.invoke(app, ["bench", "--profile", "tiny-random", "--reference",
+                                           "llama.cpp,http://127.0.0.1:9"]), "one engine")
 
 
 @needs_llama_server
@@ -53,7 +55,7 @@ def test_bench_reference_llamacpp_rows_parse_the_servers_output(tmp_path):
                                                            ("qa", "Why is the sky blue?")])))
     out = tmp_path / "out"
     r = runner.invoke(app, ["bench", "--profile", "tiny-random", "--prompts", str(prompts), "-m", "draft",
-                            "-k", "3", "-n", "12", "--reference", "llama.cpp", "--out", str(out),
+                            "-k", "3", "-n", "12", "--reference", "hf,llama.cpp", "--out", str(out),
                             "--no-plots", "--no-warmup"])
     assert r.exit_code == 0, r.output
     results = json.loads((out / "results.json").read_text())
@@ -70,6 +72,7 @@ def test_bench_reference_llamacpp_rows_parse_the_servers_output(tmp_path):
     assert list(curve) == ["1", "2", "4", "8", "16"] and curve["1"] == 1.0 and curve["16"] > 0
     assert "verify-cost curve" in r.stdout
     assert "llama.cpp-draft k=3" in r.stdout
+    assert rows[("hf-plain", "overall")]["identical_share"] == 1.0  # transformers' rows beside them
 
 
 @needs_llama_server
