@@ -39,3 +39,11 @@ def remote_profile(url: str, **fields):
 
     return with_remote(Profile(name="tiny-remote", target=url, drafter="tiny-random:draft",
                                dtype="float32", draft_len=4, max_new_tokens=24, **fields))
+
+
+@pytest.fixture(autouse=True)
+def no_api_key_left(monkeypatch):
+    """--api-key puts the key in $SPECSCOPE_API_KEY for the process; each test starts and ends
+    without it (setenv first, so the undo removes whatever a command set)."""
+    monkeypatch.setenv("SPECSCOPE_API_KEY", "")
+    monkeypatch.delenv("SPECSCOPE_API_KEY")
