@@ -163,6 +163,16 @@ def split_measured(o: Options, prompts) -> str | None:
     return o.split or "report"
 
 
+def references(o) -> list[str]:
+    """--reference's comma-separated values: hf, and at most one engine (llama.cpp or a URL)."""
+    return [r.strip() for r in (o.reference or "").split(",") if r.strip()]
+
+
+def engine_reference(o) -> str | None:
+    engines = [r for r in references(o) if r != "hf"]
+    return engines[0] if len(engines) == 1 else None
+
+
 def validate(o: Options):
     """Everything that can be checked without models. Returns (profile, prompts, grid axes,
     overlap): refuses prompts an artifact in use was fitted or selected on, unless
@@ -174,16 +184,19 @@ def validate(o: Options):
 
     from specscope.remote.http import is_url
 
-    if o.reference not in (None, "hf", "llama.cpp") and not is_url(o.reference):
-        raise SpecScopeError(f"unknown reference '{o.reference}' (hf, llama.cpp or a server's "
-                             "http://HOST:PORT)")
+    for ref in references(o):
+        if ref not in ("hf", "llama.cpp") and not is_url(ref):
+            raise SpecScopeError(f"unknown reference '{ref}' (hf, llama.cpp or a server's "
+                                 "http://HOST:PORT)")
+    if engine_reference(o) is None and len([r for r in references(o) if r != "hf"]) > 1:
+        raise SpecScopeError("--reference takes one engine (llama.cpp or a URL), with hf beside it")
     if o.repeats < 1:
         raise SpecScopeError(f"--repeats must be >= 1, got {o.repeats}")
     from specscope.frontends.loading import resolve_auto
 
     prof, choice = resolve_auto(with_backend(with_quant(load_profile(o.profile), o.quant, o.draft_quant),
                                              o.backend), o.dtype, None, o.device)
-    if o.reference == "hf" and prof.target_url:
+    if "hf" in references(o) and prof.target_url:
         raise SpecScopeError("--reference hf runs transformers on the target's weights: a served "
                              "target has none here (use --reference URL or llama.cpp)")
     methods = parse_methods(o.methods, METHODS)
@@ -194,7 +207,7 @@ def validate(o: Options):
                              "(made by `specscope trim`)")
     for m in methods or [None]:
         check_options(prof, m, o.dtype, o.device)
-    if o.reference == "hf" and prof.backend == "llama.cpp":
+    if "hf" in references(o) and prof.backend == "llama.cpp":
         raise SpecScopeError("--reference hf runs transformers on the torch models: not with "
                              "--backend llama.cpp")
     from specscope.core.refine_steps import parse_refine_steps
@@ -236,12 +249,12 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
     configs = build_grid(methods, lens, sizes, trims_vocab)
     if any(v is not None for v in sizes) and not any(c.vocab_top_k is not None for c in configs):
         err.print("note: no benchmarked method drafts with a vocabulary; --vocab-top-k ignored")
-    if o.reference == "hf":
+    if "hf" in references(o):
         configs += hf_grid(methods, lens, session.profile.start_len, session.drafter_lm is not None)
-    elif o.reference is not None:
+    if engine_reference(o) is not None:
         from specscope.bench.engine_ref import reference_grid
 
-        configs += reference_grid(o.reference, lens, session.profile.start_len,
+        configs += reference_grid(engine_reference(o), lens, session.profile.start_len,
                                   session.drafter_lm is not None)
     kept, ids = [], []
     for p in prompts:
@@ -268,12 +281,12 @@ def run_bench(o: Options) -> None:
     if (Path(o.out) / "results.json").exists():
         err.print(f"note: {o.out} holds an earlier result; its files will be replaced")
     engine_ref = None
-    if o.reference not in (None, "hf"):  # llama.cpp or a server: checked before any model loads
+    if engine_reference(o) is not None:  # llama.cpp or a server: checked before any model loads
         import torch
 
         from specscope.bench.engine_ref import EngineReference
 
-        engine_ref = EngineReference(prof, o.reference, torch.get_num_threads())
+        engine_ref = EngineReference(prof, engine_reference(o), torch.get_num_threads())
         engine_ref.check()
     try:
         _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, err, out)
@@ -332,6 +345,7 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
         raise KeyboardInterrupt
     meta.update(runs=len(records), interrupted=interrupted)
     if engine_ref is not None:
+        engine_ref.measure_curve()
         meta["engine_reference"] = engine_ref.describe()
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
@@ -348,6 +362,10 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
     out.print(render_table(rows, title))
     out.print(render_costs(cost_rows(records, rows, meta["target_bytes"]), meta["memory_gbs"],
                            meta["verify_curve"]))
+    if engine_ref is not None and engine_ref.curve:  # what decides whether speculation can pay there
+        from specscope.bench.engine_ref import curve_note
+
+        out.print(curve_note(engine_ref.curve, "llama.cpp's (llama-bench on the target GGUF)"))
     err.print(f"wrote {o.out}/results.json, results.csv, runs.jsonl" + (", plots (*.png)" if o.plots else ""))
     if interrupted:
         err.print(f"interrupted: kept {len(records)} finished runs of {plan.total_runs}")

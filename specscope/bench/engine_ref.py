@@ -8,6 +8,7 @@ embedded pair's shipped files, or the tiny-random pair written as GGUF) with the
                            specscope's `draft -k K`); k=auto: llama.cpp's own defaults
 `URL` measures a running server as it is configured (its own speculative decoding, if any):
   server
+a llama.cpp server as below; vLLM and SGLang as engine_served.py says.
 Each run is one `POST /completion` of the prompt's token ids (so the chat template is
 specscope's, identical for every row), greedy, the same token budget, the server's prompt cache
 off (each run reads its prompt, as specscope's rows do). Read: `tokens`, `stop_type`,
@@ -77,6 +78,9 @@ class EngineReference:
         self._tmp = tempfile.TemporaryDirectory(prefix="specscope-ref-")
         self.files: tuple[str, str | None] | None = None
         self.version: str | None = None
+        self.engine = LLAMACPP  # a URL's: llama.cpp, vllm or sglang (engine_served.detect_engine)
+        self.model = ""  # vLLM's served model name
+        self.curve: dict[int, float] | None = None  # measure_curve's
 
     def check(self) -> None:
         """Before any model loads: the binary and the files exist."""
@@ -85,6 +89,15 @@ class EngineReference:
 
             require_llama_server()
             self.files = gguf_pair(self.profile, self._tmp.name)
+            return
+        from specscope.bench.engine_served import detect_engine
+        from specscope.remote.http import HttpClient
+
+        client = HttpClient(self.reference)
+        self.engine = detect_engine(client)
+        if self.engine == "vllm":
+            models = client.get("/v1/models").get("data") or [{}]
+            self.model = str(models[0].get("id", ""))
 
     def url(self, config: Config) -> str:
         if self.reference != LLAMACPP:
@@ -110,10 +123,37 @@ class EngineReference:
         from specscope.remote.http import redact_url
 
         if self.reference != LLAMACPP:
-            return {"reference": redact_url(self.reference)}
+            return {"reference": redact_url(self.reference), "engine": self.engine,
+                    **({"model": self.model} if self.model else {})}
         return {"reference": LLAMACPP, "gguf": list(self.files or ()), "threads": self.threads,
+                **({"verify_curve": {str(k): round(v, 3) for k, v in self.curve.items()}} if self.curve else {}),
                 "commands": {str(k): " ".join(s.command(s.port)[1:]) for k, s in self.servers.items()
                              if s.port}}
+
+    def measure_curve(self, sizes=(1, 2, 4, 8, 16)) -> dict[int, float] | None:
+        """llama.cpp's verify-cost curve on the target GGUF: a pass over r tokens in 1-token
+        passes, from its own `llama-bench -p 1,2,4,...` (the same threads); None where there is
+        no llama-bench beside llama-server, or for a URL reference."""
+        import json
+        import subprocess
+        from pathlib import Path
+
+        from specscope.remote.llama_server import require_llama_server
+
+        if self.reference != LLAMACPP:
+            return None
+        tool = Path(require_llama_server()).with_name("llama-bench")
+        if not tool.is_file():
+            return None
+        target = (self.files or gguf_pair(self.profile, self._tmp.name))[0]
+        cmd = [str(tool), "-m", target, "-p", ",".join(map(str, sizes)), "-n", "0",
+               "-t", str(self.threads), "-r", "3", "-o", "json"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+            self.curve = parse_llama_bench(json.loads(done.stdout))
+        except (subprocess.SubprocessError, ValueError, KeyError, OSError):
+            self.curve = None
+        return self.curve
 
     def close(self) -> None:
         for server in self.servers.values():
@@ -127,6 +167,15 @@ class EngineReference:
         if controls.temperature > 0:
             raise SpecScopeError("the engine reference rows run greedy only (--temperature 0)")
         client = HttpClient(self.url(config), timeout=3600)
+        if self.engine != LLAMACPP:  # a vLLM or SGLang server's own decoding
+            from specscope.bench import engine_served as S
+
+            try:
+                if self.engine == "vllm":
+                    return S.vllm_measure(client, self.model, ids, controls.max_new_tokens, eos)
+                return S.sglang_measure(client, ids, controls.max_new_tokens, eos)
+            finally:
+                client.close()
         body = {"prompt": list(ids), "n_predict": controls.max_new_tokens, "temperature": 0.0,
                 "cache_prompt": False, "return_tokens": True, "stream": False}
         t0 = time.perf_counter()
@@ -173,3 +222,16 @@ def own_speedup_note(rows: list[dict]) -> str | None:
              for r in rows if r.get("own_speedup") and r["config"] != PLAIN and r["category"] == "overall"
              and r.get("own_decode_speedup")]
     return ("llama.cpp's speculative decoding over its own plain decoding: " + ", ".join(parts)) if parts else None
+
+
+def parse_llama_bench(entries: list[dict]) -> dict[int, float]:
+    """llama-bench's JSON (prompt tests, n_gen 0): {r: a pass over r tokens / a 1-token pass}."""
+    ns = {int(e["n_prompt"]): float(e["avg_ns"]) for e in entries if int(e.get("n_gen", 0)) == 0}
+    return {r: ns[r] / ns[1] for r in sorted(ns)} if ns.get(1) else {}
+
+
+def curve_note(curve: dict[int, float] | None, who: str) -> str | None:
+    if not curve:
+        return None
+    return (f"{who} verify-cost curve (a pass over r tokens in 1-token passes): "
+            + ", ".join(f"{r}: {v:.2f}" for r, v in sorted(curve.items())))

@@ -65,7 +65,8 @@ def main(argv=None) -> None:
                 "remote_accept": s.acceptance_rate, "remote_tau": s.tau, "remote_wall_s": s.wall_s,
                 "remote_tok_s": s.tokens_per_s, "requests": s.requests, "verify_s": s.verify_s,
                 "server_s": s.server_s, "draft_s": s.draft_s,
-                "round_trip_ms": 1000 * (s.verify_s - s.server_s) / s.requests,
+                "steps": s.steps, "round_trip_ms": 1000 * (s.verify_s - s.server_s) / s.requests,
+                "round_trip_ms_per_step": 1000 * (s.verify_s - s.server_s) / s.steps,
                 "server_ms_per_request": 1000 * s.server_s / s.requests,
                 "remote_tokens": list(s.token_ids)})
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "remote_tokens"}), flush=True)
@@ -83,15 +84,18 @@ def main(argv=None) -> None:
                           "local_tok_s": s.tokens_per_s,
                           "same_tokens_as_remote": row["same_tokens_as_remote"]}), flush=True)
 
-    def mean(key):
+    def spread(key):  # mean over the prompts, and the lowest and highest prompt's
         vals = [r[key] for r in rows if r.get(key) is not None]
-        return round(sum(vals) / len(vals), 4) if vals else None
+        return [round(sum(vals) / len(vals), 4), round(min(vals), 4), round(max(vals), 4)] if vals else None
 
-    print(json.dumps({"summary": True, "prompts": len(rows),
+    print(json.dumps({"summary": True, "prompts": len(rows), "mean_min_max": True,
                       "identical": sum(r["identical"] for r in rows),
-                      **{k: mean(k) for k in ("remote_accept", "local_accept", "remote_tau", "local_tau",
-                                              "round_trip_ms", "server_ms_per_request", "remote_tok_s",
-                                              "local_tok_s", "server_plain_tok_s")}}), flush=True)
+                      "same_tokens_as_local": sum(bool(r.get("same_tokens_as_remote")) for r in rows),
+                      "same_accept_as_local": sum(r["remote_accept"] == r.get("local_accept") for r in rows),
+                      **{k: spread(k) for k in ("remote_accept", "local_accept", "remote_tau", "local_tau",
+                                                "round_trip_ms", "round_trip_ms_per_step",
+                                                "server_ms_per_request", "remote_tok_s", "local_tok_s",
+                                                "server_plain_tok_s")}}), flush=True)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ def bench(
     reference: Annotated[Optional[str], typer.Option(
         "--reference", metavar="hf|llama.cpp|URL", help="'hf': add transformers' own generate rows (plain, assisted, "
         "prompt lookup) on the same models; 'llama.cpp': llama-server's plain and speculative "
-        "decoding on the same GGUF files; a server's URL: its own decoding as configured.")] = None,
+        "decoding on the same GGUF files; a server's URL: its own decoding as configured; "
+        "hf and one engine together: e.g. hf,llama.cpp.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help=(
         "Output directory for results.json, results.csv, runs.jsonl and the plots; created if "
         "missing, earlier results in it are replaced."))] = Path("bench-results"),

@@ -103,13 +103,16 @@ def stats_line(s, quant: str = "") -> str:
 
 
 def remote_costs(s) -> str:
-    """A served target's verification cost: requests, the server's compute, the round trips."""
-    if not s.requests:
-        return ""
+    """A served target's verification cost, for the stats line ("" for a local target)."""
+    return f" | remote: {remote_cost_text(s)}" if s.requests else ""
+
+
+def remote_cost_text(s) -> str:
+    """Requests, the server's compute, the round trips (generate's stats line, the TUI)."""
     server = "" if s.server_s is None else (
         f", server {s.server_s:.2f}s + round trips {s.verify_s - s.server_s:.2f}s "
         f"({1000 * (s.verify_s - s.server_s) / s.requests:.1f} ms a request)")
-    return f" | remote: {s.requests} requests{server}"
+    return f"{s.requests} requests{server}"
 
 
 def as_json(event, profile, choice=None) -> dict:

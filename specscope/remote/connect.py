@@ -64,8 +64,11 @@ def connect(url: str, engine: str, tokenizer, *, model: str | None = None,
         raise SpecScopeError(f"the server's vocabulary ({vocab}) is smaller than the tokenizer's "
                              f"({len(tokenizer)}): a wrong model")
     n_params = meta.get("n_params")
-    return RemoteLM(client, engine, vocab, n_ctx, int(n_params) if n_params else None,
-                    model=model or served)
+    target = RemoteLM(client, engine, vocab, n_ctx, int(n_params) if n_params else None,
+                      model=model or served)
+    if engine == "llama.cpp":  # a whole character, to re-ask a byte token's position (engines.NoProbs)
+        target.plain_token = server_tokens(client, engine, "", "a")[0]
+    return target
 
 
 def _vocab_rows(tokenizer) -> int:

@@ -10,7 +10,10 @@ or the whole vocabulary when `n` is its size). Two shapes:
   return_tokens: true}; read `tokens[0]` (its greedy token), `completion_probabilities[0]
   .top_logprobs[].{id, logprob}` (pre-sampling: the softmax of the raw logits) and `timings`
   (`prompt_ms`, `predicted_ms`, `cache_n`). Its prompt cache serves the path's prefix, so each
-  request computes one token.
+  request computes one token. llama-server drops the probabilities of a sampled token that ends
+  inside a UTF-8 character (a byte token); such a position is asked again with that token's
+  sampling forced elsewhere (`logit_bias: [[ID, 1e6]]`, ID a plain ASCII token): the
+  probabilities are the raw logits' either way, and the greedy token is their argmax.
 - vLLM, SGLang, OpenAI-compatible: one request scores every draft position of a path through
   prompt log-probabilities, plus the position after it through the one generated token.
   vLLM: `POST /v1/completions` {model, prompt: [ids], max_tokens: 1, temperature: 0,
@@ -51,30 +54,46 @@ class Scored:
 
 
 def _top_dict(pairs) -> dict[int, float]:
-    return {int(i): float(lp) for i, lp in pairs}
+    """id -> log-probability; a null one (llama.cpp writes -inf, a zero probability, as null) is -inf."""
+    return {int(i): float("-inf") if lp is None else float(lp) for i, lp in pairs}
 
 
 # --- llama.cpp -------------------------------------------------------------------------------
 
-def llamacpp_request(prefix: list[int], n_probs: int) -> dict:
-    return {"prompt": list(prefix), "n_predict": 1, "temperature": 0.0, "n_probs": n_probs,
-            "post_sampling_probs": False, "cache_prompt": True, "return_tokens": True,
+def llamacpp_request(prefix: list[int], n_probs: int, force: int | None = None,
+                     cold: bool = False) -> dict:
+    """`cold`: the prompt cache is not read (the whole prefix computed in one batch, as the
+    server's own completion of a prompt does); it is still written for the next request."""
+    body = {"prompt": list(prefix), "n_predict": 1, "temperature": 0.0, "n_probs": n_probs,
+            "post_sampling_probs": False, "cache_prompt": not cold, "return_tokens": True,
             "stream": False}
+    if force is not None:  # the sampled token is forced; the probabilities stay the raw logits'
+        body["logit_bias"] = [[int(force), 1e6]]
+    return body
 
 
-def llamacpp_parse(answer: dict) -> Scored:
+class NoProbs(SpecScopeError):
+    """A llama-server answer with a token but no log-probabilities: it drops them for a token
+    that ends inside a UTF-8 character (a byte token), whatever n_probs asked."""
+
+
+def llamacpp_parse(answer: dict, forced: bool = False) -> Scored:
+    """`forced`: the request forced its sampled token (llamacpp_request's `force`), so the
+    greedy token is the most probable one reported, not the one returned."""
     probs = answer.get("completion_probabilities") or []
     tokens = answer.get("tokens") or [p.get("id") for p in probs]
     if not tokens:
         raise SpecScopeError("llama-server answered without a token (is the prompt at the end of its context?)")
     top = probs[0].get("top_logprobs") if probs else None
     if top is None:
-        raise SpecScopeError("llama-server answered without log-probabilities (n_probs): it cannot "
-                             "score drafts")
+        raise NoProbs("llama-server answered without log-probabilities (n_probs): it cannot "
+                      "score drafts")
     timings = answer.get("timings") or {}
     ms = (timings.get("prompt_ms") or 0.0) + (timings.get("predicted_ms") or 0.0)
-    return Scored([Row(int(tokens[0]), _top_dict((t["id"], t["logprob"]) for t in top))],
-                  ms if timings else None,
+    row = Row(int(tokens[0]), _top_dict((t["id"], t["logprob"]) for t in top))
+    if forced:
+        row.token = max(row.top, key=row.top.get)
+    return Scored([row], ms if timings else None,
                   {"prompt_n": timings.get("prompt_n"), "cache_n": timings.get("cache_n")})
 
 

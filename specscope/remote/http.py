@@ -53,9 +53,9 @@ class HttpClient:
             self._conn = None
 
     def request(self, method: str, path: str, body: dict | None = None, *,
-                idempotent: bool = True, retries: int = RETRIES) -> dict:
-        """The decoded JSON answer. Retries (with backoff) a request that failed to connect, timed
-        out or got a 5xx, when `idempotent`; raises RemoteError with one line otherwise."""
+                idempotent: bool = True, retries: int = RETRIES, as_text: bool = False) -> dict | str:
+        """The decoded JSON answer (`as_text`: its text). Retries (with backoff) a request that
+        failed to connect, timed out or got a 5xx, when `idempotent`; raises RemoteError with one line otherwise."""
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
@@ -80,8 +80,15 @@ class HttpClient:
             if resp.status >= 500:
                 last = f"{self.url}{path} answered {resp.status}: {_message(raw)}"
                 continue
+            if resp.status in (401, 403):
+                hint = ("the API key given is not accepted" if self.api_key else
+                        "it needs an API key: --api-key or $SPECSCOPE_API_KEY")
+                raise RemoteError(self.redact(f"{self.url}{path} answered {resp.status} "
+                                              f"({_message(raw)}): {hint}"))
             if resp.status >= 400:
                 raise RemoteError(self.redact(f"{self.url}{path} answered {resp.status}: {_message(raw)}"))
+            if as_text:
+                return raw.decode(errors="replace")
             try:
                 return json.loads(raw)
             except ValueError:
@@ -90,6 +97,10 @@ class HttpClient:
 
     def get(self, path: str) -> dict:
         return self.request("GET", path)
+
+    def text(self, path: str) -> str:
+        """A GET answer that is not JSON (a Prometheus /metrics page)."""
+        return self.request("GET", path, as_text=True)
 
     def post(self, path: str, body: dict, idempotent: bool = True) -> dict:
         return self.request("POST", path, body, idempotent=idempotent)

@@ -36,9 +36,14 @@ GREEDY_TOP = 20  # log-probabilities asked per position when greedy (for the p s
 
 
 def make_row(vocab: int, row: E.Row, greedy: bool) -> torch.Tensor:
-    """A logits row (log-probabilities) over the full vocabulary from what the engine reported."""
+    """A logits row (log-probabilities) over the full vocabulary from what the engine reported.
+    Sampling takes only a whole distribution: fewer tokens than the vocabulary is one line."""
     out = torch.empty(vocab, dtype=torch.float32)
     top = {i: lp for i, lp in row.top.items() if 0 <= i < vocab}
+    if not greedy and len(top) < vocab:
+        raise SpecScopeError(f"the server returned {len(top)} of {vocab} probabilities at a position: "
+                             "sampling needs the whole distribution (raise the server's logprobs "
+                             "limit, e.g. vLLM's --max-logprobs), or use greedy (-t 0)")
     if len(top) >= vocab:
         out[list(top)] = torch.tensor(list(top.values()), dtype=torch.float32)
     else:
@@ -75,6 +80,9 @@ class RemoteLM:
         self.last_server_s: float | None = None  # of the latest score(): the server's compute
         self.last_requests = 0
         self.last_wall_s = 0.0
+        self.last_reasks = 0  # of the latest score(): positions asked twice (engines.NoProbs)
+        self.last_cache_n: list[int | None] = []  # llama.cpp: each request's tokens from its cache
+        self.plain_token: int | None = None  # llama.cpp: a token that is one whole character
 
     # --- what the loop and the drafters read ------------------------------------------------
 
@@ -114,15 +122,21 @@ class RemoteLM:
     def score(self, ids: list[int], draft: list[int], parents: list[int], greedy: bool) -> torch.Tensor:
         """Rows [len(draft) + 1, vocab] for ids[-1] (the root) and each draft node."""
         t0, requests0, wall0 = time.perf_counter(), self.client.requests, self.client.wall_s
-        self.last_server_s = 0.0
+        self.last_server_s, self.last_reasks = 0.0, 0
         rows = torch.full((len(draft) + 1, self.vocab_size), math.nan)
         n = self.greedy_top if greedy else self.vocab_size
         kids = children(parents)
         if self.engine == "llama.cpp":
             todo = [-1] if greedy else [-1, *range(len(draft))]
+            # a context that is not the last one grown is read cold, as the server's own
+            # completion reads a prompt: its prompt cache would re-read the last cached token
+            # alone, a pass of another batch size whose rounding can flip a near tie (docs/remote.md)
+            cold = not self.ids or len(ids) <= len(self.ids) or ids[:len(self.ids)] != self.ids
+            self.last_cache_n = []
             while todo:
                 node = todo.pop(0)
-                row = self._one(ids + _path(draft, parents, node), n)
+                row = self._one(ids + _path(draft, parents, node), n, cold)
+                cold = False
                 rows[node + 1] = make_row(self.vocab_size, row, greedy)
                 if greedy:
                     todo = [c for c in kids[node] if draft[c] == row.token][:1]
@@ -145,10 +159,21 @@ class RemoteLM:
         else:
             self.last_server_s += scored.server_ms / 1000.0
 
-    def _one(self, prefix: list[int], n: int) -> E.Row:
-        scored = E.llamacpp_parse(self.client.post("/completion", E.llamacpp_request(prefix, n)))
+    def _one(self, prefix: list[int], n: int, cold: bool = False) -> E.Row:
+        try:
+            scored = E.llamacpp_parse(self.client.post("/completion", E.llamacpp_request(prefix, n, cold=cold)))
+        except E.NoProbs:  # a byte token was sampled: ask again with a whole character forced
+            self.last_reasks += 1
+            scored = E.llamacpp_parse(self.client.post("/completion", E.llamacpp_request(
+                prefix, n, force=self._plain_token(), cold=cold)), forced=True)
         self._add_server(scored)
+        self.last_cache_n.append(scored.info.get("cache_n"))
         return scored.rows[0]
+
+    def _plain_token(self) -> int:
+        if self.plain_token is None:
+            self.plain_token = int(self.client.post("/tokenize", {"content": "a", "add_special": False})["tokens"][0])
+        return self.plain_token
 
     def _many(self, path: list[int], start: int, n: int) -> E.Scored:
         if self.engine == "vllm":

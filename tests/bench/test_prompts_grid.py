@@ -1,6 +1,7 @@
 """Prompt selection (categories, mt_bench, per-category limit), the grid, and the run order."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -82,6 +83,7 @@ class FakeRunner:
     def __init__(self, stop_after=None):
         self.calls = []
         self.stop_after = stop_after
+        self.session = SimpleNamespace(profile=SimpleNamespace(backend="torch"))  # records name it
 
     def measure(self, config, ids, seed, max_new_tokens=None):
         if self.stop_after is not None and len(self.calls) == self.stop_after:

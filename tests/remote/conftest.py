@@ -9,7 +9,8 @@ import pytest
 
 from specscope.remote.llama_server import INSTALL_HINT, LlamaServer, find_llama_server
 
-SERVER_ARGS = ["-t", "1", "-c", "1024", "-np", "1", "--no-webui"]
+# one thread, a small context; float32 keys/values and no flash attention: the torch model's numbers
+SERVER_ARGS = ["-t", "1", "-c", "1024", "-np", "1", "--no-webui", "-ctk", "f32", "-ctv", "f32", "-fa", "off"]
 
 if find_llama_server() is None and os.environ.get("CI"):
     raise RuntimeError(f"llama-server is missing in CI: {INSTALL_HINT}")
@@ -38,3 +39,11 @@ def remote_profile(url: str, **fields):
 
     return with_remote(Profile(name="tiny-remote", target=url, drafter="tiny-random:draft",
                                dtype="float32", draft_len=4, max_new_tokens=24, **fields))
+
+
+@pytest.fixture(autouse=True)
+def no_api_key_left(monkeypatch):
+    """--api-key puts the key in $SPECSCOPE_API_KEY for the process; each test starts and ends
+    without it (setenv first, so the undo removes whatever a command set)."""
+    monkeypatch.setenv("SPECSCOPE_API_KEY", "")
+    monkeypatch.delenv("SPECSCOPE_API_KEY")

@@ -27,6 +27,8 @@ def test_bad_remote_options_are_one_line():
     assert_clean_error(generate("hi", "--engine", "vllm"), "--engine needs a served target")
     assert_clean_error(runner.invoke(app, ["bench", "--profile", "tiny-random", "--reference", "tgi"]),
                        "unknown reference")
+    assert_clean_error(runner.invoke(app, ["bench", "--profile", "tiny-random", "--reference",
+                                           "llama.cpp,http://127.0.0.1:9"]), "one engine")
 
 
 @needs_llama_server
@@ -53,7 +55,7 @@ def test_bench_reference_llamacpp_rows_parse_the_servers_output(tmp_path):
                                                            ("qa", "Why is the sky blue?")])))
     out = tmp_path / "out"
     r = runner.invoke(app, ["bench", "--profile", "tiny-random", "--prompts", str(prompts), "-m", "draft",
-                            "-k", "3", "-n", "12", "--reference", "llama.cpp", "--out", str(out),
+                            "-k", "3", "-n", "12", "--reference", "hf,llama.cpp", "--out", str(out),
                             "--no-plots", "--no-warmup"])
     assert r.exit_code == 0, r.output
     results = json.loads((out / "results.json").read_text())
@@ -65,4 +67,33 @@ def test_bench_reference_llamacpp_rows_parse_the_servers_output(tmp_path):
     # llama.cpp's greedy output is specscope's: the same weights, prompt ids and budget
     assert plain["identical_share"] == 1.0 and spec["identical_share"] == 1.0
     assert results["meta"]["engine_reference"]["reference"] == "llama.cpp"
+    # llama.cpp's verify-cost curve, from its own llama-bench on the same target GGUF
+    curve = results["meta"]["engine_reference"]["verify_curve"]
+    assert list(curve) == ["1", "2", "4", "8", "16"] and curve["1"] == 1.0 and curve["16"] > 0
+    assert "verify-cost curve" in r.stdout
     assert "llama.cpp-draft k=3" in r.stdout
+    assert rows[("hf-plain", "overall")]["identical_share"] == 1.0  # transformers' rows beside them
+
+
+@needs_llama_server
+def test_a_keyed_server_gets_the_key_and_nothing_records_it(tiny_ggufs, tmp_path, monkeypatch):
+    """llama-server started with --api-key: without the key one line; with it, bench runs and
+    neither its output nor any file it writes holds the key."""
+    from specscope.remote.llama_server import LlamaServer
+    from tests.remote.conftest import SERVER_ARGS
+
+    monkeypatch.delenv("SPECSCOPE_API_KEY", raising=False)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"question_id": 0, "category": "qa", "turns": ["Why?"]}) + "\n")
+    with LlamaServer(tiny_ggufs[0], args=SERVER_ARGS + ["--api-key", SECRET]) as server:
+        assert_clean_error(generate("hi", "--target-url", server.url, "-n", "4"), "API key")
+        out = tmp_path / "out"
+        r = runner.invoke(app, ["bench", "--profile", "tiny-random", "--target-url", server.url,
+                                "--api-key", SECRET, "--prompts", str(prompts), "-m", "draft",
+                                "-k", "3", "-n", "8", "--out", str(out), "--no-plots", "--no-warmup"])
+        monkeypatch.delenv("SPECSCOPE_API_KEY", raising=False)  # the option put it there
+        assert r.exit_code == 0, r.output
+    assert SECRET not in r.output
+    files = list(out.iterdir())
+    assert files and not [f.name for f in files if SECRET in f.read_text(errors="replace")]
+    assert json.loads((out / "results.json").read_text())["meta"]["target"] == server.url

@@ -68,6 +68,10 @@ def test_a_row_keeps_the_engines_greedy_pick_and_its_probabilities():
     assert probs[0] == pytest.approx(.1 / 7, abs=1e-6)  # the rest share what is left
     full = make_row(3, E.Row(0, {0: lp(.5), 1: lp(.3), 2: lp(.2)}), greedy=False)
     assert torch.allclose(torch.softmax(full, -1), torch.tensor([.5, .3, .2]))
+    with pytest.raises(SpecScopeError, match="2 of 3 probabilities"):  # never an estimate when sampling
+        make_row(3, E.Row(0, {0: lp(.5), 1: lp(.3)}), greedy=False)
+    zero = make_row(3, E.Row(0, dict(E._top_dict([(0, lp(.5)), (1, lp(.5)), (2, None)]))), greedy=False)
+    assert torch.softmax(zero, -1)[2] == 0  # llama.cpp's null log-probability: p = 0
 
 
 def test_llamacpp_answer_without_probabilities_is_refused():

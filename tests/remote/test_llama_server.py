@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from specscope.core.errors import SpecScopeError
+from specscope.remote import engines as E
 from specscope.remote.connect import connect
 from specscope.remote.http import HttpClient
 from specscope.remote.llama_server import LlamaServer
@@ -34,7 +35,8 @@ def remote(tiny_server):
 def test_greedy_is_the_servers_own_greedy_completion(remote, tiny_server):
     ids = remote.encode(PROMPT)
     expected = server_greedy(tiny_server.url, ids, 40)
-    for method, k in (("draft", 4), ("draft", 6), ("lookup", 3), ("tree", 4), ("ar", 0)):
+    for method, k in (("draft", 4), ("draft", 6), ("lookup", 3), ("tree", 4), ("pool", 4),
+                      ("jacobi", 4), ("ar", 0)):
         remote.decoder.reset()
         controls = remote.controls(method=method, draft_len=k, max_new_tokens=40)
         controls.stop = None
@@ -44,7 +46,8 @@ def test_greedy_is_the_servers_own_greedy_completion(remote, tiny_server):
         assert list(summary.token_ids) == expected[:len(summary.token_ids)], method
         assert len(summary.token_ids) == 40 or summary.stop_reason == "eos"
         # each step costs the accepted tokens + 1 one-token requests, and reports the server's time
-        assert all(s.requests == s.n_accepted + sum(s.dropped) + 1 for s in steps)
+        # (one more where a byte token is re-asked: engines.NoProbs)
+        assert all(s.requests >= s.n_accepted + sum(s.dropped) + 1 for s in steps)
         assert all(s.server_s is not None and 0 < s.server_s <= s.verify_s for s in steps)
         if method == "draft":  # drafts 3+ deep, some accepted, some rejected
             drafted = [e for e in events if e.kind == "drafted"]
@@ -53,25 +56,25 @@ def test_greedy_is_the_servers_own_greedy_completion(remote, tiny_server):
 
 
 def test_rollback_through_the_prompt_cache(remote, tiny_server):
-    """A rejected draft, then the right continuation: the server's cache drops the wrong token
-    and reuses the shared prefix; the rows are those of a fresh server pass."""
+    """Sampling scores every draft position, so the server computes a draft's rejected tail; the
+    next step's context (the accepted prefix and the target's own token) reuses the cached
+    prefix and drops the tail: one token computed, the rows those of a cold pass."""
     target = remote.target
     ids = remote.encode("Count from one to ten.")
     right = server_greedy(tiny_server.url, ids, 4)
-    wrong = (right[0] + 1) % target.vocab_size
-    fresh = target.score(ids, right[:3], [-1, 0, 1], greedy=True)  # all accepted: 4 rows
-    assert target.last_requests == 4
-    target.score(ids, [wrong, right[1]], [-1, 0], greedy=True)  # rejected at once: 1 request
-    assert target.last_requests == 1
-    # the server evaluated the wrong path's prefix; now the right path again, served from cache
-    answer = HttpClient(tiny_server.url).post("/completion", {
-        "prompt": ids + right[:2], "n_predict": 1, "temperature": 0.0, "cache_prompt": True,
-        "return_tokens": True, "n_probs": 5})
-    assert answer["tokens"] == [right[2]]
-    assert answer["timings"]["cache_n"] >= len(ids) - 1  # the prefix came from the cache
-    again = target.score(ids, right[:3], [-1, 0, 1], greedy=True)
-    assert torch.equal(again, fresh)
-    assert [int(r.argmax()) for r in again] == right[:4]
+    wrong = (right[1] + 1) % target.vocab_size
+    remote.decoder.reset()
+    target.score(ids, [right[0], wrong, 7], [-1, 0, 1], greedy=False)  # every position: 4 requests
+    assert target.last_requests == 4 + target.last_reasks
+    assert target.last_cache_n[0] == 0 and target.last_cache_n[-1] == len(ids) + 2
+    grown = ids + right[:2]  # `wrong` rejected, the target's right[1] instead
+    warm = target.score(grown, [right[2]], [-1], greedy=True)
+    assert target.last_cache_n[0] == len(ids) + 1  # ids and right[0] from the cache; wrong, 7 dropped
+    assert [int(r.argmax()) for r in warm] == right[2:4]
+    remote.decoder.reset()
+    cold = target.score(grown, [right[2]], [-1], greedy=True)
+    assert target.last_cache_n[0] == 0
+    assert torch.allclose(warm, cold, atol=1e-4)
 
 
 def test_sampling_rows_are_the_full_distribution(remote, tiny_session):
@@ -139,3 +142,37 @@ def test_no_process_is_left(tiny_ggufs):
         bad = tiny_ggufs[0].with_name("bad.gguf")
         bad.write_bytes(b"GGUF not really")
         LlamaServer(bad, args=SERVER_ARGS).start()
+
+
+def test_byte_tokens_are_scored(remote, tiny_server):
+    """llama-server returns no log-probabilities for a sampled token that ends inside a UTF-8
+    character; such a position is asked again with a whole character forced, and its row is the
+    same raw distribution, its argmax the server's greedy token."""
+    ids = remote.encode(PROMPT)
+    expected = server_greedy(tiny_server.url, ids, 40)
+    client = HttpClient(tiny_server.url)
+    at = [i for i in range(40) if not client.post("/completion", E.llamacpp_request(
+        ids + expected[:i], 5)).get("completion_probabilities")]
+    assert at, "the seeded tiny model's greedy text has a byte token (the case under test)"
+    prefix, token = ids + expected[:at[0]], expected[at[0]]
+    target = remote.target
+    row = target.score(prefix, [], [], greedy=True)[0]
+    assert target.last_reasks == 1 and int(row.argmax()) == token
+    full = target.score(prefix, [], [], greedy=False)[0].exp()
+    assert int(full.argmax()) == token and abs(float(full.sum()) - 1) < 1e-4
+
+
+def test_a_new_context_is_read_cold(remote, tiny_server):
+    """The first request of a new context does not read the prompt cache (the whole prompt in
+    one batch, as the server's own completion reads it: re-reading the cached last token alone
+    is a pass of another batch size, which flipped a near tie on the embedded Q4_K target);
+    the requests that grow it do."""
+    target = remote.target
+    ids = remote.encode("Name three colours.")
+    right = server_greedy(tiny_server.url, ids, 3)  # the slot now caches ids + 3 tokens
+    remote.decoder.reset()
+    target.score(ids, right[:2], [-1, 0], greedy=True)
+    assert target.last_cache_n[0] == 0  # cold, though all of ids was cached
+    assert target.last_cache_n[1:] == [len(ids) + i for i in range(len(target.last_cache_n) - 1)]
+    target.score(ids + right[:1], [], [], greedy=True)  # the same context grown: warm
+    assert target.last_cache_n[0] >= len(ids)

@@ -111,6 +111,9 @@ def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
                    f"emitted {len(verified.emitted)}" + (f", dropped {dropped}" if dropped else ""))
     if show_timings:
         summary.append(f" · draft {verified.draft_s * 1e3:.1f} ms · verify {verified.verify_s * 1e3:.1f} ms")
+        if verified.requests:  # a served target: how much of verify was the server's compute
+            server = "" if verified.server_s is None else f"server {verified.server_s * 1e3:.1f} ms, "
+            summary.append(f" ({server}{verified.requests} requests)")
     if drafted is not None and drafted.tokens and not is_chain(drafted.parents):
         return Group(head, summary, Text(), draft_tree(drafted, verified))
     body = chain_lines(drafted, verified) if drafted is not None and drafted.tokens else []

@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from specscope.core.stats import Stats, byte_size
+from specscope.frontends.generate import remote_cost_text
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 MAX_POSITIONS = 12
@@ -119,6 +120,8 @@ class StatsPanel(Widget):
             split.append(f" verify {1 - share:.0%} · {s.draft_s:.2f}/{s.verify_s:.2f} s")
             out.append(row("time", split))
             out.append(row("costs", self.costs()))
+            if s.requests:  # a served target: its compute apart from the round trips
+                out.append(row("remote", remote_cost_text(s)))
             value, label = self.speedup()
             out.append(row("speedup", Text(value, "bold").append(f"  {label}", "dim")))
         else:
