@@ -1,10 +1,10 @@
 """`mtp train --minutes M` as one budget: the recipe's defaults, the rates (cached, or measured
 on the loaded pair), what is on disk already, and the plan (train/plan.py) the run then follows.
 
-The recipe is the one that measured best in earlier sessions (docs/mtp.md says which numbers
-chose it): every calibration prompt the budget affords, 256-token greedy answers in batches of
-16, then up to RECIPE_SAMPLES - 1 more answers a training prompt sampled by the drafter at
-temperature 0.7, a learning rate of 1.5e-4. The planner scales the prompts and samples to the
+The recipe is the one that measured best in earlier sessions (docs/commands.md, `specscope mtp
+train`, says which numbers chose it): every calibration prompt the budget affords, 256-token
+greedy answers in batches of 16, then up to RECIPE_SAMPLES - 1 more answers a training prompt
+sampled by the drafter at temperature 0.7, a learning rate of 1.5e-4. The planner scales the prompts and samples to the
 budget; an option the user gives is kept as given.
 """
 from __future__ import annotations
