@@ -14,9 +14,11 @@ from pathlib import Path
 
 from specscope.core.errors import SpecScopeError
 from specscope.train.caches import answer_key, ids_digest, read_answers
-from specscope.train.events import Note, OnEvent
+from specscope.train.events import Beat, Note, OnEvent
 from specscope.train.plan import DEFAULT_MINUTES, RECIPE, RECIPE_SAMPLES, BudgetTooShort, Plan, Rates, Work, plan_budget
 
+
+RATES_BEAT_S = 20.0  # a line at least this often while the rates are measured
 
 
 def spread(pairs: list) -> list:
@@ -49,7 +51,11 @@ def rates_for(prof, model, dtype: str, batch: int, temperature: float, prompts: 
         with loading() as progress:
             drafter = load_causal_lm(drafter_name, dtype, prof.device, progress)
     on_event(Note("measuring this machine's rates for the plan (once; cached)"))
-    rates = measure_rates(model, drafter, prompts, pad, batch, temperature, dtype)
+    t0 = time.perf_counter()
+    # a line now and then: one batch's prompt read can take a minute on a CPU
+    with Beat(lambda: on_event(Note(f"  measuring the rates: {time.perf_counter() - t0:.0f} s")),
+              every=RATES_BEAT_S):
+        rates = measure_rates(model, drafter, prompts, pad, batch, temperature, dtype)
     save_rates(path, rates)
     return rates, drafter
 
