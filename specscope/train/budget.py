@@ -60,6 +60,29 @@ def rates_for(prof, model, dtype: str, batch: int, temperature: float, prompts: 
     return rates, drafter
 
 
+def corrected(rates: Rates, predicted_s: float, took_s: float) -> Rates:
+    """The target's answer rates scaled by what a stage really took against what they predicted
+    (the measurement's few decoding steps, at a short context, underestimate a 256-token
+    answer's): a factor within 0.5..4 per run, so a few runs converge and one odd run cannot
+    throw the plan far off."""
+    from dataclasses import replace
+
+    if predicted_s <= 0 or took_s <= 0:
+        return rates
+    f = min(4.0, max(0.5, took_s / predicted_s))
+    return replace(rates, step_s=rates.step_s * f, prefill_tps=rates.prefill_tps / f)
+
+
+def save_corrected(prof, dtype: str, batch: int, want_drafter: bool, rates: Rates,
+                   predicted_s: float, took_s: float) -> None:
+    """Keep corrected() rates where rates_for() reads them: the next plan uses them."""
+    from specscope.train.rates import rates_path, save_rates
+
+    drafter_name = prof.drafter if want_drafter else None
+    save_rates(rates_path([prof.target, drafter_name, dtype, prof.device, batch]),
+               corrected(rates, predicted_s, took_s))
+
+
 def make_plan(o, rates: Rates, t_launch: float, held_ids: list[list[int]], train_ids: list[list[int]],
               data_file: Path, writer_file: Path | None, hidden_dir: Path, sampled_by: str) -> Plan:
     """The plan of this run from the rates and what is on disk already."""
