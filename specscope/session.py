@@ -44,6 +44,42 @@ def no_mtp_head(profile: Profile) -> SpecScopeError:
                           f"{train_command(profile)}")
 
 
+def mtp_factories(profile: Profile, target, tokenizer) -> dict:
+    """The drafters of the profile's FastMTP head (mtp, mtp-tree) as it is on disk now; none
+    without a head."""
+    head_path = mtp_head(profile)
+    if head_path is None:
+        return {}
+    factories = {}
+    artifact = []  # read once, shared by the chain and the tree
+
+    def mtp_drafter():
+        from specscope.core.drafters.mtp import MTPDrafter
+        from specscope.core.mtp import load_artifact
+        from specscope.core.packed import pack_model
+        from specscope.core.quant import quantize_model
+
+        if not artifact:
+            loaded = load_artifact(head_path, target, profile.target, tokenizer)
+            # the head is this method's drafter, so --draft-quant applies to its own linears
+            # (W and the decoder layer; the LM head it shares is the target's)
+            quantize_model(loaded.head, profile.draft_quant)
+            pack_model(loaded.head)  # float32 on a CPU: what is left unquantized
+            artifact.append(loaded)
+        return MTPDrafter(target, artifact[0])
+
+    factories["mtp"] = mtp_drafter
+
+    def mtp_tree():
+        from specscope.core.drafters.mtp_tree import MTPTreeDrafter
+
+        mtp_drafter()  # reads the artifact once
+        return MTPTreeDrafter(target, artifact[0])
+
+    factories["mtp-tree"] = mtp_tree
+    return factories
+
+
 def head_facts(profile: Profile) -> dict | None:
     """What users want to know of the profile's head: its held-out estimate of acceptance at
     draft steps 1..depth, its training time (all runs), when it was written; None without one."""
@@ -93,6 +129,17 @@ class Session:
         """Token ids for a prompt (a string) or a conversation (a list of role/content dicts)."""
         return encode_prompt(self.tokenizer, messages, self.profile.chat_template,
                              self.profile.system_prompt)
+
+    def reload_mtp_head(self) -> bool:
+        """Take the profile's FastMTP head as it is on disk now (one trained while this session
+        was open, e.g. from chat): True when mtp and mtp-tree can now draft with it."""
+        if self.profile.backend != "torch" or self.profile.target_url:
+            return False
+        fresh = mtp_factories(self.profile, self.target, self.tokenizer)
+        for method in NEEDS_MTP_HEAD:
+            self.decoder._drafters.pop(method, None)
+        self.decoder.factories.update(fresh)
+        return bool(fresh)
 
     def controls(self, **overrides) -> Controls:
         return make_controls(self.profile, **overrides)
@@ -241,33 +288,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     factories.update(model_factories(target, drafter_lm, vocab))
     factories["lookup"] = LookupDrafter
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
-    head_path = mtp_head(profile)
-    if head_path is not None:
-        artifact = []  # read once, shared by the chain and the tree
-
-        def mtp_drafter():
-            from specscope.core.drafters.mtp import MTPDrafter
-            from specscope.core.mtp import load_artifact
-            from specscope.core.packed import pack_model
-            from specscope.core.quant import quantize_model
-
-            if not artifact:
-                loaded = load_artifact(head_path, target, profile.target, tokenizer)
-                # the head is this method's drafter, so --draft-quant applies to its own linears
-                # (W and the decoder layer; the LM head it shares is the target's)
-                quantize_model(loaded.head, profile.draft_quant)
-                pack_model(loaded.head)  # float32 on a CPU: what is left unquantized
-                artifact.append(loaded)
-            return MTPDrafter(target, artifact[0])
-
-        factories["mtp"] = mtp_drafter
-        def mtp_tree():
-            from specscope.core.drafters.mtp_tree import MTPTreeDrafter
-
-            mtp_drafter()  # reads the artifact once
-            return MTPTreeDrafter(target, artifact[0])
-
-        factories["mtp-tree"] = mtp_tree
+    factories.update(mtp_factories(profile, target, tokenizer))
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
     decoder.verify_curve, decoder.draft_ratio = measured_priors(profile)
     return Session(profile, decoder, tokenizer, target, drafter_lm, vocab)

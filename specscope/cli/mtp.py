@@ -62,6 +62,7 @@ def train(
     seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the shuffling.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", metavar="FILE", help="Artifact path (default: the cache, per profile).")] = None,
     dtype: Dtype = None,
+    json_events: Annotated[bool, typer.Option("--json", help="Training's events as JSON lines on stdout, for programs (chat's training screen reads them): loading, stage starts, progress, notes, and a last 'done' line with the held-out estimate; the report goes to stderr.")] = False,
 ) -> None:
     """Train FastMTP's head on the target's own answers; `--method mtp` then drafts with it."""
     import signal
@@ -124,11 +125,18 @@ def train(
     # kill (SIGTERM) stops like Ctrl-C: what is done is kept, the same command goes on
     before = signal.signal(signal.SIGTERM, _stop)
     try:
-        with Bars(console) as bars:
-            done = run(options, bars, lambda: loading_progress(console, lines=True))
+        if json_events:
+            from specscope.frontends.train_events import JsonEvents
+
+            events = JsonEvents()
+            done = run(options, events, events.loading)
+            events.done(done)
+        else:
+            with Bars(console) as bars:
+                done = run(options, bars, lambda: loading_progress(console, lines=True))
     finally:
         signal.signal(signal.SIGTERM, before)
-    print_report(done, done.options or options)
+    print_report(done, done.options or options, stderr=json_events)
     if done.interrupted:
         raise typer.Exit(130)
 
@@ -197,14 +205,14 @@ def _shown(stage: str, fields: dict) -> dict:
     return {"tokens": fields["tokens"], "loss": "-" if loss is None else f"{loss:.3f}", "acc": acc}
 
 
-def print_report(done, o) -> None:
-    """What the run did, on stdout: its data, the start, training, the selection numbers and
-    the held-out estimate, and where the artifact is."""
+def print_report(done, o, stderr: bool = False) -> None:
+    """What the run did, on stdout (stderr: beside --json's events): its data, the start,
+    training, the selection numbers and the held-out estimate, and where the artifact is."""
     from rich.console import Console
 
     result, before, settings = done.result, done.before, done.settings
     depth, init = o.depth, settings["init"]
-    report = Console(highlight=False)
+    report = Console(highlight=False, stderr=stderr)
     report.print(f"[bold]FastMTP head[/bold] for {done.target} ({done.dtype})"
                  + ("  [yellow]interrupted: kept the last weights[/yellow]" if done.interrupted else ""))
     by_drafter = o.samples > 1 and o.sampled_by == "drafter"

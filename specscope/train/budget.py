@@ -1,10 +1,10 @@
 """`mtp train --minutes M` as one budget: the recipe's defaults, the rates (cached, or measured
 on the loaded pair), what is on disk already, and the plan (train/plan.py) the run then follows.
 
-The recipe is the one that measured best in earlier sessions (docs/mtp.md says which numbers
-chose it): every calibration prompt the budget affords, 256-token greedy answers in batches of
-16, then up to RECIPE_SAMPLES - 1 more answers a training prompt sampled by the drafter at
-temperature 0.7, a learning rate of 1.5e-4. The planner scales the prompts and samples to the
+The recipe is the one that measured best in earlier sessions (docs/commands.md, `specscope mtp
+train`, says which numbers chose it): every calibration prompt the budget affords, 256-token
+greedy answers in batches of 16, then up to RECIPE_SAMPLES - 1 more answers a training prompt
+sampled by the drafter at temperature 0.7, a learning rate of 1.5e-4. The planner scales the prompts and samples to the
 budget; an option the user gives is kept as given.
 """
 from __future__ import annotations
@@ -14,9 +14,11 @@ from pathlib import Path
 
 from specscope.core.errors import SpecScopeError
 from specscope.train.caches import answer_key, ids_digest, read_answers
-from specscope.train.events import Note, OnEvent
+from specscope.train.events import Beat, Note, OnEvent
 from specscope.train.plan import DEFAULT_MINUTES, RECIPE, RECIPE_SAMPLES, BudgetTooShort, Plan, Rates, Work, plan_budget
 
+
+RATES_BEAT_S = 20.0  # a line at least this often while the rates are measured
 
 
 def spread(pairs: list) -> list:
@@ -49,9 +51,36 @@ def rates_for(prof, model, dtype: str, batch: int, temperature: float, prompts: 
         with loading() as progress:
             drafter = load_causal_lm(drafter_name, dtype, prof.device, progress)
     on_event(Note("measuring this machine's rates for the plan (once; cached)"))
-    rates = measure_rates(model, drafter, prompts, pad, batch, temperature, dtype)
+    t0 = time.perf_counter()
+    # a line now and then: one batch's prompt read can take a minute on a CPU
+    with Beat(lambda: on_event(Note(f"  measuring the rates: {time.perf_counter() - t0:.0f} s")),
+              every=RATES_BEAT_S):
+        rates = measure_rates(model, drafter, prompts, pad, batch, temperature, dtype)
     save_rates(path, rates)
     return rates, drafter
+
+
+def corrected(rates: Rates, predicted_s: float, took_s: float) -> Rates:
+    """The target's answer rates scaled by what a stage really took against what they predicted
+    (the measurement's few decoding steps, at a short context, underestimate a 256-token
+    answer's): a factor within 0.5..4 per run, so a few runs converge and one odd run cannot
+    throw the plan far off."""
+    from dataclasses import replace
+
+    if predicted_s <= 0 or took_s <= 0:
+        return rates
+    f = min(4.0, max(0.5, took_s / predicted_s))
+    return replace(rates, step_s=rates.step_s * f, prefill_tps=rates.prefill_tps / f)
+
+
+def save_corrected(prof, dtype: str, batch: int, want_drafter: bool, rates: Rates,
+                   predicted_s: float, took_s: float) -> None:
+    """Keep corrected() rates where rates_for() reads them: the next plan uses them."""
+    from specscope.train.rates import rates_path, save_rates
+
+    drafter_name = prof.drafter if want_drafter else None
+    save_rates(rates_path([prof.target, drafter_name, dtype, prof.device, batch]),
+               corrected(rates, predicted_s, took_s))
 
 
 def make_plan(o, rates: Rates, t_launch: float, held_ids: list[list[int]], train_ids: list[list[int]],

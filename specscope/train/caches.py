@@ -71,8 +71,16 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
     batches = [(n, b, g[b:b + batch]) for n, g in enumerate(groups) for b in range(0, len(g), batch)]
     left = sum(k not in done for k in keys)
 
+    running = {"rows": 0, "steps": 0}  # the batch being decoded: its rows, steps so far
+
     def tokens() -> int:
-        return sum(len(done[k]) for k in keys if k in done)
+        """Answer tokens so far: those saved, and the running batch's (a row that ended early
+        counts to the step reached: an upper bound until its batch is saved)."""
+        return sum(len(done[k]) for k in keys if k in done) + running["rows"] * running["steps"]
+
+    def step(n: int) -> None:
+        running["steps"] += n
+        beat()
 
     what = (f"{writer} answers" if sample == 0
             else f"sampled answers #{sample} by {writer.removeprefix('the ')} (T={temperature:g})")
@@ -91,11 +99,13 @@ def self_distil_cached(model, prompts: list[list[int]], max_new_tokens: int, eos
                                   "left (run the command again to go on)"))
                     break
                 seed = sample * 1_000_003 + group * 100_003 + b
+                running.update(rows=len(idx), steps=0)
                 answers = self_distill(model, [prompts[i] for i in idx], max_new_tokens, eos, pad,
-                                       temperature if sample else 0.0, seed, on_step=beat)
+                                       temperature if sample else 0.0, seed, on_step=step)
                 with beat.lock:
                     for i, ans in zip(idx, answers):
                         done[keys[i]] = ans
+                    running.update(rows=0, steps=0)
                 left -= len(idx)
                 write_json(path, done)
                 beat(force=True)

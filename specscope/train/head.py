@@ -136,7 +136,9 @@ def train_head(o, prof, model, target, tokenizer, out: Path, ranking, previous, 
         head, embed, weight, rows, train_set, held_out, depth, beta, o.lr, minutes, o.tokens, amp,
         o.seed, checkpoint, on_event, labels, before, o.keep, resume,
         lambda state: save_state(state_path(out), state_id, state), until)
-    with amp:  # the estimate: once, on the kept weights, on prompts nothing was chosen on
+    on_event(Note(f"the held-out estimate on {len(estimate_set)} prompts"))
+    with amp, Beat(lambda: on_event(Note("  the held-out estimate: still evaluating")), every=20.0):
+        # the estimate: once, on the kept weights, on prompts nothing was chosen on
         result["estimate_loss"], result["estimate_acceptance"] = evaluate(
             head, embed, weight, rows, estimate_set, depth, beta, labels)
     path = checkpoint(result)

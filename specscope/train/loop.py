@@ -111,6 +111,7 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
     state = {"steps": 0, "tokens": 0, "train_loss": float("nan") if ema is None else ema,
              "held_loss": float("nan"), "held_acceptance": [0.0] * depth, "seconds": 0.0}
     t0 = last_eval = time.perf_counter()
+    evaluations = [0]  # this run's evaluations so far (a front end plots each one's acceptance)
 
     def over() -> bool:
         return used() >= 1.0 or (stop_at is not None and time.perf_counter() >= stop_at)
@@ -127,7 +128,7 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
     def show() -> None:
         on_event(Progress("train", 100 * used(), {
             "steps": state["steps"], "tokens": state["tokens"], "loss": ema, "acceptance": list(state["held_acceptance"]),
-            "best": (best["score"], best["step"]) if keep == "best" and "step" in best else None}))
+            "evaluations": evaluations[0], "best": (best["score"], best["step"]) if keep == "best" and "step" in best else None}))
 
     beat = Beat(show)
 
@@ -137,6 +138,7 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
         with amp:
             state["held_loss"], state["held_acceptance"] = evaluate(
                 head, embed, weight, rows, held_out, depth, beta, labels, tick=beat)
+        evaluations[0] += 1
         score = sum(state["held_acceptance"])
         if keep == "last" or score > best["score"]:
             best.update(score=score, step=step_now(), loss=state["held_loss"],
@@ -184,6 +186,7 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
         on_event(Started("train", "training", 100, 100 * used(),
                          {"steps": 0, "tokens": 0, "loss": ema, "acceptance": None, "best": None}))
         held()
+        beat(force=True)  # the starting weights' numbers
         while not over():
             if at >= len(order):
                 order, at = list(range(len(train_set))), 0
@@ -218,6 +221,7 @@ def train_loop(head, embed, weight, rows, train_set, held_out, depth: int, beta:
                     last_eval = time.perf_counter()
                 beat(force=True)
         held()
+        beat(force=True)  # the last evaluation's numbers go out too
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -130,7 +130,11 @@ def plan_budget(budget_s: float, spent_s: float, rates: Rates, work: Work,
         """(answers, sampled, hidden) seconds with n training prompts and s answers each."""
         new = max(0, n - work.train_cached)
         sampled = max(0, n * (s - 1) - work.sampled_cached)
-        a = answers_s(held_new + new, rates, work)
+        if work.fixed_prompts:  # one run of batches over every prompt
+            a = answers_s(held_new + new, rates, work)
+        else:  # the held-apart prompts and one training prompt first, then the rest (caches.py)
+            first = min(new, 1)
+            a = answers_s(held_new + first, rates, work) + answers_s(new - first, rates, work)
         d = answers_s(sampled, rates, work, drafter=work.drafter) if s > 1 else 0.0
         # hidden states: new answers, and cached ones whose states are not on disk yet
         seqs = max(0, work.held + n * s - work.hidden_cached)

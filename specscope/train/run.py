@@ -304,6 +304,17 @@ def _answers(o: TrainOptions, prof, model, tokenizer, encoded, held_keys, estima
                                           required=len(held_pairs) + 1)
     ran["answers"] = time.perf_counter() - t0
     answered = {prompt_key(ids): ans for (_, ids), ans in zip(asked, answers) if ans is not None}
+    made = [ids for _, ids in asked if prompt_key(ids) in answered and answer_key(ids) not in done]
+    if len(made) >= o.batch // 2:  # what this many answers really took tunes the next plan
+        from types import SimpleNamespace
+
+        from specscope.train.budget import save_corrected
+        from specscope.train.plan import answers_s
+
+        shape = SimpleNamespace(prompt_tokens=sum(map(len, made)) / len(made),
+                                answer_tokens=o.max_new_tokens)
+        save_corrected(prof, dtype, o.batch, by_drafter, rates, answers_s(len(made), rates, shape),
+                       ran["answers"])
     # in the prompts' own order (not the order they were answered in): the training data's
     # order, and so a resumed run's, does not depend on what an earlier run left on disk
     greedy = [Sample(ids + answered[prompt_key(ids)], len(ids), prompt_len=len(ids))

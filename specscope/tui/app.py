@@ -31,6 +31,7 @@ from specscope.tui.generation import Gate
 from specscope.tui.messages import EngineEvents, RunEnded, StepSelected
 from specscope.tui.pacing import Pacer
 from specscope.tui.run_state import RunState
+from specscope.tui.training import TrainingActions
 from specscope.tui.screens.loading import Loaded, Loader, LoadingScreen
 from specscope.tui.widgets.controls_panel import ControlsPanel
 from specscope.tui.widgets.conversation import Conversation
@@ -44,7 +45,7 @@ from specscope.tui.wiring import freeze_heap, prepare, run_engine
 COMPACT_HEIGHT = 34  # below this many rows the app drops its header, legend and controls panel
 
 
-class SpecScopeApp(SettingActions, RunState, App[None]):
+class SpecScopeApp(SettingActions, TrainingActions, RunState, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "specscope"
     AUTO_FOCUS = "#prompt"
@@ -364,6 +365,7 @@ class SpecScopeApp(SettingActions, RunState, App[None]):
         self.begin(self.last_prompt_ids, controls, "baseline", Gate())
 
     async def action_quit(self) -> None:
+        self.stop_training()
         self.workers.cancel_group(self, "generate")
         self.gate.wake()
         self.exit()

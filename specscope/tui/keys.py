@@ -52,5 +52,9 @@ BINDINGS = [
             tooltip="Draft panel follows the latest step again"),
     Binding("b", "baseline", "baseline",
             tooltip="Measure plain decoding (method ar) on the last prompt: a measured speedup"),
+    Binding("M", "train_head", "train head", show=False,
+            tooltip="Train the profile's FastMTP head here (mtp train's budget and plan) and watch "
+                    "its held-apart acceptance climb; Esc leaves it running, s stops it, M again "
+                    "goes on; once written, m reaches mtp and mtp-tree"),
     Binding("q,ctrl+q", "quit", "quit", key_display="q", tooltip="Quit"),
 ]

@@ -75,3 +75,19 @@ def test_a_budget_too_short_for_the_held_apart_prompts_is_refused_with_the_minim
         plan_budget(60, 20.0, RATES, WORK)
     assert e.value.need_s > 60 and "min on this machine" in str(e.value)
     plan_budget(e.value.need_s + 1, 20.0, RATES, WORK)  # the minimum it names is enough
+
+
+def test_rates_corrected_by_what_the_answers_took_predict_it_next_time():
+    """The measurement's short decoding underestimates long answers: the rates scaled by what the
+    stage really took predict that time for the same answers (within the bounds of one run's
+    correction, 0.5x..4x), and the other rates are kept."""
+    from specscope.train.budget import corrected
+
+    predicted = answers_s(25, RATES, WORK)
+    for took, factor in ((1.7 * predicted, 1.7), (0.8 * predicted, 0.8), (10 * predicted, 4.0),
+                         (0.1 * predicted, 0.5)):
+        fixed = corrected(RATES, predicted, took)
+        assert math.isclose(answers_s(25, fixed, WORK), factor * predicted)
+        assert (fixed.hidden_tps, fixed.train_tps, fixed.drafter_step_s) == (
+            RATES.hidden_tps, RATES.train_tps, RATES.drafter_step_s)
+    assert corrected(RATES, 0.0, 5.0) == RATES
