@@ -9,7 +9,7 @@ import torch
 
 from specscope.core.drafters.model import ModelDrafter
 from specscope.core.drafters.overlap import Speculator
-from specscope.core.drafters.remote import DraftWorker
+from specscope.core.drafters.worker import DraftWorker
 from specscope.core.workers import WorkerSpec
 from tests.core.helpers import run, tiny_decoder
 from tests.core.overlap_helpers import InlineOverlap, coverage, drafted_of, overlap_factories

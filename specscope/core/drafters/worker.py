@@ -1,8 +1,8 @@
 """The target's side of the drafter worker (core/workers.py): the process handle, and the
-drafter the engine sees (`RemoteDrafter`, the one Drafter interface of base.py).
+drafter the engine sees (`WorkerDrafter`, the one Drafter interface of base.py).
 
     worker = DraftWorker(spec, progress)        # starts the process once per session
-    drafter = RemoteDrafter(worker, "draft")    # or "tree"; any number share one worker
+    drafter = WorkerDrafter(worker, "draft")    # or "tree"; any number share one worker
     ... engine.run(...) ...                     # propose: one request; feedback: the verdict
     worker.close()                              # also at exit, and when the object is dropped
 
@@ -126,7 +126,7 @@ class DraftWorker:
         self._finalizer()
 
 
-class RemoteDrafter(DrafterBase):
+class WorkerDrafter(DrafterBase):
     """A model drafter ('draft' or 'tree') that drafts in the worker."""
 
     accepts_vocab_top_k = True
