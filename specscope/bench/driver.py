@@ -23,8 +23,9 @@ from specscope.core.machine import memory_bandwidth_gbs
 from specscope.frontends.prefill import PrefillDisplay
 from specscope.frontends.progress import make_progress
 from specscope.outputs import atomic_write_text, check_output_dir, ensure_dir
-from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
-                                  parse_vocab_sizes)
+from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, overlapped_too,
+                                  parse_draft_lens, parse_methods, parse_vocab_sizes)
+from specscope.drafting import WORKER_METHODS, drafting_label, split_threads, with_drafting
 from specscope.prompts import SPLITS, load_prompts, prompt_source
 from specscope.bench.overlap import Overlap, artifacts_in_use, find_overlap, refusal
 from specscope.bench.report import render_table, runs_jsonl, write_results
@@ -57,6 +58,11 @@ class Options:
     device: str | None = None
     repeats: int = 1
     reference: str | None = None
+    # the drafter in its own worker (drafting.py): --overlap adds an overlapped row for each
+    # configuration of a method that can draft ahead (its serial row goes through the worker too)
+    overlap: bool = False
+    draft_threads: int | None = None
+    draft_device: str | None = None
     out: Path = Path("bench-results")
     warmup: bool = True
     plots: bool = True
@@ -71,7 +77,7 @@ def command_line(o: Options) -> str:
         if f.name in ("warmup", "plots"):
             if not value:
                 words.append(f"--no-{f.name}")
-        elif f.name == "allow_overlap":
+        elif f.name in ("allow_overlap", "overlap"):
             words += [flag] if value else []
         elif isinstance(value, list):
             words += [flag, ",".join(value)] if value else []
@@ -143,6 +149,7 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
         "baseline": BASELINE,
         "target_bytes": weight_bytes(session.target),
         "memory_gbs": round(memory_bandwidth_gbs(), 2),
+        "drafting": drafting_label(session.profile) or "in the target's process",
     }
 
 
@@ -161,6 +168,15 @@ def split_measured(o: Options, prompts) -> str | None:
     if not any(p.split for p in prompts):
         return None
     return o.split or "report"
+
+
+def bench_drafting(prof, o: Options):
+    """The profile with the bench's worker options: with --overlap the worker starts, and each
+    run says itself whether it drafts ahead (its configuration's `drafting`)."""
+    from dataclasses import replace
+
+    prof = with_drafting(prof, o.overlap or None, o.draft_threads, o.draft_device)
+    return replace(prof, overlap=False, draft_threads=split_threads(prof)[0]) if o.overlap else prof
 
 
 def validate(o: Options):
@@ -183,6 +199,7 @@ def validate(o: Options):
 
     prof, choice = resolve_auto(with_backend(with_quant(load_profile(o.profile), o.quant, o.draft_quant),
                                              o.backend), o.dtype, None, o.device)
+    prof = bench_drafting(prof, o)
     if o.reference == "hf" and prof.target_url:
         raise SpecScopeError("--reference hf runs transformers on the target's weights: a served "
                              "target has none here (use --reference URL or llama.cpp)")
@@ -234,6 +251,8 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
         return session.decoder.drafter(method).accepts_vocab_top_k
 
     configs = build_grid(methods, lens, sizes, trims_vocab)
+    if o.overlap:
+        configs = overlapped_too(configs, WORKER_METHODS)
     if any(v is not None for v in sizes) and not any(c.vocab_top_k is not None for c in configs):
         err.print("note: no benchmarked method drafts with a vocabulary; --vocab-top-k ignored")
     if o.reference == "hf":

@@ -16,6 +16,7 @@ from typing import Protocol
 
 
 from specscope.bench.grid import BASELINE, Config, is_auto
+from specscope.bench.measured import overlap_fields
 from specscope.bench.measured import Measured, sync
 from specscope.prompts import Prompt
 from specscope.core.controls import Controls
@@ -34,7 +35,8 @@ def reset_caches(session) -> None:
 
 
 def controls_for(base: Controls, config: Config, max_new_tokens: int | None = None) -> Controls:
-    c = replace(base, method=config.method, vocab_top_k=config.vocab_top_k)
+    c = replace(base, method=config.method, vocab_top_k=config.vocab_top_k,
+                overlap=config.drafting == "overlapped")
     if is_auto(config.draft_len):
         c.adaptive = True  # starts from the profile's draft length; the engine adapts it
         rule = config.draft_len.partition(":")[2]
@@ -68,7 +70,8 @@ def run_ours(session, ids: list[int], controls: Controls,
     return Measured(list(summary.token_ids), wall, summary.steps, summary.drafted, summary.accepted,
                     list(stats.pos_drafted), list(stats.pos_accepted), summary.param_ratio,
                     summary.stop_reason, summary.prefill_s, summary.draft_s, summary.verify_s,
-                    summary.draft_prefill_s, requests=summary.requests, server_s=summary.server_s)
+                    summary.draft_prefill_s, requests=summary.requests, server_s=summary.server_s,
+                    overlap=overlap_fields(summary))
 
 
 class Runner:
@@ -113,6 +116,7 @@ def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens
         "draft_prefill_s": m.draft_prefill_s,
         "server_tokens_per_s": m.server_tokens_per_s,
         "requests": m.requests, "server_s": m.server_s,
+        **(m.overlap or {}),
         "token_ids": m.token_ids,
     }
 
