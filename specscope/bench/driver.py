@@ -315,6 +315,17 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
     from specscope.profiles import quant_label
 
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
+    try:
+        _measure(o, prof, session, prompts, methods, lens, sizes, choice, overlap, engine_ref,
+                 err, out)
+    finally:
+        session.close()  # the drafter's worker, if any
+
+
+def _measure(o, prof, session, prompts, methods, lens, sizes, choice, overlap, engine_ref, err,
+             out) -> None:
+    from specscope.profiles import quant_label
+
     plan = build_plan(o, session, prompts, methods, lens, sizes, err, overlap)
     base = plan_controls(session, o)
     prompt_file = str(prompt_source(o.prompts))

@@ -156,45 +156,48 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
                              draft_window=draft_window)
     session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err,
                            max_new_tokens=controls.max_new_tokens)
-    ids = session.encode(prompt)
-    session.check(controls, ids)
-    out = Console(highlight=False, soft_wrap=True)
-    plain = uncoloured(out)
-    if not json_out:
-        err.print(legend(plain))
-    label = ", ".join(x for x in (quant_label(session.profile), drafting_label(session.profile)) if x)
-    stats = Stats(session.decoder.param_ratio(session.decoder.drafter(controls.method)))
-    events = session.decoder.run(ids, controls)
-    drafted = None
-    summary = None
-    prefill = PrefillDisplay(err)  # a long prompt's prefill, on stderr
-    timeline = TimelineBuilder() if json_out and session.worker is not None else None
     try:
-        for event in events:
-            prefill.show(event)
-            stats.add(event)
-            if timeline is not None:  # a step's timeline once the next step says what it drafted ahead
-                done = timeline.finish() if isinstance(event, Finished) else timeline.add(event)
-                for t in done:
-                    print(json.dumps(t.as_dict()), flush=True)
+        ids = session.encode(prompt)
+        session.check(controls, ids)
+        out = Console(highlight=False, soft_wrap=True)
+        plain = uncoloured(out)
+        if not json_out:
+            err.print(legend(plain))
+        label = ", ".join(x for x in (quant_label(session.profile), drafting_label(session.profile)) if x)
+        stats = Stats(session.decoder.param_ratio(session.decoder.drafter(controls.method)))
+        events = session.decoder.run(ids, controls)
+        drafted = None
+        summary = None
+        prefill = PrefillDisplay(err)  # a long prompt's prefill, on stderr
+        timeline = TimelineBuilder() if json_out and session.worker is not None else None
+        try:
+            for event in events:
+                prefill.show(event)
+                stats.add(event)
+                if timeline is not None:  # a step's timeline once the next step says what it drafted ahead
+                    done = timeline.finish() if isinstance(event, Finished) else timeline.add(event)
+                    for t in done:
+                        print(json.dumps(t.as_dict()), flush=True)
+                if json_out:
+                    print(json.dumps(as_json(event, session.profile, choice)), flush=True)
+                if isinstance(event, Drafted):
+                    drafted = event
+                elif isinstance(event, Verified) and not json_out:
+                    out.print(render_step(drafted, event, hide_rejected, plain), end="")
+                elif isinstance(event, Finished):
+                    summary = event.summary
+        except KeyboardInterrupt:
+            prefill.close()
+            events.close()
+            summary = stats.summary("interrupted")
             if json_out:
-                print(json.dumps(as_json(event, session.profile, choice)), flush=True)
-            if isinstance(event, Drafted):
-                drafted = event
-            elif isinstance(event, Verified) and not json_out:
-                out.print(render_step(drafted, event, hide_rejected, plain), end="")
-            elif isinstance(event, Finished):
-                summary = event.summary
-    except KeyboardInterrupt:
-        prefill.close()
-        events.close()
-        summary = stats.summary("interrupted")
-        if json_out:
-            print(json.dumps(as_json(Finished(summary), session.profile, choice)), flush=True)
-        else:
+                print(json.dumps(as_json(Finished(summary), session.profile, choice)), flush=True)
+            else:
+                out.print()
+                err.print(stats_line(summary, label))
+            raise SystemExit(130)
+        if not json_out:
             out.print()
             err.print(stats_line(summary, label))
-        raise SystemExit(130)
-    if not json_out:
-        out.print()
-        err.print(stats_line(summary, label))
+    finally:
+        session.close()  # the drafter's worker, if any
