@@ -19,8 +19,9 @@ from dataclasses import replace
 
 from specscope.core.errors import SpecScopeError
 
-WORKER_METHODS = ("draft", "tree")  # drafted by context: a Speculator can draft them ahead
-MODEL_DRAFTERS = ("draft", "tree", "pool", "jacobi")
+# the model drafters: draft and tree draft their branches ahead (drafters/overlap.py), pool and
+# jacobi their main branch's passes (drafters/overlap_passes.py)
+WORKER_METHODS = ("draft", "tree", "pool", "jacobi")
 
 
 def cores() -> int:

@@ -27,7 +27,7 @@ def gen(*args):
                                "--json", *args])
 
 
-@pytest.mark.parametrize("method", ["draft", "tree"])
+@pytest.mark.parametrize("method", ["draft", "tree", "pool", "jacobi"])
 def test_overlapped_generate_is_plain_decoding_with_its_timeline(method):
     plain = json_lines(gen("-m", "ar").stdout)[-1]
     r = gen("-m", method, "-k", "3", "--overlap", "--draft-threads", "1")
@@ -53,8 +53,8 @@ def test_serial_through_the_worker_drafts_nothing_ahead():
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["-m", "pool", "--overlap"], "drafts ahead for draft, tree"),
-    (["-m", "lookup", "--overlap"], "drafts ahead for draft, tree"),
+    (["-m", "lookup", "--overlap"], "drafts ahead for draft, tree, pool, jacobi"),
+    (["-m", "layerskip", "--overlap"], "drafts ahead for draft, tree, pool, jacobi"),
     (["--draft-threads", "4096"], "the target needs at least one"),
     (["--draft-device", "tpu"], "tpu"),
     (["--overlap", "--backend", "llama.cpp"], "runs torch models"),

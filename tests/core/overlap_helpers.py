@@ -49,11 +49,13 @@ class InlineOverlap(DrafterBase):
 
 
 def overlap_factories(worker, vocab, tree_kw, max_branches=4):
-    """'draft'/'tree' in the worker, and 'inline-draft'/'inline-tree' in this process."""
+    """The model drafters in the worker, and 'inline-draft'/'inline-tree' in this process."""
     def extra(target, draft):
         return {
             "draft": lambda: WorkerDrafter(worker, "draft"),
             "tree": lambda: WorkerDrafter(worker, "tree"),
+            "pool": lambda: WorkerDrafter(worker, "pool"),
+            "jacobi": lambda: WorkerDrafter(worker, "jacobi"),
             "inline-draft": lambda: InlineOverlap(Speculator(ModelDrafter(draft, vocab)), max_branches),
             "inline-tree": lambda: InlineOverlap(Speculator(ModelDrafter(draft, vocab), "tree", **tree_kw),
                                                  max_branches),

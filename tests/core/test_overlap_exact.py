@@ -58,10 +58,28 @@ def test_greedy_is_plain_decoding(big_worker, method):
         assert any(missed for *_, missed in seen)  # a hedge ready, with another token
 
 
+@pytest.mark.parametrize("method", ["pool", "jacobi"])
+def test_pool_and_jacobi_drafting_ahead_is_plain_decoding(big_worker, method):
+    """Their main branch's passes drafted ahead: used after a verdict that accepted all and
+    guessed the bonus, thrown away otherwise; the output is the target's either way."""
+    decoder = tiny_decoder(extra=overlap_factories(big_worker, 1024, {}))
+    branches, reused = set(), 0
+    for prompt in ([5, 17, 230], [9, 9, 9, 40], [300, 2]):
+        _, base = run(decoder, prompt, method="ar", max_new_tokens=40)
+        for k in (1, 3, 6):
+            events, spec = run(decoder, prompt, method=method, draft_len=k, max_new_tokens=40,
+                               overlap=True)
+            assert spec.token_ids == base.token_ids, (method, k, prompt)
+            drafted = [d for d in drafted_of(events) if d.overlap is not None]
+            branches |= {d.overlap.branch for d in drafted}
+            reused += sum(d.overlap.reused for d in drafted)
+    assert {"main", ""} <= branches and reused > 0
+
+
 def test_serial_through_the_worker_is_plain_decoding(big_worker):
     decoder = tiny_decoder(extra=overlap_factories(big_worker, 1024, {}))
     _, base = run(decoder, [5, 17, 230], method="ar", max_new_tokens=30)
-    for method in ("draft", "tree"):
+    for method in ("draft", "tree", "pool", "jacobi"):
         _, spec = run(decoder, [5, 17, 230], method=method, draft_len=3, max_new_tokens=30)
         assert spec.token_ids == base.token_ids and not spec.overlapped
 
@@ -82,13 +100,14 @@ def law_coverage(drafted, draft_len):
 @pytest.mark.slow
 @pytest.mark.parametrize("method,draft_len,temperature", [
     ("draft", 3, 1.0), ("draft", 1, 1.0), ("draft", 2, 0.8), ("tree", 2, 1.0), ("tree", 1, 1.0),
-    ("inline-draft", 3, 1.0)])
+    ("inline-draft", 3, 1.0), ("pool", 1, 1.0)])
 def test_sampling_keeps_the_target_law(small_worker, method, draft_len, temperature):
     decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5,
                            extra=overlap_factories(small_worker, VOCAB, TREE))
     drafted = assert_law(decoder, method, PROMPT, m=3, n=1500, draft_len=draft_len,
                          temperature=temperature, overlap=True)
-    law_coverage(drafted, draft_len)
+    if method != "pool":  # the pool drafts its main branch's q ahead, no hedges
+        law_coverage(drafted, draft_len)
     assert sum(d.overlap.reused for d in drafted if d.overlap) > 100  # the law did rest on reused drafts
 
 

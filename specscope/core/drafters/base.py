@@ -133,7 +133,7 @@ class DraftsByContext(Drafter, Protocol):
 
 def refuse_overlap(settings: DraftSettings, name: str) -> None:
     if settings.overlap:
-        raise SpecScopeError(f"--overlap needs a model drafter (draft, tree) in its own worker; "
+        raise SpecScopeError(f"--overlap needs a model drafter (draft, tree, pool, jacobi) in its own worker; "
                              f"'{name}' drafts in the target's process")
 
 

@@ -127,7 +127,7 @@ class DraftWorker:
 
 
 class WorkerDrafter(DrafterBase):
-    """A model drafter ('draft' or 'tree') that drafts in the worker."""
+    """A model drafter ('draft', 'tree', 'pool' or 'jacobi') that drafts in the worker."""
 
     accepts_vocab_top_k = True
 
@@ -138,6 +138,7 @@ class WorkerDrafter(DrafterBase):
         self._read_params = worker.read_params
         self._kv_bytes = 0
         self._committed: list[int] | None = None  # the ids the last verdict left
+        self._proposed = False  # this step's proposal came from the worker (k > 0)
 
     def read_params(self) -> int:
         return self._read_params
@@ -165,6 +166,7 @@ class WorkerDrafter(DrafterBase):
         *_, msg = self.worker.request("propose", self.name, list(ids), k, shaping, self.settings,
                                       seed, self.settings.overlap)
         wait = time.perf_counter() - t
+        self._proposed = True
         got = msg[2]
         self._kv_bytes, self._read_params = got["kv_bytes"], got["read_params"]
         q = None if got["q"] is None else torch.from_numpy(got["q"]).to(self.device)
@@ -176,4 +178,5 @@ class WorkerDrafter(DrafterBase):
 
     def feedback(self, ids: list[int], proposal: Proposal, n_accepted: int) -> None:
         self._committed = list(ids)
-        self.worker.send(("settle", self.name, list(ids)))
+        self.worker.send(("settle", self.name, list(ids), n_accepted, self._proposed))
+        self._proposed = False
