@@ -185,7 +185,7 @@ class SpecDecoder:
             drafter.configure(DraftSettings(controls.vocab_top_k,
                                             policy.min_confidence if policy else 0.0,
                                             controls.refine_steps, controls.draft_window,
-                                            controls.overlap))
+                                            controls.overlap, policy is not None))
             stats.param_ratio = self.param_ratio(drafter)
             wanted = policy.next_length() if policy else controls.draft_len
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)

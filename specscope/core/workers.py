@@ -30,6 +30,9 @@ from dataclasses import dataclass, field, replace
 import torch
 
 WATCH_S = 0.2  # the worker checks its parent this often
+# several sequences where the drafter's top probability of one of its first 2 tokens is under
+# 0.5: a second sequence from the runner-up, 3 tokens long
+MULTI_SEQUENCES = dict(width=2, branch_below=0.5, alt_len=3, branch_depth=2)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ class _Worker:
         self.speculators = {
             "draft": Speculator(ModelDrafter(lm, spec.target_vocab, ranked)),
             "tree": Speculator(ModelDrafter(lm, spec.target_vocab, ranked), "tree", **spec.tree),
+            # DuoDecoding's multi-sequence drafting (the draft method, --overlap, --draft-len
+            # auto): alternatives where the first tokens are unsure, verified as one tree
+            "draft-multi": Speculator(ModelDrafter(lm, spec.target_vocab, ranked), "tree",
+                                      **MULTI_SEQUENCES),
             "pool": PassSpeculator(ModelDrafter(lm, spec.target_vocab, ranked), "pool"),
             "jacobi": PassSpeculator(ModelDrafter(lm, spec.target_vocab, ranked), "jacobi"),
         }

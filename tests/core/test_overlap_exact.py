@@ -58,6 +58,19 @@ def test_greedy_is_plain_decoding(big_worker, method):
         assert any(missed for *_, missed in seen)  # a hedge ready, with another token
 
 
+def test_auto_length_overlapped_drafts_several_sequences_where_unsure(big_worker):
+    """DuoDecoding's multi-sequence drafting: `draft` with --draft-len auto and --overlap
+    proposes a tree where its first tokens are unsure; the output is plain decoding's."""
+    from specscope.core.tree import is_chain
+
+    decoder = tiny_decoder(extra=overlap_factories(big_worker, 1024, {}))
+    _, base = run(decoder, [5, 17, 230], method="ar", max_new_tokens=40)
+    events, spec = run(decoder, [5, 17, 230], method="draft", adaptive=True, max_new_tokens=40,
+                       overlap=True)
+    assert spec.token_ids == base.token_ids
+    assert any(d.tokens and not is_chain(list(d.parents)) for d in drafted_of(events))
+
+
 @pytest.mark.parametrize("method", ["pool", "jacobi"])
 def test_pool_and_jacobi_drafting_ahead_is_plain_decoding(big_worker, method):
     """Their main branch's passes drafted ahead: used after a verdict that accepted all and

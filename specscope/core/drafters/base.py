@@ -61,6 +61,9 @@ class DraftSettings:
     # draft the next step while the target verifies this one (a drafter in its own worker,
     # core/workers.py; the others refuse it)
     overlap: bool = False
+    # the length is chosen every step from measured costs (--draft-len auto); with overlap the
+    # draft model's chain becomes several sequences where its first tokens are unsure
+    auto_len: bool = False
 
 
 class Drafter(Protocol):

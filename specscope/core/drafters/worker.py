@@ -163,8 +163,13 @@ class WorkerDrafter(DrafterBase):
         if self._committed != list(ids):  # a new run: the worker's stream starts again
             seed = worker_seed(generator.initial_seed() if generator is not None else 0, len(ids))
         t = time.perf_counter()
-        *_, msg = self.worker.request("propose", self.name, list(ids), k, shaping, self.settings,
+        # DuoDecoding: an overlapped chain whose budget the cost rule sizes is several sequences
+        # where its first tokens are unsure (the worker's "draft-multi")
+        method = "draft-multi" if (self.name == "draft" and self.settings.overlap
+                                   and self.settings.auto_len) else self.name
+        *_, msg = self.worker.request("propose", method, list(ids), k, shaping, self.settings,
                                       seed, self.settings.overlap)
+        self._method = method
         wait = time.perf_counter() - t
         self._proposed = True
         got = msg[2]
@@ -178,5 +183,6 @@ class WorkerDrafter(DrafterBase):
 
     def feedback(self, ids: list[int], proposal: Proposal, n_accepted: int) -> None:
         self._committed = list(ids)
-        self.worker.send(("settle", self.name, list(ids), n_accepted, self._proposed))
+        self.worker.send(("settle", getattr(self, "_method", self.name), list(ids), n_accepted,
+                          self._proposed))
         self._proposed = False
