@@ -164,8 +164,7 @@ class ControlsPanel(Widget):
             ("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None
                                           and self.method not in HEAD_METHODS else "")),
             ("", "draft window", window_text(self.controls, self.method)),
-            *([("o", "overlap", ("on: drafts ahead while the target verifies" if self.overlap
-                                 else "off: drafting and verifying take turns")
+            *([("o", "overlap", ("on: drafts ahead" if self.overlap else "off: takes turns")
                  + f"  ({self.worker})")] if self.worker else []),
             ("g", "mode", f"{mode}  (seed {self.controls.seed})"),
             ("t/T", "temperature", f"{self.temperature:.2f}"),
