@@ -350,7 +350,9 @@ def _measure(o, prof, session, prompts, methods, lens, sizes, choice, overlap, e
         meta["engine_reference"] = engine_ref.describe()
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
-    if not interrupted:  # what `method: auto` chooses from next (core/last_bench.py)
+    # what `method: auto` chooses from next (core/last_bench.py); not a worker's runs, whose
+    # baseline had only the target's share of the cores
+    if not interrupted and session.worker is None:
         from specscope.core import last_bench
         from specscope.session import mtp_head
 
