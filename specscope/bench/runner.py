@@ -97,6 +97,11 @@ class Runner:
         return run_ours(self.session, ids, controls, self.on_prefill)
 
 
+def backend_of(runner) -> str | None:
+    """What ran specscope's models (a runner without a session, as tests build: None)."""
+    return getattr(getattr(getattr(runner, "session", None), "profile", None), "backend", None)
+
+
 def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens: int,
            m: Measured, overlap: list[str] | None = None, backend: str | None = None) -> dict:
     """One run. `overlap`: the artifacts in use that were fitted or selected on this prompt
@@ -181,8 +186,7 @@ def run_plan(runner: Runner, plan: Plan, watch: Watcher = Silent(),
                     watch.begin(f"{prompt.category} #{prompt.id}  {config.name}")
                     m = runner.measure(config, ids, seed)
                     records.append(record(config, prompt, repeat, seed, len(ids), m,
-                                          plan.overlap.get(prompt.id),
-                                          getattr(runner.session.profile, "backend", None)))
+                                          plan.overlap.get(prompt.id), backend_of(runner)))
                     watch.end()
             if on_prompt_done:
                 on_prompt_done(records)
