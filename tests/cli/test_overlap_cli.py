@@ -39,7 +39,8 @@ def test_overlapped_generate_is_plain_decoding_with_its_timeline(method):
     drafted = [e for e in events if e["kind"] == "drafted"]
     timelines = [e for e in events if e["kind"] == "timeline"]
     assert [t["step"] for t in timelines] == [d["step"] for d in drafted]
-    assert all(d["overlap"]["branch"] in ("first", "main", "hedge", "") for d in drafted)
+    # every proposal the worker made says where it came from (a step with no room drafts nothing)
+    assert all(d["overlap"]["branch"] in ("first", "main", "hedge", "") for d in drafted if d["tokens"])
     assert drafted[0]["overlap"]["branch"] == "first" and timelines[0]["branch"] == "first"
 
 
