@@ -62,6 +62,12 @@ class Profile:
     engine: str = "llama.cpp"
     model: str | None = None
     tokenizer: str | None = None
+    # The drafter in its own worker process (specscope/drafting.py): drafting ahead while the
+    # target verifies (overlap), the worker's threads (0: half the cores with a worker, else no
+    # worker) and device (None: the target's)
+    overlap: bool = False
+    draft_threads: int = 0
+    draft_device: str | None = None
     path: str = ""
 
     @property
@@ -90,7 +96,8 @@ _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description
           "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,
           "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None)),
           "draft_quant": str, "quant": str, "draft_window": int,
-          "engine": str, "model": (str, type(None)), "tokenizer": (str, type(None)), "backend": str}
+          "engine": str, "model": (str, type(None)), "tokenizer": (str, type(None)), "backend": str,
+          "overlap": bool, "draft_threads": int, "draft_device": (str, type(None))}
 BACKENDS = ("torch", "llama.cpp")
 
 

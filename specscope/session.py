@@ -24,6 +24,7 @@ from specscope.core.lm import CachedLM
 from specscope.core.models import (check_vocab_match, eos_ids, load_causal_lm, load_tokenizer,
                                     same_tokenizer_files)
 from specscope.core.window import WindowedLM
+from specscope.drafting import start_worker, uses_worker
 from specscope.profiles import AUTO, Profile
 
 from specscope.core.methods import METHODS, NEEDS_DRAFTER, NEEDS_MTP_HEAD  # noqa: F401 (re-exported)
@@ -124,6 +125,12 @@ class Session:
     target: CachedLM
     drafter_lm: CachedLM | None
     vocab: object | None = None  # a loaded VocabTrim artifact, if any
+    worker: object | None = None  # the drafter's worker process (drafting.py), if any
+
+    def close(self) -> None:
+        """End the drafter's worker, if any (it also ends at exit, and with this process)."""
+        if self.worker is not None:
+            self.worker.close()
 
     def encode(self, messages: list[dict[str, str]] | str) -> list[int]:
         """Token ids for a prompt (a string) or a conversation (a list of role/content dicts)."""
@@ -173,6 +180,7 @@ def make_controls(profile: Profile, **overrides) -> Controls:
         top_p=profile.top_p,
         max_new_tokens=profile.max_new_tokens,
         draft_window=profile.draft_window,
+        overlap=profile.overlap,
     )
     for key, value in overrides.items():
         if value is not None:
@@ -289,6 +297,10 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
     factories["lookup"] = LookupDrafter
     factories["layerskip"] = lambda: LayerSkipDrafter(target, best_known_skip(target_model))
     factories.update(mtp_factories(profile, target, tokenizer))
+    worker = None
+    if drafter_lm is not None and uses_worker(profile):  # the drafter in its own process
+        worker, through_worker = start_worker(profile, target, vocab, progress)
+        factories.update(through_worker)
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
     decoder.verify_curve, decoder.draft_ratio = measured_priors(profile)
-    return Session(profile, decoder, tokenizer, target, drafter_lm, vocab)
+    return Session(profile, decoder, tokenizer, target, drafter_lm, vocab, worker)

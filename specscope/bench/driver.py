@@ -23,8 +23,9 @@ from specscope.core.machine import memory_bandwidth_gbs
 from specscope.frontends.prefill import PrefillDisplay
 from specscope.frontends.progress import make_progress
 from specscope.outputs import atomic_write_text, check_output_dir, ensure_dir
-from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, parse_draft_lens, parse_methods,
-                                  parse_vocab_sizes)
+from specscope.bench.grid import (BASELINE, Config, build_grid, hf_grid, overlapped_too,
+                                  parse_draft_lens, parse_methods, parse_vocab_sizes)
+from specscope.drafting import WORKER_METHODS, drafting_label, split_threads, with_drafting
 from specscope.prompts import SPLITS, load_prompts, prompt_source
 from specscope.bench.overlap import Overlap, artifacts_in_use, find_overlap, layerskip_in_use, merge, refusal
 from specscope.bench.report import render_table, runs_jsonl, write_results
@@ -57,6 +58,11 @@ class Options:
     device: str | None = None
     repeats: int = 1
     reference: str | None = None
+    # the drafter in its own worker (drafting.py): --overlap adds an overlapped row for each
+    # configuration of a method that can draft ahead (its serial row goes through the worker too)
+    overlap: bool = False
+    draft_threads: int | None = None
+    draft_device: str | None = None
     out: Path = Path("bench-results")
     warmup: bool = True
     plots: bool = True
@@ -71,7 +77,7 @@ def command_line(o: Options) -> str:
         if f.name in ("warmup", "plots"):
             if not value:
                 words.append(f"--no-{f.name}")
-        elif f.name == "allow_overlap":
+        elif f.name in ("allow_overlap", "overlap"):
             words += [flag] if value else []
         elif isinstance(value, list):
             words += [flag, ",".join(value)] if value else []
@@ -143,6 +149,7 @@ def make_meta(o: Options, prof, session, plan: Plan, base, prompt_file: str,
         "baseline": BASELINE,
         "target_bytes": weight_bytes(session.target),
         "memory_gbs": round(memory_bandwidth_gbs(), 2),
+        "drafting": drafting_label(session.profile) or "in the target's process",
     }
 
 
@@ -173,6 +180,15 @@ def engine_reference(o) -> str | None:
     return engines[0] if len(engines) == 1 else None
 
 
+def bench_drafting(prof, o: Options):
+    """The profile with the bench's worker options: with --overlap the worker starts, and each
+    run says itself whether it drafts ahead (its configuration's `drafting`)."""
+    from dataclasses import replace
+
+    prof = with_drafting(prof, o.overlap or None, o.draft_threads, o.draft_device)
+    return replace(prof, overlap=False, draft_threads=split_threads(prof)[0]) if o.overlap else prof
+
+
 def validate(o: Options):
     """Everything that can be checked without models. Returns (profile, prompts, grid axes,
     overlap): refuses prompts an artifact in use was fitted or selected on, unless
@@ -196,6 +212,7 @@ def validate(o: Options):
 
     prof, choice = resolve_auto(with_backend(with_quant(load_profile(o.profile), o.quant, o.draft_quant),
                                              o.backend), o.dtype, None, o.device)
+    prof = bench_drafting(prof, o)
     if "hf" in references(o) and prof.target_url:
         raise SpecScopeError("--reference hf runs transformers on the target's weights: a served "
                              "target has none here (use --reference URL or llama.cpp)")
@@ -247,6 +264,8 @@ def build_plan(o: Options, session, prompts, methods, lens, sizes, err: Console,
         return session.decoder.drafter(method).accepts_vocab_top_k
 
     configs = build_grid(methods, lens, sizes, trims_vocab)
+    if o.overlap:
+        configs = overlapped_too(configs, WORKER_METHODS)
     if any(v is not None for v in sizes) and not any(c.vocab_top_k is not None for c in configs):
         err.print("note: no benchmarked method drafts with a vocabulary; --vocab-top-k ignored")
     if "hf" in references(o):
@@ -320,7 +339,18 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
     from specscope.profiles import quant_label
 
     session = open_session(prof, None, o.dtype, o.device, o.trimmed, None, err, lines=True)
-    overlap = check_loaded_overlap(o, session, prompts, methods, overlap, err)
+    try:
+        overlap = check_loaded_overlap(o, session, prompts, methods, overlap, err)
+        _measure(o, prof, session, prompts, methods, lens, sizes, choice, overlap, engine_ref,
+                 err, out)
+    finally:
+        session.close()  # the drafter's worker, if any
+
+
+def _measure(o, prof, session, prompts, methods, lens, sizes, choice, overlap, engine_ref, err,
+             out) -> None:
+    from specscope.profiles import quant_label
+
     plan = build_plan(o, session, prompts, methods, lens, sizes, err, overlap)
     base = plan_controls(session, o)
     prompt_file = str(prompt_source(o.prompts))
@@ -349,7 +379,9 @@ def _run(o, prof, prompts, methods, lens, sizes, choice, overlap, engine_ref, er
         meta["engine_reference"] = engine_ref.describe()
     ensure_dir(o.out)
     rows = write_results(o.out, meta, records, plots=o.plots)
-    if not interrupted:  # what `method: auto` chooses from next (core/last_bench.py)
+    # what `method: auto` chooses from next (core/last_bench.py); not a worker's runs, whose
+    # baseline had only the target's share of the cores
+    if not interrupted and session.worker is None:
         from specscope.core import last_bench
         from specscope.session import mtp_head
 

@@ -25,6 +25,9 @@ class Config:
     draft_len: int | str | None = None  # an int, "auto[:rule]" (adaptive), or None (no drafting)
     vocab_top_k: int | None = None  # drafter vocabulary size (None: full)
     kind: str = "ours"  # "ours": specscope's loop; "hf": transformers' generate
+    # "overlapped": the drafter's worker drafts ahead while the target verifies (--overlap);
+    # "serial": drafting and verification take turns
+    drafting: str = "serial"
 
     @property
     def name(self) -> str:
@@ -33,11 +36,13 @@ class Config:
             parts.append(f"k={self.draft_len}")
         if self.vocab_top_k is not None:
             parts.append(f"v={self.vocab_top_k}")
+        if self.drafting != "serial":
+            parts.append(self.drafting)
         return " ".join(parts)
 
     def as_dict(self) -> dict:
         return {"config": self.name, "method": self.method, "draft_len": self.draft_len,
-                "vocab_top_k": self.vocab_top_k, "kind": self.kind}
+                "vocab_top_k": self.vocab_top_k, "kind": self.kind, "drafting": self.drafting}
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -109,6 +114,18 @@ def build_grid(methods: list[str], draft_lens: list[int | str], vocab_sizes: lis
                 if c not in configs:
                     configs.append(c)
     return configs
+
+
+def overlapped_too(configs: list[Config], methods) -> list[Config]:
+    """Each configuration of a method that can draft ahead, then the same overlapped."""
+    from dataclasses import replace
+
+    out = []
+    for c in configs:
+        out.append(c)
+        if c.method in methods and c.kind == "ours":
+            out.append(replace(c, drafting="overlapped"))
+    return out
 
 
 def hf_grid(methods: list[str], draft_lens: list[int | str], default_len: int,

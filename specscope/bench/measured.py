@@ -26,6 +26,18 @@ class Measured:
     requests: int = 0  # a served target (remote/): scoring requests, and the server's compute
     server_s: float | None = None
     server_tokens_per_s: float | None = None  # an engine reference row: the server's own generation speed
+    overlap: dict | None = None  # drafting ahead (overlap_fields), None for serial runs
+
+
+OVERLAP_FIELDS = ("predrafted", "reused", "discarded", "main_hits", "hedge_hits", "hedge_misses",
+                  "hedges", "target_idle_s", "draft_idle_s", "spec_s")
+
+
+def overlap_fields(summary) -> dict | None:
+    """What drafting ahead did in a run (core/events.py Summary), for its bench record."""
+    if not getattr(summary, "overlapped", False):
+        return None
+    return {k: getattr(summary, k) for k in OVERLAP_FIELDS}
 
 
 def sync(device) -> None:

@@ -48,7 +48,8 @@ KEYS = ["config", "kind", "backend", "method", "draft_len", "vocab_top_k", "cate
         "acceptance_rate", "tokens_per_s", "baseline_tokens_per_s", "mbsu", "identical_share",
         "mean_draft_len", "t_draft_token", "t_verify", "prompts", "runs", "new_tokens", "wall_s",
         "per_position", "per_position_drafted", "own_speedup", "own_decode_speedup",
-        "server_tokens_per_s"]
+        "server_tokens_per_s", "drafting", "target_idle_share", "draft_idle_share", "predrafted",
+        "reused", "discarded", "main_hits", "hedge_hits", "hedge_misses"]
 
 
 BOOTSTRAP = 2000
@@ -169,7 +170,25 @@ def summarize(records: list[dict], baseline: list[dict]) -> dict:
         "wall_s": sum(r["wall_s"] for r in records),
         "per_position": [a / d for a, d in zip(pos_a, pos_d)],
         "per_position_drafted": pos_d,  # how many steps had an i-th draft token
+        **idle_and_rollback(records),
     }
+
+
+def idle_and_rollback(records: list[dict]) -> dict:
+    """Each side's idle share of the wall time, and what drafting ahead drafted, reused and threw
+    away (sums). Serial runs: the target idles while the drafter drafts (draft_s) and the
+    drafter while the target verifies (verify_s); overlapped runs: as the worker measured."""
+    wall = sum(r["wall_s"] for r in records)
+    ahead = [r for r in records if r.get("predrafted") is not None]
+    if not wall or any(r.get("draft_s") is None for r in records):
+        return {}
+    if not ahead:
+        return {"target_idle_share": sum(r["draft_s"] for r in records) / wall,
+                "draft_idle_share": sum(r["verify_s"] for r in records) / wall}
+    out = {k: sum(r[k] for r in ahead) for k in ("predrafted", "reused", "discarded", "main_hits",
+                                                  "hedge_hits", "hedge_misses")}
+    return {"target_idle_share": sum(r["target_idle_s"] for r in ahead) / wall,
+            "draft_idle_share": sum(r["draft_idle_s"] for r in ahead) / wall, **out}
 
 
 def aggregate(records: list[dict], baseline: str = BASELINE) -> list[dict]:
@@ -183,6 +202,7 @@ def aggregate(records: list[dict], baseline: str = BASELINE) -> list[dict]:
         first = runs[0]
         ident = {k: first[k] for k in ("config", "kind", "method", "draft_len", "vocab_top_k")}
         ident["backend"] = first.get("backend")  # what ran the models (older runs: not recorded)
+        ident["drafting"] = first.get("drafting", "serial")
         for group in groups + [OVERALL]:
             sel = runs if group == OVERALL else [r for r in runs if r["group"] == group]
             base_sel = base if group == OVERALL else [r for r in base if r["group"] == group]
@@ -235,6 +255,13 @@ def render_table(rows: list[dict], title: str = ""):
 
     if own_speedup_note(rows):
         notes.append(own_speedup_note(rows))
+    for r in rows:
+        if r["category"] == OVERALL and r.get("target_idle_share") is not None:
+            ahead = (f"; drafted ahead {r['predrafted']}, reused {r['reused']}, discarded "
+                     f"{r['discarded']}, main hits {r['main_hits']}, hedge hits {r['hedge_hits']} "
+                     f"misses {r['hedge_misses']}") if r.get("predrafted") is not None else ""
+            notes.append(f"{r['config']}: idle target {r['target_idle_share']:.0%}, drafter "
+                         f"{r['draft_idle_share']:.0%} of the wall time{ahead}")
     if any(r.get("overlap_prompts") for r in rows):
         notes.append("(N!): N prompts an artifact in use was fitted or selected on "
                      "(--allow-overlap): these rows flatter")

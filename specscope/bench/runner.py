@@ -16,6 +16,7 @@ from typing import Protocol
 
 
 from specscope.bench.grid import BASELINE, Config, is_auto
+from specscope.bench.measured import overlap_fields
 from specscope.bench.measured import Measured, sync
 from specscope.prompts import Prompt
 from specscope.core.controls import Controls
@@ -34,7 +35,8 @@ def reset_caches(session) -> None:
 
 
 def controls_for(base: Controls, config: Config, max_new_tokens: int | None = None) -> Controls:
-    c = replace(base, method=config.method, vocab_top_k=config.vocab_top_k)
+    c = replace(base, method=config.method, vocab_top_k=config.vocab_top_k,
+                overlap=config.drafting == "overlapped")
     if is_auto(config.draft_len):
         c.adaptive = True  # starts from the profile's draft length; the engine adapts it
         rule = config.draft_len.partition(":")[2]
@@ -68,7 +70,8 @@ def run_ours(session, ids: list[int], controls: Controls,
     return Measured(list(summary.token_ids), wall, summary.steps, summary.drafted, summary.accepted,
                     list(stats.pos_drafted), list(stats.pos_accepted), summary.param_ratio,
                     summary.stop_reason, summary.prefill_s, summary.draft_s, summary.verify_s,
-                    summary.draft_prefill_s, requests=summary.requests, server_s=summary.server_s)
+                    summary.draft_prefill_s, requests=summary.requests, server_s=summary.server_s,
+                    overlap=overlap_fields(summary))
 
 
 class Runner:
@@ -94,6 +97,11 @@ class Runner:
         return run_ours(self.session, ids, controls, self.on_prefill)
 
 
+def backend_of(runner) -> str | None:
+    """What ran specscope's models (a runner without a session, as tests build: None)."""
+    return getattr(getattr(getattr(runner, "session", None), "profile", None), "backend", None)
+
+
 def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens: int,
            m: Measured, overlap: list[str] | None = None, backend: str | None = None) -> dict:
     """One run. `overlap`: the artifacts in use that were fitted or selected on this prompt
@@ -113,6 +121,7 @@ def record(config: Config, prompt: Prompt, repeat: int, seed: int, prompt_tokens
         "draft_prefill_s": m.draft_prefill_s,
         "server_tokens_per_s": m.server_tokens_per_s,
         "requests": m.requests, "server_s": m.server_s,
+        **(m.overlap or {}),
         "token_ids": m.token_ids,
     }
 
@@ -177,8 +186,7 @@ def run_plan(runner: Runner, plan: Plan, watch: Watcher = Silent(),
                     watch.begin(f"{prompt.category} #{prompt.id}  {config.name}")
                     m = runner.measure(config, ids, seed)
                     records.append(record(config, prompt, repeat, seed, len(ids), m,
-                                          plan.overlap.get(prompt.id),
-                                          getattr(runner.session.profile, "backend", None)))
+                                          plan.overlap.get(prompt.id), backend_of(runner)))
                     watch.end()
             if on_prompt_done:
                 on_prompt_done(records)

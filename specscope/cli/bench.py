@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from specscope.cli.options import ApiKey, Engine, TargetUrl, remote_profile
+from specscope.cli.options import DraftDevice, DraftThreads
 from specscope.cli.options import (Backend, Device, DraftQuant, DraftWindow, Dtype, MaxNew, Profile, Quant,
                                    RefineSteps, Seed, Temperature, TopP, Trimmed, friendly_errors)
 from specscope.prompts import DEFAULT_PROMPTS_HELP, PROMPT_SETS_HELP
@@ -59,6 +60,11 @@ def bench(
     draft_quant: DraftQuant = None,
     quant: Quant = None,
     backend: Backend = None,
+    overlap: Annotated[bool, typer.Option(
+        "--overlap", help="Run the drafter in its own worker and add an overlapped row (drafting "
+        "ahead while the target verifies) after each draft/tree configuration's serial row.")] = False,
+    draft_threads: DraftThreads = None,
+    draft_device: DraftDevice = None,
     max_new_tokens: MaxNew = None,
     temperature: Temperature = None,
     top_p: TopP = None,
@@ -102,4 +108,4 @@ def bench(
         draft_quant=draft_quant, quant=quant, draft_window=draft_window, backend=backend,
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
         dtype=dtype, device=device, repeats=repeats, reference=reference, out=out, warmup=warmup,
-        plots=plots))
+        plots=plots, overlap=overlap, draft_threads=draft_threads, draft_device=draft_device))

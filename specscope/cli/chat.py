@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from specscope.cli.options import ApiKey, Engine, TargetUrl, remote_profile
+from specscope.cli.options import DraftDevice, DraftThreads, Overlap
 from specscope.cli.options import (Backend, Device, DraftLen, DraftQuant, DraftWindow, Dtype, MaxNew, Method,
                                    Profile, Quant, RefineSteps, Seed, Temperature, TopP, Trimmed,
                                    VocabTopK, friendly_errors, parse_draft_len, require_terminal)
@@ -29,6 +30,9 @@ def chat(
     target_url: TargetUrl = None,
     engine: Engine = None,
     api_key: ApiKey = None,
+    overlap: Overlap = None,
+    draft_threads: DraftThreads = None,
+    draft_device: DraftDevice = None,
 ) -> None:
     """The interactive explorer (Textual TUI). Needs a terminal."""
     from specscope.tui.app import make_app
@@ -41,6 +45,12 @@ def chat(
                         adaptive_rule=rule,
                         refine_steps=parse_refine_steps(refine_steps),
                         draft_quant=draft_quant, quant=quant,
-                        draft_window=draft_window, backend=backend)  # checks every option, loads nothing
+                        draft_window=draft_window, backend=backend,
+                        drafting=dict(overlap=overlap, draft_threads=draft_threads,
+                                      draft_device=draft_device))  # checks every option, loads nothing
     require_terminal("chat")
-    explorer.run()
+    try:
+        explorer.run()
+    finally:
+        if explorer.session is not None:  # the drafter's worker, if any, goes with the app
+            explorer.session.close()

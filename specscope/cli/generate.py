@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from specscope.cli.options import ApiKey, Engine, TargetUrl, remote_profile
+from specscope.cli.options import DraftDevice, DraftThreads, Overlap
 from specscope.cli.options import (Backend, Device, DraftLen, DraftQuant, DraftWindow, Dtype, MaxNew, Method,
                                    Profile, Quant, RefineSteps, Seed, Temperature, TopK, TopP,
                                    Trimmed, VocabTopK, friendly_errors, parse_draft_len,
@@ -37,6 +38,9 @@ def generate(
     target_url: TargetUrl = None,
     engine: Engine = None,
     api_key: ApiKey = None,
+    overlap: Overlap = None,
+    draft_threads: DraftThreads = None,
+    draft_device: DraftDevice = None,
     stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop after this string (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event a line; the last is the summary.")] = False,
     hide_rejected: Annotated[bool, typer.Option("--hide-rejected", help="Do not show rejected draft tokens.")] = False,
@@ -54,4 +58,5 @@ def generate(
                  seed=seed, dtype=dtype, device=device, trimmed=trimmed, vocab_top_k=vocab_top_k,
                  stop=stop or [], json_out=json_out, hide_rejected=hide_rejected, raw=raw,
                  refine_steps=parse_refine_steps(refine_steps), draft_quant=draft_quant, quant=quant,
-                 draft_window=draft_window, backend=backend)
+                 draft_window=draft_window, backend=backend,
+                 drafting=dict(overlap=overlap, draft_threads=draft_threads, draft_device=draft_device))

@@ -10,6 +10,17 @@ Two rules:
              fitted to measured verify times. k = 0 (plain decoding) wins when no length pays;
              then a short probe draft every few steps keeps the estimates fresh.
 
+With --overlap (drafting ahead while the target verifies, drafters/overlap.py) a step costs
+only the drafting its verification did not hide: the worker drafts the next proposal's first
+min(k, t_verify(k) / t_draft) tokens during the verification, used when the verdict accepts all
+k tokens and the drafter guessed the bonus (chance h(k) = prod_{j<=k+1} a_j), so
+
+    T(k) = t_verify(k) + t_draft * (k - h(k) * min(k, t_verify(k) / t_draft))
+
+and t_draft is measured on the tokens drafted while the target waited. The budget whose
+drafting the verification hides whole, k with k t_draft = t_verify(k), is DuoDecoding's
+hardware-aware draft budget (match_len); the rule maximises E(k) / T(k) around it.
+
 The costs a per-token rate does not see are counted apart:
   - the drafter's prefill: before its first draft of a run, a model drafter must read the whole
     prompt (seconds for a long prompt, compute-bound). The rule drafts only when the expected
@@ -49,12 +60,13 @@ DRAFT_OVERHEAD = 1.2  # a drafted token costs about this much more than its weig
 class AdaptiveLength:
     def __init__(self, start: int = 4, rule: str = "cost", max_len: int = MAX_AUTO_LEN,
                  verify_curve: dict[int, float] | None = None,
-                 draft_ratio: float | None = None) -> None:
+                 draft_ratio: float | None = None, overlap: bool = False) -> None:
         """verify_curve: a pass over r tokens in 1-token passes, measured on this machine;
         draft_ratio: a drafted token in target passes, measured (both optional priors)."""
         if rule not in ("cost", "heuristic"):
             raise ValueError(f"unknown adaptive rule {rule!r}")
         self.rule = rule
+        self.overlap = overlap  # the drafter drafts ahead while the target verifies
         self.max_len = max_len
         self.k = max(1, min(start, max_len))
         self.reached = [PRIOR_REACH] * max_len
@@ -130,10 +142,22 @@ class AdaptiveLength:
         for k in range(1, self.max_len + 1):
             survive *= acceptance[k - 1]
             expected += survive
-            rate = expected / (k * t_draft + self._verify_time(k))
+            hidden = 0.0
+            if self.overlap:  # drafted ahead during the verification, used on a main-branch hit
+                hit = survive * acceptance[min(k, self.max_len - 1)]
+                hidden = hit * min(k * t_draft, self._verify_time(k))
+            rate = expected / (k * t_draft - hidden + self._verify_time(k))
             if rate > best_rate:
                 best_k, best_rate = k, rate
         return best_k, best_rate
+
+    def match_len(self) -> int:
+        """DuoDecoding's budget: the most tokens whose drafting one verification hides."""
+        t_draft = self._draft_time()
+        k = 1
+        while k < self.max_len and (k + 1) * t_draft <= self._verify_time(k + 1):
+            k += 1
+        return k
 
     @property
     def min_confidence(self) -> float:
@@ -144,9 +168,10 @@ class AdaptiveLength:
 
     # ---- what the engine reports after a step ------------------------------------------------
     def observe(self, asked: int, proposed: int, accepted: int, draft_s: float, verify_s: float,
-                nodes: int | None = None, emitted: int = 1) -> None:
+                nodes: int | None = None, emitted: int = 1, reused: int = 0) -> None:
         """asked: the length asked; proposed: the proposal's depth (tokens of a chain); accepted:
-        accepted depth; nodes: drafted tokens (a tree's node count; default `proposed`)."""
+        accepted depth; nodes: drafted tokens (a tree's node count; default `proposed`);
+        reused: of them, drafted ahead (draft_s did not pay for them)."""
         nodes = proposed if nodes is None else nodes
         self.verify_samples.append((nodes, verify_s))
         if self.probing:
@@ -162,8 +187,8 @@ class AdaptiveLength:
                     ratio = prefill / self.target_prefill_s
                     self.prefill_ratio = ratio if self.prefill_ratio is None else (
                         0.5 * self.prefill_ratio + 0.5 * ratio)
-            else:
-                per_token = draft_s / nodes
+            elif nodes > reused:
+                per_token = draft_s / (nodes - reused)
                 self.draft_per_token = per_token if self.draft_per_token is None else (
                     0.8 * self.draft_per_token + 0.2 * per_token)
             for i in range(min(accepted + 1, proposed, self.max_len)):  # depths reached

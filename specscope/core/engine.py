@@ -99,11 +99,12 @@ class SpecDecoder:
         return verdict, tuple(shown.tolist()), hidden
 
     def _policy(self, controls: Controls) -> AdaptiveLength:
-        key = (controls.method, controls.adaptive_rule)
+        key = (controls.method, controls.adaptive_rule, controls.overlap)
         if key not in self._policies:
             self._policies[key] = AdaptiveLength(
                 controls.draft_len or 4, controls.adaptive_rule, verify_curve=self.verify_curve,
-                draft_ratio=self.draft_ratio if controls.method in NEEDS_DRAFTER else None)
+                draft_ratio=self.draft_ratio if controls.method in NEEDS_DRAFTER else None,
+                overlap=controls.overlap)
         return self._policies[key]
 
     def param_ratio(self, drafter: Drafter) -> float:
@@ -184,7 +185,7 @@ class SpecDecoder:
             drafter.configure(DraftSettings(controls.vocab_top_k,
                                             policy.min_confidence if policy else 0.0,
                                             controls.refine_steps, controls.draft_window,
-                                            controls.overlap))
+                                            controls.overlap, policy is not None))
             stats.param_ratio = self.param_ratio(drafter)
             wanted = policy.next_length() if policy else controls.draft_len
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
@@ -228,7 +229,8 @@ class SpecDecoder:
             if policy:
                 d = depths(parents)
                 policy.observe(k, max(d, default=-1) + 1, verdict.accepted, draft_s, verify_s,
-                               nodes=len(draft), emitted=len(emitted))
+                               nodes=len(draft), emitted=len(emitted),
+                               reused=proposal.overlap.reused if proposal.overlap else 0)
             tried = children(parents)[verdict.path[-1] if verdict.path else -1]
             token_emitted = len(emitted) > verdict.accepted
             verified = Verified(

@@ -15,7 +15,7 @@ ignored, so a Ctrl-C is the parent's to handle, which then closes the pipe).
 
 Requests (parent -> worker): ("read", seq, method, ids) answered by ("reading", seq, done,
 total)... ("done", seq); ("propose", seq, method, ids, k, shaping, settings, seed, overlap)
-answered by ("proposal", seq, {...}); ("settle", method, committed_ids) and ("reset",) and
+answered by ("proposal", seq, {...}); ("settle", method, committed_ids, n_accepted, proposed) and ("reset",) and
 ("quit",), not answered. Any failure is answered ("error", seq, message).
 """
 from __future__ import annotations
@@ -30,6 +30,9 @@ from dataclasses import dataclass, field, replace
 import torch
 
 WATCH_S = 0.2  # the worker checks its parent this often
+# several sequences where the drafter's top probability of one of its first 2 tokens is under
+# 0.5: a second sequence from the runner-up, 3 tokens long
+MULTI_SEQUENCES = dict(width=2, branch_below=0.5, alt_len=3, branch_depth=2)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class _Worker:
     def __init__(self, conn, spec: WorkerSpec) -> None:
         from specscope.core.drafters.model import ModelDrafter, RankedHead
         from specscope.core.drafters.overlap import Speculator
+        from specscope.core.drafters.overlap_passes import PassSpeculator
 
         self.conn, self.spec = conn, spec
 
@@ -92,6 +96,12 @@ class _Worker:
         self.speculators = {
             "draft": Speculator(ModelDrafter(lm, spec.target_vocab, ranked)),
             "tree": Speculator(ModelDrafter(lm, spec.target_vocab, ranked), "tree", **spec.tree),
+            # DuoDecoding's multi-sequence drafting (the draft method, --overlap, --draft-len
+            # auto): alternatives where the first tokens are unsure, verified as one tree
+            "draft-multi": Speculator(ModelDrafter(lm, spec.target_vocab, ranked), "tree",
+                                      **MULTI_SEQUENCES),
+            "pool": PassSpeculator(ModelDrafter(lm, spec.target_vocab, ranked), "pool"),
+            "jacobi": PassSpeculator(ModelDrafter(lm, spec.target_vocab, ranked), "jacobi"),
         }
         self.generator = torch.Generator(device=lm.device)
         self.pending = None  # (speculator, shaping, ahead): draft ahead before the next request
@@ -128,7 +138,7 @@ class _Worker:
                 s.reset()
             self.pending = None
         elif kind == "settle":
-            self.speculators[msg[1]].settle(list(msg[2]))
+            self.speculators[msg[1]].settle(list(msg[2]), *msg[3:])
         elif kind == "read":
             _, seq, method, ids = msg
             for done, total in self.speculators[method].model.prefill(list(ids)):
@@ -143,7 +153,7 @@ class _Worker:
 
     def propose(self, seq, method, ids, k, shaping, settings, seed, overlap) -> None:
         s = self.speculators[method]
-        drafter = s.tree if s.tree is not None else s.model
+        drafter = getattr(s, "drafter", None) or s.tree or s.model  # pool, jacobi / tree / draft
         drafter.configure(replace(settings, overlap=False))
         if seed is not None:  # a new run
             self.generator.manual_seed(seed)

@@ -9,8 +9,10 @@ from rich.text import Text
 
 from specscope.core.events import Drafted, Finished, Started, Verified, event_to_dict
 from specscope.core.stats import Stats, byte_size
+from specscope.core.timeline import TimelineBuilder
 from specscope.core.tree import children
 from specscope.auto import choice_json
+from specscope.drafting import drafting_label, with_drafting
 from specscope.frontends.loading import open_session, resolve_auto
 from specscope.frontends.marks import step_marks
 from specscope.frontends.prefill import PrefillDisplay
@@ -99,7 +101,16 @@ def stats_line(s, quant: str = "") -> str:
             f"| draft {s.draft_s:.2f}s verify {s.verify_s:.2f}s prefill {s.prefill_s:.2f}s "
             f"| MBSU {s.mbsu:.2f} | KV target {byte_size(s.kv_target_bytes)} drafter "
             f"{byte_size(s.kv_draft_bytes)} | stop: {s.stop_reason}"
-            + (f" | {quant}" if quant else "") + remote_costs(s))
+            + (f" | {quant}" if quant else "") + remote_costs(s) + overlap_costs(s))
+
+
+def overlap_costs(s) -> str:
+    """Drafting ahead (--overlap): what was drafted ahead and kept, the hedges, who idled."""
+    if not s.overlapped:
+        return ""
+    return (f" | overlap: drafted ahead {s.predrafted}, reused {s.reused}, discarded {s.discarded}"
+            f"; main hits {s.main_hits}, hedge hits {s.hedge_hits} misses {s.hedge_misses} "
+            f"({s.hedges} hedges); idle: target {s.target_idle_s:.2f}s drafter {s.draft_idle_s:.2f}s")
 
 
 def remote_costs(s) -> str:
@@ -129,14 +140,15 @@ def as_json(event, profile, choice=None) -> dict:
 def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, temperature, top_p,
                  top_k, seed, dtype, device, trimmed, vocab_top_k, stop, json_out, hide_rejected,
                  raw, adaptive=None, adaptive_rule=None, refine_steps=None, draft_quant=None,
-                 quant=None, draft_window=None, backend=None) -> None:
+                 quant=None, draft_window=None, backend=None, drafting=None) -> None:
     err = Console(stderr=True)
     if not prompt.strip():
         from specscope.core.errors import SpecScopeError
 
         raise SpecScopeError("the prompt is empty")
-    prof, choice = resolve_auto(with_backend(with_quant(load_profile(profile), quant, draft_quant),
-                                             backend), dtype, method, device, err, say=not json_out)
+    prof = with_drafting(with_backend(with_quant(load_profile(profile), quant, draft_quant), backend),
+                         **(drafting or {}))
+    prof, choice = resolve_auto(prof, dtype, method, device, err, say=not json_out)
     dtype = method = None  # applied to the profile
     if raw:
         prof.chat_template = False
@@ -147,40 +159,48 @@ def run_generate(*, prompt: str, profile, method, draft_len, max_new_tokens, tem
                              draft_window=draft_window)
     session = open_session(prof, method, dtype, device, trimmed, vocab_top_k, err,
                            max_new_tokens=controls.max_new_tokens)
-    ids = session.encode(prompt)
-    session.check(controls, ids)
-    out = Console(highlight=False, soft_wrap=True)
-    plain = uncoloured(out)
-    if not json_out:
-        err.print(legend(plain))
-    label = quant_label(session.profile)
-    stats = Stats(session.decoder.param_ratio(session.decoder.drafter(controls.method)))
-    events = session.decoder.run(ids, controls)
-    drafted = None
-    summary = None
-    prefill = PrefillDisplay(err)  # a long prompt's prefill, on stderr
     try:
-        for event in events:
-            prefill.show(event)
-            stats.add(event)
+        ids = session.encode(prompt)
+        session.check(controls, ids)
+        out = Console(highlight=False, soft_wrap=True)
+        plain = uncoloured(out)
+        if not json_out:
+            err.print(legend(plain))
+        label = ", ".join(x for x in (quant_label(session.profile), drafting_label(session.profile)) if x)
+        stats = Stats(session.decoder.param_ratio(session.decoder.drafter(controls.method)))
+        events = session.decoder.run(ids, controls)
+        drafted = None
+        summary = None
+        prefill = PrefillDisplay(err)  # a long prompt's prefill, on stderr
+        timeline = TimelineBuilder() if json_out and session.worker is not None else None
+        try:
+            for event in events:
+                prefill.show(event)
+                stats.add(event)
+                if timeline is not None:  # a step's timeline once the next step says what it drafted ahead
+                    done = timeline.finish() if isinstance(event, Finished) else timeline.add(event)
+                    for t in done:
+                        print(json.dumps(t.as_dict()), flush=True)
+                if json_out:
+                    print(json.dumps(as_json(event, session.profile, choice)), flush=True)
+                if isinstance(event, Drafted):
+                    drafted = event
+                elif isinstance(event, Verified) and not json_out:
+                    out.print(render_step(drafted, event, hide_rejected, plain), end="")
+                elif isinstance(event, Finished):
+                    summary = event.summary
+        except KeyboardInterrupt:
+            prefill.close()
+            events.close()
+            summary = stats.summary("interrupted")
             if json_out:
-                print(json.dumps(as_json(event, session.profile, choice)), flush=True)
-            if isinstance(event, Drafted):
-                drafted = event
-            elif isinstance(event, Verified) and not json_out:
-                out.print(render_step(drafted, event, hide_rejected, plain), end="")
-            elif isinstance(event, Finished):
-                summary = event.summary
-    except KeyboardInterrupt:
-        prefill.close()
-        events.close()
-        summary = stats.summary("interrupted")
-        if json_out:
-            print(json.dumps(as_json(Finished(summary), session.profile, choice)), flush=True)
-        else:
+                print(json.dumps(as_json(Finished(summary), session.profile, choice)), flush=True)
+            else:
+                out.print()
+                err.print(stats_line(summary, label))
+            raise SystemExit(130)
+        if not json_out:
             out.print()
             err.print(stats_line(summary, label))
-        raise SystemExit(130)
-    if not json_out:
-        out.print()
-        err.print(stats_line(summary, label))
+    finally:
+        session.close()  # the drafter's worker, if any

@@ -15,6 +15,7 @@ from pathlib import Path
 from specscope.core.errors import SpecScopeError
 from specscope.core.model_config import ModelShape, read_shape
 from specscope.core.models import resolve_device, resolve_dtype
+from specscope.drafting import check_drafting
 from specscope.outputs import check_output_dir
 from specscope.profiles import Profile
 from specscope.session import METHODS, NEEDS_DRAFTER, NEEDS_MTP_HEAD, mtp_head, no_mtp_head
@@ -31,6 +32,7 @@ def check_options(profile: Profile, method: str | None, dtype: str | None, devic
     elif (dtype or profile.dtype) != "auto":  # auto: chosen from measurements before loading
         resolve_dtype(dtype or profile.dtype)
     resolve_device(device or profile.device)
+    check_drafting(profile, method)
     if method is not None:
         if method not in METHODS:
             raise SpecScopeError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")

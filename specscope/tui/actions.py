@@ -46,6 +46,11 @@ class SettingActions:
         if not self.controls_panel.scale_vocab(direction):
             self.notify(f"Drafter vocabulary: {NO_VOCAB}", severity="warning")
 
+    def action_overlap(self) -> None:
+        if not self.controls_panel.toggle_overlap():
+            self.notify("Drafting ahead needs the drafter's own worker: start chat with --overlap "
+                        "or --draft-threads N", severity="warning")
+
     def action_hide_rejected(self) -> None:
         hide = not self.conversation.hide_rejected
         self.conversation.set_hide_rejected(hide)

@@ -24,6 +24,7 @@ from textual.worker import get_current_worker
 from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
 from specscope.core.events import Prefilling
+from specscope.drafting import drafting_label
 from specscope.profiles import Profile, quant_label
 from specscope.tui import keys
 from specscope.tui.actions import SettingActions
@@ -131,6 +132,7 @@ class SpecScopeApp(SettingActions, TrainingActions, RunState, App[None]):
         if self.loader is not None:  # this process is ours: see freeze_heap
             freeze_heap()
         vocab = session.vocab  # a TrimmedVocab: any size up to its full ranking can be chosen
+        self.controls_panel.worker = drafting_label(session.profile) if session.worker else ""
         self.controls_panel.set_session(session.decoder.methods,
                                         None if vocab is None else len(vocab.ranking),
                                         None if vocab is None else vocab.k)

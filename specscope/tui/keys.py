@@ -42,6 +42,9 @@ BINDINGS = [
     Binding("v", "vocab(-1)", "vocab-", show=False,
             tooltip="Drafter vocabulary size / 2 (needs a trimmed vocabulary: --trimmed)"),
     Binding("V", "vocab(1)", "vocab+", show=False, tooltip="Drafter vocabulary size x 2"),
+    Binding("o", "overlap", "overlap", show=False,
+            tooltip="Drafting ahead on / off (draft, tree): the drafter's worker drafts the next "
+                    "step while the target verifies; the draft panel shows each step's timeline"),
     Binding("h", "hide_rejected", "hide rejected", key_display="h",
             tooltip="Hide / show rejected draft tokens in the conversation"),
     Binding("left_square_bracket", "select_step(-1)", "prev step", key_display="[", show=False,

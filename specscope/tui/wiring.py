@@ -15,6 +15,7 @@ from textual.message import Message
 from specscope.core.controls import Controls
 from specscope.core.errors import SpecScopeError
 from specscope.frontends.loading import check_options, quiet_libraries, resolve_auto
+from specscope.drafting import with_drafting
 from specscope.profiles import Profile, load_profile, with_backend, with_quant
 from specscope.session import load_session, make_controls
 from specscope.tui.generation import ENGINE_LOCK, Gate, drive
@@ -39,7 +40,8 @@ def prepare(profile: Profile | str | None = None, *, session=None, method: str |
             vocab_top_k: int | None = None, adaptive: bool | None = None,
             adaptive_rule: str | None = None, refine_steps: int | None = None,
             draft_quant: str | None = None, quant: str | None = None,
-            draft_window: int | None = None, backend: str | None = None) -> Wiring:
+            draft_window: int | None = None, backend: str | None = None,
+            drafting: dict | None = None) -> Wiring:
     """Validate the options (raising SpecScopeError); load nothing.
 
     With `session` (a loaded specscope Session, as tests pass) there is no loader; otherwise the
@@ -52,8 +54,9 @@ def prepare(profile: Profile | str | None = None, *, session=None, method: str |
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
         # auto values are chosen before the terminal switches over (the first run on a machine
         # measures it, with progress lines); the choice is shown in the stats panel
-        prof, choice = resolve_auto(with_backend(with_quant(prof, quant, draft_quant), backend), dtype,
-                                    method, device)
+        prof = with_drafting(with_backend(with_quant(prof, quant, draft_quant), backend),
+                             **(drafting or {}))
+        prof, choice = resolve_auto(prof, dtype, method, device)
         dtype = method = None  # applied to the profile
     check_options(prof, method, dtype, device, vocab_top_k, trimmed,
                   max_new_tokens or prof.max_new_tokens)

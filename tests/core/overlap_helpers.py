@@ -4,7 +4,7 @@ finish_branches does), and a decoder over the tiny pair with both kinds of draft
 from specscope.core.drafters.base import DrafterBase, Proposal
 from specscope.core.drafters.model import ModelDrafter
 from specscope.core.drafters.overlap import Speculator
-from specscope.core.drafters.remote import RemoteDrafter
+from specscope.core.drafters.worker import WorkerDrafter
 from specscope.core.events import Drafted
 from specscope.core.workers import worker_seed
 
@@ -49,11 +49,13 @@ class InlineOverlap(DrafterBase):
 
 
 def overlap_factories(worker, vocab, tree_kw, max_branches=4):
-    """'draft'/'tree' in the worker, and 'inline-draft'/'inline-tree' in this process."""
+    """The model drafters in the worker, and 'inline-draft'/'inline-tree' in this process."""
     def extra(target, draft):
         return {
-            "draft": lambda: RemoteDrafter(worker, "draft"),
-            "tree": lambda: RemoteDrafter(worker, "tree"),
+            "draft": lambda: WorkerDrafter(worker, "draft"),
+            "tree": lambda: WorkerDrafter(worker, "tree"),
+            "pool": lambda: WorkerDrafter(worker, "pool"),
+            "jacobi": lambda: WorkerDrafter(worker, "jacobi"),
             "inline-draft": lambda: InlineOverlap(Speculator(ModelDrafter(draft, vocab)), max_branches),
             "inline-tree": lambda: InlineOverlap(Speculator(ModelDrafter(draft, vocab), "tree", **tree_kw),
                                                  max_branches),

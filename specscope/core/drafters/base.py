@@ -61,6 +61,9 @@ class DraftSettings:
     # draft the next step while the target verifies this one (a drafter in its own worker,
     # core/workers.py; the others refuse it)
     overlap: bool = False
+    # the length is chosen every step from measured costs (--draft-len auto); with overlap the
+    # draft model's chain becomes several sequences where its first tokens are unsure
+    auto_len: bool = False
 
 
 class Drafter(Protocol):
@@ -133,7 +136,7 @@ class DraftsByContext(Drafter, Protocol):
 
 def refuse_overlap(settings: DraftSettings, name: str) -> None:
     if settings.overlap:
-        raise SpecScopeError(f"--overlap needs a model drafter (draft, tree) in its own worker; "
+        raise SpecScopeError(f"--overlap needs a model drafter (draft, tree, pool, jacobi) in its own worker; "
                              f"'{name}' drafts in the target's process")
 
 

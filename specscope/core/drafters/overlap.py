@@ -208,7 +208,7 @@ class Speculator:
         finally:
             m.end()
 
-    def settle(self, committed: list[int]) -> None:
+    def settle(self, committed: list[int], n_accepted: int = 0, proposed: bool = True) -> None:
         """The verdict: keep the branch whose context the target committed, if one was drafted."""
         self.matched = next((b for b in self.branches if b.context == committed), None)
         if self._last is not None and self.matched is None:

@@ -25,7 +25,8 @@ class TreeDrafter(DrafterBase):
     accepts_vocab_top_k = True
 
     def __init__(self, model: DraftsByContext, width: int = 2, branch_below: float = 0.6,
-                 alt_len: int = 2, max_nodes: int = 24, name: str = "tree") -> None:
+                 alt_len: int = 2, max_nodes: int = 24, name: str = "tree",
+                 branch_depth: int | None = None) -> None:
         self.model = model
         self.name = name
         self.needs_target_hidden = model.needs_target_hidden
@@ -33,6 +34,7 @@ class TreeDrafter(DrafterBase):
         self.branch_below = branch_below
         self.alt_len = alt_len
         self.max_nodes = max_nodes
+        self.branch_depth = branch_depth  # hedge only above this depth (None: at any depth)
 
     def read_params(self) -> int:
         return self.model.read_params()
@@ -92,7 +94,7 @@ class TreeDrafter(DrafterBase):
                 break
             row = picked[depth] if depth < len(picked) else pick(probs, shaping, generator)
             node = add(row, parent, probs)
-            if top < self.branch_below:
+            if top < self.branch_below and (self.branch_depth is None or depth < self.branch_depth):
                 hedges.append((parent, list(ctx), probs, depth))
             parent = node
             ctx.append(out.tokens[node])

@@ -37,6 +37,7 @@ class ControlsPanel(Widget):
     top_p = reactive(1.0)
     method = reactive("draft")
     vocab_top_k: reactive[int | None] = reactive(None)
+    overlap = reactive(False)
     state = reactive("idle")
 
     def __init__(self, controls: Controls, **kwargs) -> None:
@@ -47,7 +48,9 @@ class ControlsPanel(Widget):
         self.vocab_size: int | None = None  # rows of the trimmed ranking; None: no trimmed head
         self.vocab_default: int | None = None  # the size the drafter uses when none is chosen
         self.last_temperature = controls.temperature or 0.7  # what sampling mode returns to
-        for name in ("draft_len", "adaptive", "temperature", "top_p", "method", "vocab_top_k"):
+        self.worker = ""  # the drafter's worker (drafting.drafting_label); "": none, no o key
+        for name in ("draft_len", "adaptive", "temperature", "top_p", "method", "vocab_top_k",
+                     "overlap"):
             self.set_reactive(getattr(ControlsPanel, name), getattr(controls, name))
         # How the engine picks adaptive lengths, where it offers a choice.
         self.rules = ADAPTIVE_RULES if hasattr(controls, "adaptive_rule") else ()
@@ -102,6 +105,9 @@ class ControlsPanel(Widget):
     def watch_vocab_top_k(self, value: int | None) -> None:
         self.controls.vocab_top_k = value
 
+    def watch_overlap(self, value: bool) -> None:
+        self.controls.overlap = value
+
     # Actions the app's keys call.
 
     def cycle_adaptive(self) -> None:
@@ -118,6 +124,13 @@ class ControlsPanel(Widget):
     def next_method(self) -> None:
         i = self.methods.index(self.method) if self.method in self.methods else -1
         self.method = self.methods[(i + 1) % len(self.methods)]
+
+    def toggle_overlap(self) -> bool:
+        """Drafting ahead on / off; False without the drafter's worker to do it."""
+        if not self.worker:
+            return False
+        self.overlap = not self.overlap
+        return True
 
     def toggle_greedy(self) -> None:
         self.temperature = self.last_temperature if self.temperature == 0 else 0.0
@@ -151,6 +164,8 @@ class ControlsPanel(Widget):
             ("v/V", "drafter vocab", Text(vocab, "dim" if self.vocab_size is None
                                           and self.method not in HEAD_METHODS else "")),
             ("", "draft window", window_text(self.controls, self.method)),
+            *([("o", "overlap", ("on: drafts ahead" if self.overlap else "off: takes turns")
+                 + f"  ({self.worker})")] if self.worker else []),
             ("g", "mode", f"{mode}  (seed {self.controls.seed})"),
             ("t/T", "temperature", f"{self.temperature:.2f}"),
             ("p/P", "top-p", f"{self.top_p:.2f}"),

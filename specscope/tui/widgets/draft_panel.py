@@ -18,6 +18,7 @@ from rich.tree import Tree
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 
+from specscope.core.timeline import token_marks
 from specscope.core.events import Drafted, Verified
 from specscope.frontends.generate import STYLES, printable
 from specscope.tui.widgets.refinement import has_refinement, refinement_lines
@@ -114,6 +115,8 @@ def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
         if verified.requests:  # a served target: how much of verify was the server's compute
             server = "" if verified.server_s is None else f"server {verified.server_s * 1e3:.1f} ms, "
             summary.append(f" ({server}{verified.requests} requests)")
+    if drafted is not None and drafted.overlap is not None:
+        summary = Text("\n").join([summary, ahead_line(drafted, verified, show_timings)])
     if drafted is not None and drafted.tokens and not is_chain(drafted.parents):
         return Group(head, summary, Text(), draft_tree(drafted, verified))
     body = chain_lines(drafted, verified) if drafted is not None and drafted.tokens else []
@@ -123,6 +126,27 @@ def step_view(drafted: Drafted | None, verified: Verified, note: str = "",
             return Text("\n").join([head, Text(), *passes])
         return Text("\n").join([head, summary, Text(), *passes, Text(), *body, target_line(verified)])
     return Text("\n").join([head, summary, Text(), *body, target_line(verified)])
+
+
+BRANCHES = {"main": "the main branch (all accepted, the bonus guessed)",
+            "hedge": "a hedge (from the target's correction)", "first": "nothing yet (first step)",
+            "": "nothing that matched: drafted afresh"}
+
+
+def ahead_line(drafted: Drafted, verified: Verified, show_timings: bool) -> Text:
+    """Drafting ahead (--overlap): the branch used, the tokens kept, who waited."""
+    o = drafted.overlap
+    marks = token_marks(drafted, verified)
+    kept = marks.count("kept")
+    text = Text("ahead: ", "bold").append(f"from {BRANCHES.get(o.branch, o.branch)}; "
+                                          f"{o.reused} reused ({kept} kept)", "default")
+    if o.hedge_missed:
+        text.append("; a hedge was ready there, with another token", "yellow")
+    if show_timings:
+        text.append(f" · before: drafter ahead {o.spec_s * 1e3:.0f} ms, idle "
+                    f"{o.draft_idle_s * 1e3:.0f} ms · target waited {o.target_wait_s * 1e3:.0f} ms",
+                    "dim")
+    return text
 
 
 class Body(Widget):

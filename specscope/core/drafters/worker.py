@@ -1,8 +1,8 @@
 """The target's side of the drafter worker (core/workers.py): the process handle, and the
-drafter the engine sees (`RemoteDrafter`, the one Drafter interface of base.py).
+drafter the engine sees (`WorkerDrafter`, the one Drafter interface of base.py).
 
     worker = DraftWorker(spec, progress)        # starts the process once per session
-    drafter = RemoteDrafter(worker, "draft")    # or "tree"; any number share one worker
+    drafter = WorkerDrafter(worker, "draft")    # or "tree"; any number share one worker
     ... engine.run(...) ...                     # propose: one request; feedback: the verdict
     worker.close()                              # also at exit, and when the object is dropped
 
@@ -126,8 +126,8 @@ class DraftWorker:
         self._finalizer()
 
 
-class RemoteDrafter(DrafterBase):
-    """A model drafter ('draft' or 'tree') that drafts in the worker."""
+class WorkerDrafter(DrafterBase):
+    """A model drafter ('draft', 'tree', 'pool' or 'jacobi') that drafts in the worker."""
 
     accepts_vocab_top_k = True
 
@@ -138,6 +138,7 @@ class RemoteDrafter(DrafterBase):
         self._read_params = worker.read_params
         self._kv_bytes = 0
         self._committed: list[int] | None = None  # the ids the last verdict left
+        self._proposed = False  # this step's proposal came from the worker (k > 0)
 
     def read_params(self) -> int:
         return self._read_params
@@ -162,9 +163,15 @@ class RemoteDrafter(DrafterBase):
         if self._committed != list(ids):  # a new run: the worker's stream starts again
             seed = worker_seed(generator.initial_seed() if generator is not None else 0, len(ids))
         t = time.perf_counter()
-        *_, msg = self.worker.request("propose", self.name, list(ids), k, shaping, self.settings,
+        # DuoDecoding: an overlapped chain whose budget the cost rule sizes is several sequences
+        # where its first tokens are unsure (the worker's "draft-multi")
+        method = "draft-multi" if (self.name == "draft" and self.settings.overlap
+                                   and self.settings.auto_len) else self.name
+        *_, msg = self.worker.request("propose", method, list(ids), k, shaping, self.settings,
                                       seed, self.settings.overlap)
+        self._method = method
         wait = time.perf_counter() - t
+        self._proposed = True
         got = msg[2]
         self._kv_bytes, self._read_params = got["kv_bytes"], got["read_params"]
         q = None if got["q"] is None else torch.from_numpy(got["q"]).to(self.device)
@@ -176,4 +183,6 @@ class RemoteDrafter(DrafterBase):
 
     def feedback(self, ids: list[int], proposal: Proposal, n_accepted: int) -> None:
         self._committed = list(ids)
-        self.worker.send(("settle", self.name, list(ids)))
+        self.worker.send(("settle", getattr(self, "_method", self.name), list(ids), n_accepted,
+                          self._proposed))
+        self._proposed = False
