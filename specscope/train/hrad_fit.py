@@ -74,7 +74,7 @@ def fit(data: Examples, cap: int, width: int, seconds: float, lr: float = 1e-3,
             loss.backward()
             opt.step()
             steps += 1
-            loss_sum, loss_n = loss_sum + float(loss) * len(idx), loss_n + len(idx)
+            loss_sum, loss_n = loss_sum + float(loss.detach()) * len(idx), loss_n + len(idx)
             if tick is not None:
                 done = (epoch + (i + len(idx)) / n) / epochs if epochs else (time.perf_counter() - t0) / seconds
                 tick(min(1.0, done), loss_sum / loss_n)
