@@ -9,7 +9,8 @@ and after every verification). The predictor's outcome:
     explicit  a length of its own
     implicit  up to `max_len`, ended by the drafter's confidence cut-off, which the cost rule
               sets from the measured costs (a drafted token is worth drafting only while its
-              path's confidence exceeds t_draft / t_target)
+              path's confidence exceeds t_draft / t_target); before any target pass of the
+              session is measured there is no cut-off yet, so up to `start`
 
 The cost rule runs inside it only to measure those costs (observe); its lengths are not used.
 Before anything is seen (a context the target's cache already held), the step drafts `start`.
@@ -57,6 +58,8 @@ class LearnedLength:
             return self.start
         self.mode, k = decide(self.artifact.probs(*self.features), self.max_len)
         self.decisions[self.mode] += 1
+        if self.mode == "implicit" and not self.cost.verify_samples:
+            return self.start  # no cut-off before a target pass is measured: `start` at most
         return k
 
     @property

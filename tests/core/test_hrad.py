@@ -73,9 +73,10 @@ def test_the_rule_follows_a_fixed_predictor_and_cuts_by_confidence_only_when_imp
         rule = LearnedLength(HradArtifact(fixed(d, 4, favourite), emb, {}), start=5)
         assert rule.next_length() == 5 and rule.mode == "explicit"  # nothing seen yet: start
         rule.see(torch.randn(d), 3)
-        assert (rule.next_length(), rule.mode) == (k, mode)
+        assert (rule.next_length(), rule.mode) == (min(k, 5), mode)  # no cost measured: <= start
         rule.cost.verify_samples.append((0, 1.0))  # a measured target pass
         rule.cost.draft_per_token = 0.3
+        assert (rule.next_length(), rule.mode) == (k, mode)
         assert rule.min_confidence == (pytest.approx(0.3) if mode == "implicit" else 0.0)
         rule.see(torch.full((d,), float("nan")), 3)  # a served target's missing rows
         assert rule.next_length() == 5
@@ -122,8 +123,8 @@ def test_learned_needs_a_predictor_and_a_draft_model():
 
 @pytest.mark.slow
 def test_learned_lengths_keep_the_law_over_several_steps():
-    """The joint law of the first 4 tokens, the first step drafting 4 deep (implicit: up to the
-    room, no confidence cut-off before a target pass is measured), later steps sized by the
+    """The joint law of the first 4 tokens, the first step drafting 3 deep (implicit, before a
+    target pass is measured: up to the start length, 3), later steps sized by the
     predictor from the committed tokens' features (varied: stop, explicit and implicit)."""
     decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5)
     predictor = varied(decoder.target.hidden_size, cap=3, seed=1, scale=8.0)
