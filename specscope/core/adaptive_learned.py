@@ -66,6 +66,7 @@ class LearnedLength:
     def min_confidence(self) -> float:
         return self.cost.min_confidence if self.mode == "implicit" else 0.0
 
-    def observe(self, asked: int, proposed: int, accepted: int, draft_s: float, verify_s: float,
-                nodes: int | None = None, emitted: int = 1) -> None:
-        self.cost.observe(asked, proposed, accepted, draft_s, verify_s, nodes, emitted)
+    def observe(self, *args, **kwargs) -> None:
+        """What the engine reports after a step, as AdaptiveLength.observe takes it (whatever
+        it grows: e.g. the overlapped drafter's `reused`): the costs are the cost rule's."""
+        self.cost.observe(*args, **kwargs)
