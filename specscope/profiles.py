@@ -81,6 +81,8 @@ class Profile:
         """'cost' or 'heuristic' when draft_len is auto[:rule], else None (a fixed length)."""
         if isinstance(self.draft_len, int):
             return None
+        if self.draft_len == "learned":  # H-RAD's predictor (core/adaptive_learned.py)
+            return "learned"
         return self.draft_len.partition(":")[2] or "cost"
 
     @property
@@ -90,7 +92,7 @@ class Profile:
 
 
 AUTO = "auto"  # dtype, draft_quant, method: chosen from this machine's measurements (auto.py)
-AUTO_LENS = ("auto", "auto:cost", "auto:heuristic")
+AUTO_LENS = ("auto", "auto:cost", "auto:heuristic", "auto:learned", "learned")
 _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description": str,
           "dtype": str, "device": str, "method": (str, type(None)), "draft_len": (int, str), "temperature": (int, float),
           "top_p": (int, float), "max_new_tokens": int, "chat_template": bool,

@@ -81,6 +81,31 @@ def mtp_factories(profile: Profile, target, tokenizer) -> dict:
     return factories
 
 
+def length_predictor(profile: Profile, target, drafter_lm, tokenizer) -> tuple:
+    """`--draft-len learned`: (a loader of the profile's H-RAD predictor (core/hrad.py), read
+    and checked against this target, drafter and tokenizer when first used, or None; the line
+    that refuses it where there is none)."""
+    from specscope.core.hrad import artifact_path, load_artifact, train_command
+    from specscope.core.vocab import model_fingerprint
+
+    path = artifact_path(profile.name)
+    if drafter_lm is None or not path.is_file():
+        return None, (f"no trained draft-length predictor for profile '{profile.name}': "
+                      f"make one with `{train_command(profile.name)}`")
+    # taken before quantization: a quantized head has no plain weight to fingerprint
+    fingerprints = (model_fingerprint(target, profile.target),
+                    model_fingerprint(drafter_lm, profile.drafter))
+    loaded = []
+
+    def load():
+        if not loaded:
+            loaded.append(load_artifact(path, target, profile.target, drafter_lm, profile.drafter,
+                                        tokenizer, fingerprints))
+        return loaded[0]
+
+    return load, ""
+
+
 def head_facts(profile: Profile) -> dict | None:
     """What users want to know of the profile's head: its held-out estimate of acceptance at
     draft steps 1..depth, its training time (all runs), when it was written; None without one."""
@@ -156,6 +181,8 @@ class Session:
         if controls.method in NEEDS_MTP_HEAD and controls.method not in self.decoder.methods:
             raise no_mtp_head(self.profile)
         drafter = self.decoder.drafter(controls.method)
+        if controls.adaptive and controls.adaptive_rule == "learned":
+            self.decoder.learned_policy(controls)  # refuses: no predictor, another pair, no draft model
         if controls.vocab_top_k is not None and drafter.name in NEEDS_MTP_HEAD:  # its own ranking
             drafter.configure(DraftSettings(controls.vocab_top_k))
         elif controls.vocab_top_k is not None:
@@ -245,6 +272,8 @@ def load_llamacpp_session(profile: Profile, progress: Progress | None = None) ->
     eos = eos_ids(tokenizer, None, profile.eos_tokens) | target.eos_ids()
     decoder = SpecDecoder(target, tokenizer, factories, eos)
     decoder.verify_curve, decoder.draft_ratio = measured_priors(profile)
+    decoder.no_predictor = ("--draft-len learned reads the target's hidden states: not on the "
+                            "llama.cpp backend (use --backend torch)")
     return Session(profile, decoder, tokenizer, target, drafter_lm)
 
 
@@ -287,6 +316,7 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         from specscope.core.vocab import load_trimmed
 
         vocab = load_trimmed(trimmed, profile, drafter_lm, target, tokenizer)
+    predictor = length_predictor(profile, target, drafter_lm, tokenizer)  # fingerprints first
     # Quantize after the artifact's fingerprint check, which reads the original head.
     target.quantize(profile.quant, progress)
     target.check_logits()
@@ -303,4 +333,5 @@ def load_session(profile: Profile, dtype: str | None = None, device: str | None 
         factories.update(through_worker)
     decoder = SpecDecoder(target, tokenizer, factories, eos_ids(tokenizer, target_model, profile.eos_tokens))
     decoder.verify_curve, decoder.draft_ratio = measured_priors(profile)
+    decoder.length_predictor, decoder.no_predictor = predictor
     return Session(profile, decoder, tokenizer, target, drafter_lm, vocab, worker)

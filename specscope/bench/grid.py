@@ -61,8 +61,10 @@ def parse_methods(values: list[str] | None, known: dict[str, str]) -> list[str]:
 def parse_draft_lens(values: list[str] | None) -> list[int | str]:
     out: list[int | str] = []
     for v in split_values(values):
-        if v.lower() == AUTO or v.lower().startswith(AUTO + ":"):
-            item: int | str = v.lower()  # auto[:rule]: the rule is checked by Controls.validate
+        if v.lower() == "learned":  # H-RAD's predictor: the rule auto:learned
+            item: int | str = "auto:learned"
+        elif v.lower() == AUTO or v.lower().startswith(AUTO + ":"):
+            item = v.lower()  # auto[:rule]: the rule is checked by Controls.validate
         else:
             try:
                 item = int(v)

@@ -13,6 +13,7 @@ from specscope.cli.bench import bench
 from specscope.cli.chat import chat
 from specscope.cli.doctor import doctor
 from specscope.cli.generate import generate
+from specscope.cli.hrad import hrad_app
 from specscope.cli.layerskip import layerskip_search
 from specscope.cli.lesson import lesson
 from specscope.cli.mtp import mtp_app
@@ -37,6 +38,7 @@ app.command()(bench)
 app.command()(doctor)
 app.command()(lesson)
 app.add_typer(mtp_app, name="mtp")
+app.add_typer(hrad_app, name="hrad")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ Methods = Annotated[Optional[list[str]], typer.Option(
     "--methods", "-m", metavar="LIST", help="Methods to compare with the ar baseline, comma-separated or repeated "
     "(default: every method the profile supports; see `specscope profiles`).")]
 DraftLens = Annotated[Optional[list[str]], typer.Option(
-    "--draft-len", "-k", metavar="LIST", help="Draft lengths (0-32) or 'auto' (adaptive), comma-separated or "
+    "--draft-len", "-k", metavar="LIST", help="Draft lengths (0-32) or 'auto' (adaptive) or 'learned' (H-RAD), comma-separated or "
     "repeated (default: the profile's).")]
 VocabSizes = Annotated[Optional[list[str]], typer.Option(
     "--vocab-top-k", metavar="LIST", help="Drafter vocabulary sizes or 'full', comma-separated or repeated "

@@ -16,7 +16,7 @@ from specscope.core.errors import SpecScopeError
 # Options shared by generate, chat and bench.
 Profile = Annotated[Optional[str], typer.Option("--profile", "-p", metavar="NAME|FILE", help="Profile name or YAML path (default: qwen2.5-coder).")]
 Method = Annotated[Optional[str], typer.Option("--method", "-m", metavar="METHOD", help="Drafting method: ar, draft, lookup, ... (see `specscope profiles`).")]
-DraftLen = Annotated[Optional[str], typer.Option("--draft-len", "-k", metavar="K|auto", help="Draft tokens per step (0-32), or auto (cost-aware), or auto:heuristic (+2/-1).")]
+DraftLen = Annotated[Optional[str], typer.Option("--draft-len", "-k", metavar="K|auto|learned", help="Draft tokens per step (0-32), or auto (cost-aware), or auto:heuristic (+2/-1), or learned (H-RAD's predictor: specscope hrad train).")]
 MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", metavar="N", help="Stop after this many new tokens.")]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", help="0 for greedy; > 0 samples.")]
 TopP = Annotated[Optional[float], typer.Option("--top-p", metavar="P", help="Nucleus sampling mass (0, 1].")]
@@ -64,10 +64,12 @@ def parse_draft_len(value: str | None) -> tuple[int | None, bool | None, str | N
         return None, True, "cost"
     if value == "auto:heuristic":
         return None, True, "heuristic"
+    if value in ("learned", "auto:learned"):  # H-RAD's predictor (`specscope hrad train`)
+        return None, True, "learned"
     try:
         return int(value), False, None
     except ValueError:
-        raise SpecScopeError(f"--draft-len must be a number, auto or auto:heuristic, got '{value}'") from None
+        raise SpecScopeError(f"--draft-len must be a number, auto, auto:heuristic or learned, got '{value}'") from None
 
 
 def friendly_errors(command):

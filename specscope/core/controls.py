@@ -8,6 +8,7 @@ from specscope.core.sampling import Shaping
 
 MAX_DRAFT_LEN = 32
 MAX_REFINE_STEPS = 16
+ADAPTIVE_RULES = ("cost", "heuristic", "learned")
 
 
 @dataclass
@@ -15,7 +16,8 @@ class Controls:
     method: str = "draft"  # a key of the engine's drafters
     draft_len: int = 5  # fixed length, or the starting/maximum length when adaptive
     adaptive: bool = False  # `--draft-len auto`: the engine picks each step's length
-    adaptive_rule: str = "cost"  # "cost" (expected tokens per second) or "heuristic" (+2 / -1)
+    # "cost" (expected tokens per second), "heuristic" (+2 / -1) or "learned" (H-RAD's predictor)
+    adaptive_rule: str = "cost"
     temperature: float = 0.0  # 0: greedy
     top_k: int = 0
     top_p: float = 1.0
@@ -45,8 +47,8 @@ class Controls:
             raise SpecScopeError(f"top-k must be >= 0, got {self.top_k}")
         if self.max_new_tokens < 1:
             raise SpecScopeError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
-        if self.adaptive_rule not in ("cost", "heuristic"):
-            raise SpecScopeError(f"adaptive rule must be cost or heuristic, got '{self.adaptive_rule}'")
+        if self.adaptive_rule not in ADAPTIVE_RULES:
+            raise SpecScopeError(f"adaptive rule must be cost, heuristic or learned, got '{self.adaptive_rule}'")
         if self.refine_steps is not None and not 1 <= self.refine_steps <= MAX_REFINE_STEPS:
             raise SpecScopeError(f"refine steps must be between 1 and {MAX_REFINE_STEPS} or auto, "
                                  f"got {self.refine_steps}")

@@ -50,6 +50,11 @@ class SpecDecoder:
         self.verify_curve: dict[int, float] | None = None
         self.draft_ratio: float | None = None
         self.remote = getattr(target, "remote", False)  # served (remote/target.py): score()
+        # `--draft-len learned`: () -> the loaded H-RAD predictor (core/hrad.py), set by the
+        # session where one was trained; `no_predictor`: the refusal's line where none was
+        self.length_predictor: Callable[[], object] | None = None
+        self.no_predictor = "no trained draft-length predictor: make one with `specscope hrad train`"
+        self._prompt_hidden: torch.Tensor | None = None  # the prompt's last read hidden state
 
     @property
     def methods(self) -> list[str]:
@@ -100,12 +105,26 @@ class SpecDecoder:
 
     def _policy(self, controls: Controls) -> AdaptiveLength:
         key = (controls.method, controls.adaptive_rule, controls.overlap)
+        if key not in self._policies and controls.adaptive_rule == "learned":
+            self._policies[key] = self.learned_policy(controls)
         if key not in self._policies:
             self._policies[key] = AdaptiveLength(
                 controls.draft_len or 4, controls.adaptive_rule, verify_curve=self.verify_curve,
                 draft_ratio=self.draft_ratio if controls.method in NEEDS_DRAFTER else None,
                 overlap=controls.overlap)
         return self._policies[key]
+
+    def learned_policy(self, controls: Controls):
+        """H-RAD's length rule (core/adaptive_learned.py), or a one-line refusal."""
+        from specscope.core.adaptive_learned import LearnedLength
+
+        if controls.method not in NEEDS_DRAFTER:
+            raise SpecScopeError(f"--draft-len learned sizes a draft model's drafts "
+                                 f"({', '.join(sorted(NEEDS_DRAFTER))}), not '{controls.method}'")
+        if self.length_predictor is None:
+            raise SpecScopeError(self.no_predictor)
+        return LearnedLength(self.length_predictor(), controls.draft_len or 4,
+                             verify_curve=self.verify_curve, draft_ratio=self.draft_ratio)
 
     def param_ratio(self, drafter: Drafter) -> float:
         return drafter.read_params() / self.target.read_params()
@@ -128,7 +147,10 @@ class SpecDecoder:
         if report:
             yield Prefilling("target", done, total)
         seconds, t = 0.0, time.perf_counter()
+        self._prompt_hidden = None
         for start, hidden in self.target.prefill_chunks(ids):
+            if len(hidden):  # what predicted the prompt's last token (a learned length reads it)
+                self._prompt_hidden = hidden[-1]
             if drafter.needs_target_hidden:
                 drafter.observe_target(start, hidden)
             seconds += time.perf_counter() - t
@@ -182,12 +204,14 @@ class SpecDecoder:
             if policy is not None and policy is not run_policy:  # first use in this run
                 policy.start_run(self.param_ratio(drafter), started.prefill_s, room)
                 run_policy = policy
+                if getattr(policy, "wants_features", False):
+                    policy.see(self._prompt_hidden if step == 0 else None, ids[-1])
+            wanted = policy.next_length() if policy else controls.draft_len
             drafter.configure(DraftSettings(controls.vocab_top_k,
                                             policy.min_confidence if policy else 0.0,
                                             controls.refine_steps, controls.draft_window,
                                             controls.overlap, policy is not None))
             stats.param_ratio = self.param_ratio(drafter)
-            wanted = policy.next_length() if policy else controls.draft_len
             k = min(wanted, room - 1, self.target.max_positions - len(ids) - 1)
 
             read_s = (yield from self._read_context(drafter, ids[:-1])) if k > 0 else 0.0
@@ -227,6 +251,8 @@ class SpecDecoder:
             ids.extend(emitted)
             drafter.feedback(ids, proposal, n_kept)
             if policy:
+                if getattr(policy, "wants_features", False):  # the state that predicted ids[-1]
+                    policy.see(hidden[verdict.path[-1] + 1 if verdict.path else 0], ids[-1])
                 d = depths(parents)
                 policy.observe(k, max(d, default=-1) + 1, verdict.accepted, draft_s, verify_s,
                                nodes=len(draft), emitted=len(emitted),

@@ -60,6 +60,7 @@ def test_missing_default_file_says_to_pass_prompts(monkeypatch, tmp_path):
 
 def test_grid_parsing():
     assert parse_draft_lens(["2,4", "auto", "4"]) == [2, 4, "auto"]
+    assert parse_draft_lens(["learned,auto"]) == ["auto:learned", "auto"]  # H-RAD: the rule auto:learned
     assert parse_vocab_sizes(["1000,full"]) == [1000, None]
     assert parse_methods(["draft,ar"], {"ar": "", "draft": ""}) == ["draft", "ar"]
     for bad, fn in [(["x"], parse_draft_lens), (["33"], parse_draft_lens), (["0"], parse_vocab_sizes)]:

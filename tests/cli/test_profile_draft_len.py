@@ -13,7 +13,8 @@ def write(tmp_path, draft_len):
 
 
 @pytest.mark.parametrize("value,adaptive,rule,start", [
-    ("5", False, "cost", 5), ("auto", True, "cost", 5), ("auto:heuristic", True, "heuristic", 5)])
+    ("5", False, "cost", 5), ("auto", True, "cost", 5), ("auto:heuristic", True, "heuristic", 5),
+    ("learned", True, "learned", 5), ("auto:learned", True, "learned", 5)])
 def test_draft_len_number_or_auto(tmp_path, value, adaptive, rule, start):
     c = make_controls(write(tmp_path, value))
     assert (c.adaptive, c.adaptive_rule, c.draft_len) == (adaptive, rule, start)

@@ -116,7 +116,7 @@ class ControlsPanel(Widget):
             if self.rules:
                 self.adaptive_rule = self.rules[0]
             self.adaptive = True
-        elif self.rules and self.adaptive_rule != self.rules[-1]:
+        elif self.adaptive_rule in self.rules[:-1]:  # (`-k learned`, not in the cycle: off next)
             self.adaptive_rule = self.rules[self.rules.index(self.adaptive_rule) + 1]
         else:
             self.adaptive = False
