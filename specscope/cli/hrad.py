@@ -50,6 +50,10 @@ def train(
     if seconds <= 0 or lr <= 0:
         raise SpecScopeError("--seconds and --lr must be > 0")
     prof = load_profile(profile)
+    if prof.backend == "auto":  # the predictor reads torch's hidden states (as mtp train)
+        from dataclasses import replace
+
+        prof = replace(prof, backend="torch")
     check_options(prof, None, dtype, None)
     quiet_libraries()
     console = Console(stderr=True)
