@@ -48,7 +48,7 @@ class Profile:
     eos_tokens: list[str] = field(default_factory=list)
     trimmed: str | None = None  # a VocabTrim artifact for the drafter
     draft_quant: str = "none"  # weight-only quantization of the drafter: none, int8, int4, auto
-    quant: str = "none"  # of the target (outputs then match the quantized target's): none, int8
+    quant: str = "none"  # of the target (outputs then match the quantized target's): none, int8, w8a8
     # The draft model's KV cache: 4 attention sinks + the last draft_window tokens (0: all). A
     # context shorter than the window is drafted exactly as unbounded, so the default changes
     # nothing on short prompts and keeps draft cost flat on long ones (docs: LongSpec).

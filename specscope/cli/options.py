@@ -36,7 +36,7 @@ Engine = Annotated[Optional[str], typer.Option("--engine", metavar="ENGINE", hel
 ApiKey = Annotated[Optional[str], typer.Option("--api-key", metavar="KEY", help="The served target's API key (or $SPECSCOPE_API_KEY); never printed or written to results.", show_default=False)]
 DraftWindow = Annotated[Optional[int], typer.Option("--draft-window", metavar="W", help="Bound the draft model's KV cache to 4 sink tokens + the last W tokens (0: unbounded; default: the profile's, 1024).")]
 Backend = Annotated[Optional[str], typer.Option("--backend", metavar="torch|llama.cpp|auto", help="What runs the models: torch, llama.cpp (the GGUF files as stored; needs the llamacpp extra) or auto (measured; default: the profile's).")]
-Quant = Annotated[Optional[str], typer.Option("--quant", metavar="none|int8", help="Weight-only quantization of the target: none or int8 (output is then the int8 target's own; default: the profile's).")]
+Quant = Annotated[Optional[str], typer.Option("--quant", metavar="none|int8|w8a8", help="Quantization of the target: none, int8 weights, or w8a8 (int8 weights and activations, integer sums) (output is then the quantized target's own; default: the profile's).")]
 
 
 def remote_profile(profile: str | None, target_url: str | None, engine: str | None,

@@ -217,6 +217,10 @@ class CachedLM:
         if mode != "none":
             quantize_cached(self.model, mode, progress=progress)
             self.quant = mode
+        if mode == "w8a8":  # its 8-bit rounding turns last-bit differences into steps
+            from specscope.core.rowwise_attention import use_rowwise
+
+            use_rowwise(self.model)
         pack_model(self.model)  # float32 on a CPU: the linears left run on packed weights
         self.head = self.model.get_output_embeddings()
         self._body_params = None
@@ -284,11 +288,12 @@ class CachedLM:
         The cached context is attended without a mask and only the tree with one (hybrid
         attention, hybrid_attention.py); `dense` builds the full (n+1) x (context+n+1) mask."""
         from specscope.core.hybrid_attention import hybrid_attention, supported
+        from specscope.core.rowwise_attention import NAME as ROWWISE
         from specscope.core.tree import tree_attention, tree_positions
 
         self.forward(ids[:-1], 0)
         cached = len(ids) - 1
-        dense = dense or not supported(self.config)
+        dense = dense or not supported(self.config) or self.config._attn_implementation == ROWWISE
         dtype = next(self.model.parameters()).dtype
         mask = tree_attention(parents, cached, dtype, self.device) if dense else \
             tree_attention(parents, 0, torch.float32, self.device)  # the tree's own columns

@@ -38,7 +38,7 @@ PREFILL_ROWS = 128  # tokens a pass when reading a prompt (a chunk)
 PROXY_LAYERS = 2
 HEAD_SHARE = 4  # the proxy's head has this much fewer rows (still far larger than the caches)
 CONTEXT = 32  # tokens already in the KV cache when a pass is timed
-FORMAT_VERSION = 2  # bump when what is measured changes: older cache files are measured again
+FORMAT_VERSION = 3  # bump when what is measured changes: older cache files are measured again
 
 # The instruction sets that decide which kernels run (x86 names as /proc/cpuinfo spells them).
 KNOWN_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -310,7 +310,7 @@ def save_report(report: MachineReport) -> Path:
 def formats_for(info: MachineInfo, role: str) -> list[tuple[str, str]]:
     """The (dtype, weight format) pairs worth measuring for a target or a drafter here."""
     dtypes = ["float32", "bfloat16", "float16"]
-    quants = ["none", "int8"] if role == "target" else ["none", "int8", "int4"]
+    quants = ["none", "int8", "w8a8"] if role == "target" else ["none", "int8", "int4"]
     if info.device.startswith("cuda"):
         return [(d, "none") for d in dtypes[1:]] + ([("bfloat16", "int8")] if role == "target" else [])
     if not (info.has("avx512_fp16") or info.has("amx_fp16") or info.arch in ("arm64", "aarch64")):

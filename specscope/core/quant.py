@@ -1,4 +1,5 @@
-"""Weight-only quantization of a model's Linear layers: int8 per output row, or int4 in groups.
+"""Quantization of a model's Linear layers: int8 per output row, or int4 in groups (weights
+only); or w8a8, int8 weights times int8 activations (W8A8Linear, at the end of the int8 part).
 
 Only the weights are quantized; activations stay in the model's dtype, except that float32
 inputs enter the CPU kernels as bfloat16 (the kernels are many times slower on float32 inputs).
@@ -37,8 +38,8 @@ from torch import nn
 
 from specscope.core.errors import SpecScopeError
 
-DRAFT_MODES = ("none", "int8", "int4")
-TARGET_MODES = ("none", "int8")
+DRAFT_MODES = ("none", "int8", "int4")  # w8a8 drafts no cheaper than int8 (measured)
+TARGET_MODES = ("none", "int8", "w8a8")
 INT4_GROUP = 64  # inputs per int4 scale/zero pair (32, 64, 128, 256 work with the kernel)
 INT4_BLOCK = 64  # rows the CPU int4 kernel packs together
 KERNEL_MAX_TOKENS = 16  # longer passes (prefill) dequantize and run one matmul, unless float32
@@ -155,6 +156,42 @@ class Int8Linear(QuantLinear):
         return Int8Linear(self.q[rows], self.scale[rows], bias)
 
 
+class W8A8Linear(Int8Linear):
+    """int8 weights (Int8Linear's codes) times int8 activations, summed in int32.
+
+    Each input row is quantized on its own (symmetric, per row: x ~= xq * s), multiplied with
+    the codes by an integer matmul (`torch._int_mm`, oneDNN's VNNI path on x86), and scaled back
+    in float32: y = (xq @ q.T) * s * scale. Integer sums are exact (|sum| <= in * 127^2 < 2^31
+    for any input size below 133,000), so a row's output is bitwise the same whatever else
+    shares its pass: 1 row, a 17-row tree, a 300-row prefill. No precision switch by pass size,
+    and one path for every pass. An integer matmul reads half of bfloat16's bytes and costs
+    about the same from 1 to 16 rows here, which is the flat verification curve speculation
+    needs. It changes the model (activations rounded to 8 bits), as any quantization does: its
+    own greedy output is the law every method keeps."""
+
+    bits = 8
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = _flat(x)
+        if x2.device.type != "cpu":
+            return super().forward(x)  # no integer matmul path assumed off the CPU
+        xf = x2.float()
+        s = (xf.abs().amax(dim=1, keepdim=True) / 127).clamp(min=1e-12)
+        xq = torch.round(xf / s).clamp(-127, 127).to(torch.int8)
+        y = torch._int_mm(xq, self.q.t()).float() * s * _as(self.scale, torch.float32, self._memo)
+        return self._finish(y.to(x2.dtype), x)
+
+    @classmethod
+    def of(cls, layer: Int8Linear) -> W8A8Linear:
+        return cls(layer.q, layer.scale, layer.bias)
+
+    def select_rows(self, index: torch.Tensor) -> W8A8Linear:
+        return W8A8Linear.of(super().select_rows(index))
+
+    def __getitem__(self, rows: slice) -> W8A8Linear:
+        return W8A8Linear.of(super().__getitem__(rows))
+
+
 def int4_codes(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes [out, in] in 0..15 (uint8) and scale/zero pairs [in/group, out, 2] (float32):
     min/max per group, so both ends of every group are represented exactly."""
@@ -266,13 +303,16 @@ def quantize_model(model: nn.Module, mode: str, group_size: int = INT4_GROUP) ->
     place. Returns how many were replaced."""
     if mode == "none":
         return 0
-    check_mode(mode, DRAFT_MODES, "quantization")
+    check_mode(mode, tuple(dict.fromkeys(DRAFT_MODES + TARGET_MODES)), "quantization")
     # (parent, name) only: each original Linear is freed as soon as its replacement is in.
     swaps = [(parent, name) for parent in model.modules()
              for name, child in parent.named_children() if isinstance(child, nn.Linear)]
     for parent, name in swaps:
         child = getattr(parent, name)
-        new = Int8Linear.from_linear(child) if mode == "int8" else Int4Linear.from_linear(child, group_size)
+        if mode == "int4":
+            new = Int4Linear.from_linear(child, group_size)
+        else:
+            new = (W8A8Linear if mode == "w8a8" else Int8Linear).from_linear(child)
         setattr(parent, name, new)
         del child
     return len(swaps)

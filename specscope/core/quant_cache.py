@@ -28,10 +28,10 @@ from torch import nn
 
 from specscope.core.embedded import STAMP, cache_dir
 from specscope.core.files import atomic_write
-from specscope.core.quant import INT4_GROUP, Int4Linear, Int8Linear, QuantLinear, quantize_model
+from specscope.core.quant import INT4_GROUP, Int4Linear, Int8Linear, QuantLinear, W8A8Linear, quantize_model
 
 FORMAT = "specscope-quant/1"
-BUFFERS = {"Int8Linear": ("q", "scale", "bias"), "Int4Linear": ("nibbles", "pairs", "packed", "bias")}
+BUFFERS = {"Int8Linear": ("q", "scale", "bias"), "W8A8Linear": ("q", "scale", "bias"), "Int4Linear": ("nibbles", "pairs", "packed", "bias")}
 
 
 def _digest(parts: list[str], n: int) -> str:
@@ -147,8 +147,9 @@ def _load_into(model: nn.Module, path: Path, mode: str) -> bool:
     swaps = []
     for name, info in layers.items():
         get = {buf: tensors.get(f"{name}.{buf}") for buf in BUFFERS.get(info.get("kind"), ())}
-        if info["kind"] == "Int8Linear" and get.get("q") is not None:
-            new = Int8Linear(get["q"], get["scale"], get["bias"])
+        if info["kind"] in ("Int8Linear", "W8A8Linear") and get.get("q") is not None:
+            new = (W8A8Linear if info["kind"] == "W8A8Linear" else Int8Linear)(
+                get["q"], get["scale"], get["bias"])
         elif info["kind"] == "Int4Linear" and get.get("nibbles") is not None:
             new = Int4Linear(get["nibbles"], get["pairs"], info["group"], get["bias"], get["packed"],
                              out_features=info["out"])

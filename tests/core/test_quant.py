@@ -7,7 +7,7 @@ from torch import nn
 from specscope.core.errors import SpecScopeError
 from specscope.core.lm import CachedLM
 from specscope.core.quant import (KERNEL_MAX_TOKENS, Int4Linear, Int8Linear, QuantLinear,
-                                  check_mode, int4_codes, quantize_model)
+                                  W8A8Linear, check_mode, int4_codes, quantize_model)
 from specscope.core.tiny import tiny_model
 
 
@@ -44,7 +44,8 @@ def assert_matches(y: torch.Tensor, module: QuantLinear, x: torch.Tensor) -> Non
     torch.testing.assert_close(y.double(), want, atol=tol, rtol=1e-4)
 
 
-@pytest.mark.parametrize("make", [Int8Linear.from_linear, Int4Linear.from_linear])
+@pytest.mark.parametrize("make", [Int8Linear.from_linear, Int4Linear.from_linear,
+                                  W8A8Linear.from_linear])
 def test_a_float32_rows_output_does_not_depend_on_how_many_rows_share_its_pass(make):
     # the kernel takes float32 inputs in bfloat16: a pass of 16+ rows must not run in float32
     # instead, or plain decoding and a large verification compute p in two precisions. Bitwise.
@@ -67,6 +68,24 @@ def test_int8_codes_and_matmul():
         assert y.shape == (*x.shape[:-1], 80)
         assert_matches(y, q, x)
         torch.testing.assert_close(y, lin(x), atol=0.05 * w.abs().max().item() * 96 ** 0.5, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_w8a8_is_the_integer_product_of_per_row_codes_whatever_shares_the_pass(dtype):
+    lin = linear(160, 48).to(dtype)
+    layer = W8A8Linear.from_linear(lin)
+    x = (torch.randn(300, 160, generator=torch.Generator().manual_seed(2)) * 3).to(dtype)
+    xf = x.float()
+    s = (xf.abs().amax(1, keepdim=True) / 127).clamp(min=1e-12)
+    xq = torch.round(xf / s).clamp(-127, 127).long()
+    exact = ((xq @ layer.q.long().t()).float() * s * layer.scale.float()).to(dtype) + lin.bias
+    y = layer(x)
+    assert y.dtype == dtype
+    assert torch.equal(y, exact)  # integer sums are exact: no tolerance
+    for rows in (1, 2, 17, 299):  # and a row is the same bits at every pass size
+        assert torch.equal(layer(x[-rows:]), y[-rows:]), rows
+    assert isinstance(layer.select_rows(torch.tensor([5, 1]))[:1], W8A8Linear)
+    assert torch.equal(layer.select_rows(torch.tensor([5, 1]))(x[:3]), y[:3, [5, 1]])
 
 
 def test_int4_codes_keep_each_group_within_half_a_step():

@@ -34,7 +34,7 @@ def cached_files(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("mode", ["int8", "int4"])
+@pytest.mark.parametrize("mode", ["int8", "int4", "w8a8"])
 def test_second_load_maps_the_saved_codes_and_computes_the_same(saved_model, tmp_path, mode, dtype):
     # Memory-mapped codes can start anywhere in the file: the kernels' bfloat16 paths (which
     # float32 inputs take too) crashed on unaligned int8 codes before they were copied aligned.
