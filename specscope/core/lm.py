@@ -215,12 +215,8 @@ class CachedLM:
         from specscope.core.quant_cache import quantize_cached
 
         if mode != "none":
-            quantize_cached(self.model, mode, progress=progress)
+            quantize_cached(self.model, mode, progress=progress)  # w8a8: rowwise attention too
             self.quant = mode
-        if mode == "w8a8":  # its 8-bit rounding turns last-bit differences into steps
-            from specscope.core.rowwise_attention import use_rowwise
-
-            use_rowwise(self.model)
         pack_model(self.model)  # float32 on a CPU: the linears left run on packed weights
         self.head = self.model.get_output_embeddings()
         self._body_params = None

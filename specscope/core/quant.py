@@ -315,4 +315,15 @@ def quantize_model(model: nn.Module, mode: str, group_size: int = INT4_GROUP) ->
             new = (W8A8Linear if mode == "w8a8" else Int8Linear).from_linear(child)
         setattr(parent, name, new)
         del child
+    if mode == "w8a8":
+        rowwise_for_w8a8(model)
     return len(swaps)
+
+
+def rowwise_for_w8a8(model: nn.Module) -> None:
+    """A w8a8 model's attention must compute each row as a one-row pass does: its 8-bit rounding
+    turns attention's last-bit differences between pass sizes into whole steps
+    (rowwise_attention.py). Called wherever w8a8 layers are put in (here, the cache's loader)."""
+    from specscope.core.rowwise_attention import use_rowwise
+
+    use_rowwise(model)

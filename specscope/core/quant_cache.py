@@ -28,7 +28,8 @@ from torch import nn
 
 from specscope.core.embedded import STAMP, cache_dir
 from specscope.core.files import atomic_write
-from specscope.core.quant import INT4_GROUP, Int4Linear, Int8Linear, QuantLinear, W8A8Linear, quantize_model
+from specscope.core.quant import (INT4_GROUP, Int4Linear, Int8Linear, QuantLinear, W8A8Linear, quantize_model,
+                                  rowwise_for_w8a8)
 
 FORMAT = "specscope-quant/1"
 BUFFERS = {"Int8Linear": ("q", "scale", "bias"), "W8A8Linear": ("q", "scale", "bias"), "Int4Linear": ("nibbles", "pairs", "packed", "bias")}
@@ -162,4 +163,6 @@ def _load_into(model: nn.Module, path: Path, mode: str) -> bool:
     for name, new in swaps:
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child, new)
+    if mode == "w8a8":
+        rowwise_for_w8a8(model)
     return True

@@ -48,6 +48,9 @@ def test_second_load_maps_the_saved_codes_and_computes_the_same(saved_model, tmp
     for name in a:
         assert torch.equal(a[name], b[name]), name
     assert not any(isinstance(m, torch.nn.Linear) for m in second.modules())
+    if mode == "w8a8":  # its attention computes rows as one-row passes do, loaded or made
+        assert first.config._attn_implementation == second.config._attn_implementation \
+            == "specscope_rowwise"
     ids = torch.tensor([[1, 5, 9, 2, 7]])
     torch.testing.assert_close(first(input_ids=ids).logits, second(input_ids=ids).logits,
                                rtol=0, atol=0)
