@@ -33,3 +33,16 @@ def test_other_formats_keep_transformers_attention():
     lm = CachedLM(tiny_model("target"), check=False)
     lm.quantize("int8")
     assert lm.config._attn_implementation != "specscope_rowwise"
+
+
+def test_batched_left_padded_greedy_on_a_w8a8_target_is_each_prompts_own():
+    # trim and self-distillation read the target's answers in left-padded batches: padded rows
+    # see no keys at first, and a prompt's rows must not depend on its batch neighbours
+    from specscope.core.greedy import generate_answers
+    from specscope.core.quant import quantize_model
+
+    model = tiny_model("target")
+    quantize_model(model, "w8a8")
+    prompts = [[5, 17, 230, 41], [900, 3, 3, 3, 77, 12, 640, 11, 2]]
+    both = generate_answers(model, prompts, 12, set(), 0)
+    assert both == [generate_answers(model, [p], 12, set(), 0)[0] for p in prompts]
