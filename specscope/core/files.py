@@ -32,3 +32,26 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_artifact(path: str | os.PathLike, fmt: str, what: str) -> tuple[dict, dict]:
+    """(metadata, tensors) of a specscope safetensors artifact whose metadata says `fmt` (an MTP
+    head, a draft-length predictor), or a one-line refusal naming `what` it should have been."""
+    import json
+
+    from safetensors import safe_open
+
+    from specscope.core.errors import SpecScopeError
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SpecScopeError(f"{what} not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("specscope", "{}"))
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as e:
+        raise SpecScopeError(f"{path}: not a specscope {what} ({type(e).__name__})") from None
+    if meta.get("format") != fmt:
+        raise SpecScopeError(f"{path}: not a specscope {what} (format {meta.get('format')!r})")
+    return meta, tensors

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from specscope.core.errors import SpecScopeError
-from specscope.core.files import atomic_write
+from specscope.core.files import atomic_write, read_artifact
 from specscope.core.mtp import IDENTITY_KEYS
 from specscope.core.vocab import model_fingerprint, tokenizer_checksum
 
@@ -141,20 +141,7 @@ def save_artifact(path: str | os.PathLike, predictor: LengthPredictor, target, t
 
 def read_meta(path: str | os.PathLike) -> tuple[dict, dict]:
     """(metadata, tensors) of an artifact, or a one-line refusal."""
-    from safetensors import safe_open
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise SpecScopeError(f"draft-length predictor not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("specscope", "{}"))
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except Exception as e:
-        raise SpecScopeError(f"{path}: not a specscope draft-length predictor ({type(e).__name__})") from None
-    if meta.get("format") != FORMAT:
-        raise SpecScopeError(f"{path}: not a specscope draft-length predictor (format {meta.get('format')!r})")
-    return meta, tensors
+    return read_artifact(path, FORMAT, "draft-length predictor")
 
 
 def load_artifact(path: str | os.PathLike, target, target_source: str, drafter,

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from specscope.core.errors import SpecScopeError
-from specscope.core.files import atomic_write
+from specscope.core.files import atomic_write, read_artifact
 from specscope.core.lm import CachedLM, with_cache
 from specscope.core.vocab import model_fingerprint, tokenizer_checksum
 
@@ -169,21 +169,8 @@ def save_artifact(path: str | os.PathLike, head: MTPHead, ranking: torch.Tensor,
 
 
 def read_meta(path: str | os.PathLike) -> tuple[dict, dict]:
-    """(metadata, tensors) of an artifact, or one-line refusal."""
-    from safetensors import safe_open
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise SpecScopeError(f"MTP head not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("specscope", "{}"))
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except Exception as e:
-        raise SpecScopeError(f"{path}: not a specscope MTP head ({type(e).__name__})") from None
-    if meta.get("format") != FORMAT:
-        raise SpecScopeError(f"{path}: not a specscope MTP head (format {meta.get('format')!r})")
-    return meta, tensors
+    """(metadata, tensors) of an artifact, or a one-line refusal."""
+    return read_artifact(path, FORMAT, "MTP head")
 
 
 def load_artifact(path: str | os.PathLike, target: CachedLM, target_source: str,
