@@ -164,10 +164,12 @@ class W8A8Linear(Int8Linear):
     in float32: y = (xq @ q.T) * s * scale. Integer sums are exact (|sum| <= in * 127^2 < 2^31
     for any input size below 133,000), so a row's output is bitwise the same whatever else
     shares its pass: 1 row, a 17-row tree, a 300-row prefill. No precision switch by pass size,
-    and one path for every pass. An integer matmul reads half of bfloat16's bytes and costs
-    about the same from 1 to 16 rows here, which is the flat verification curve speculation
-    needs. It changes the model (activations rounded to 8 bits), as any quantization does: its
-    own greedy output is the law every method keeps."""
+    and one path for every pass. An integer matmul reads half of bfloat16's bytes: the fastest
+    one-row pass of the torch target on a CPU with VNNI; from 2 rows oneDNN's kernel is
+    compute-bound, so verification is not flat (docs/concepts.md, "w8a8"). It changes the model
+    (activations rounded to 8 bits), as any quantization does: its own greedy output is the law
+    every method keeps. The rounding also magnifies attention's last-bit differences between
+    pass sizes, so a w8a8 model's attention runs row by row (rowwise_for_w8a8)."""
 
     bits = 8
 
