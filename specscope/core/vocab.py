@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from specscope.core.errors import SpecScopeError
-from specscope.core.files import atomic_write
+from specscope.core.files import atomic_write, read_artifact
 from specscope.core.lm import CachedLM
 
 FORMAT = "specscope-vocabtrim/1"
@@ -104,23 +104,10 @@ class TrimmedVocab:
 
 
 def read_trimmed(path: str | os.PathLike) -> TrimmedVocab:
-    from safetensors import safe_open
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise SpecScopeError(f"trimmed head not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("specscope", "{}"))
-            ranking = f.get_tensor("ranking")
-            head = f.get_tensor("head")
-    except SpecScopeError:
-        raise
-    except Exception as e:
-        raise SpecScopeError(f"{path}: not a specscope trimmed head ({type(e).__name__})") from None
-    if meta.get("format") != FORMAT:
-        raise SpecScopeError(f"{path}: not a specscope trimmed head (format {meta.get('format')!r})")
-    return TrimmedVocab(ranking.long(), int(meta["k"]), head, meta)
+    meta, tensors = read_artifact(path, FORMAT, "trimmed head")
+    if not {"ranking", "head"} <= tensors.keys():
+        raise SpecScopeError(f"{Path(path).expanduser()}: not a specscope trimmed head (KeyError)")
+    return TrimmedVocab(tensors["ranking"].long(), int(meta["k"]), tensors["head"], meta)
 
 
 def load_trimmed(path, profile, drafter: CachedLM, target: CachedLM | None = None,
