@@ -68,6 +68,10 @@ class Profile:
     overlap: bool = False
     draft_threads: int = 0
     draft_device: str | None = None
+    # FastMTP heads (mtp, mtp-tree): where the committed text is mostly of one non-Latin script,
+    # the first script_rows tokens of that script are drafting rows too (FastMTP's language-aware
+    # vocabulary, core/scripts.py); 0: off
+    script_rows: int = 0
     path: str = ""
 
     @property
@@ -99,7 +103,8 @@ _TYPES = {"name": str, "target": str, "drafter": (str, type(None)), "description
           "system_prompt": (str, type(None)), "eos_tokens": list, "trimmed": (str, type(None)),
           "draft_quant": str, "quant": str, "draft_window": int,
           "engine": str, "model": (str, type(None)), "tokenizer": (str, type(None)), "backend": str,
-          "overlap": bool, "draft_threads": int, "draft_device": (str, type(None))}
+          "overlap": bool, "draft_threads": int, "draft_device": (str, type(None)),
+          "script_rows": int}
 BACKENDS = ("torch", "llama.cpp")
 
 
@@ -150,6 +155,8 @@ def parse_profile(path: Path) -> Profile:
         raise SpecScopeError(f"{path}: field 'backend' must be one of {', '.join(BACKENDS)} or auto")
     if data.get("draft_window", 0) < 0:
         raise SpecScopeError(f"{path}: field 'draft_window' must be >= 0 (0: unbounded)")
+    if data.get("script_rows", 0) < 0:
+        raise SpecScopeError(f"{path}: field 'script_rows' must be >= 0 (0: off)")
     if not all(isinstance(t, str) for t in data.get("eos_tokens", [])):
         raise SpecScopeError(f"{path}: field 'eos_tokens' must be a list of strings")
     return Profile(**data, path=str(path))

@@ -35,13 +35,16 @@ DEFAULT_PROMPTS_HELP = ("Default: the packaged Spec-Bench dev half (240 prompts,
 PROMPT_SETS = {
     # long-context tasks cut from Python's stdlib sources (data/README.md; prompts_long.py)
     "long": DEFAULT_PROMPTS.parent / "long_context.jsonl",
+    # prompts in six languages, five scripts (data/README.md): the language-aware rows' test set
+    "multilingual": DEFAULT_PROMPTS.parent / "multilingual.jsonl",
 }
 SPLITS = ("calibration", "tuning", "report")
 # The packaged set's rule: a prompt's position within its category (0-based, file order), by fives.
 SPLIT_CYCLE = ("report", "report", "tuning", "calibration", "calibration")
 PROMPT_SETS_HELP = ("'long': the packaged long-context set, tasks on Python stdlib sources of "
                     "about 1k, 2k, 4k and 8k tokens (categories long-1k, long-2k, long-4k, "
-                    "long-8k; 3 prompts each).")
+                    "long-8k; 3 prompts each); 'multilingual': 30 prompts in Chinese, Japanese, "
+                    "Korean, Russian, Arabic and Spanish (3 report, 2 tuning each).")
 
 
 @dataclass(frozen=True)

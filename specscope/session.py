@@ -54,6 +54,14 @@ def mtp_factories(profile: Profile, target, tokenizer) -> dict:
     factories = {}
     artifact = []  # read once, shared by the chain and the tree
 
+    def scripts():
+        """The profile's script rows (core/scripts.py), or None."""
+        if profile.script_rows <= 0 or tokenizer is None:
+            return None
+        from specscope.core.scripts import ScriptRows, script_table
+
+        return ScriptRows(script_table(tokenizer, target.vocab_size), profile.script_rows)
+
     def mtp_drafter():
         from specscope.core.drafters.mtp import MTPDrafter
         from specscope.core.mtp import load_artifact
@@ -67,7 +75,7 @@ def mtp_factories(profile: Profile, target, tokenizer) -> dict:
             quantize_model(loaded.head, profile.draft_quant)
             pack_model(loaded.head)  # float32 on a CPU: what is left unquantized
             artifact.append(loaded)
-        return MTPDrafter(target, artifact[0])
+        return MTPDrafter(target, artifact[0], scripts=scripts())
 
     factories["mtp"] = mtp_drafter
 
@@ -75,7 +83,7 @@ def mtp_factories(profile: Profile, target, tokenizer) -> dict:
         from specscope.core.drafters.mtp_tree import MTPTreeDrafter
 
         mtp_drafter()  # reads the artifact once
-        return MTPTreeDrafter(target, artifact[0])
+        return MTPTreeDrafter(target, artifact[0], scripts=scripts())
 
     factories["mtp-tree"] = mtp_tree
     return factories

@@ -272,3 +272,85 @@ def _n(n: int, word: str) -> str:
 def _fmt(acc: list[float]) -> str:
     return " ".join(f"{a:.2f}" for a in acc)
 
+
+
+@mtp_app.command("eval")
+@friendly_errors
+def eval_head(
+    profile: Profile = None,
+    head: Annotated[Optional[Path], typer.Option("--head", metavar="FILE", help="The head to evaluate (default: the profile's).")] = None,
+    prompts: Annotated[Optional[str], typer.Option("--prompts", metavar="FILE|multilingual|long", help="Prompts (Spec-Bench JSONL or text, one a line), or a packaged set's name. Default: the packaged Spec-Bench set.")] = None,
+    split: Annotated[str, typer.Option("--split", metavar="NAME", help="report, tuning, calibration or all (a file without splits: all).")] = "report",
+    categories: Annotated[Optional[str], typer.Option("--categories", metavar="A,B", help="Only these categories.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", help="Prompts per category (0: all).")] = 2,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", metavar="N", help="Length of the target's answers.")] = 128,
+    script_rows: Annotated[Optional[int], typer.Option("--script-rows", metavar="M", help="Draft over the first M tokens of the prompt's script too, where it is not Latin (language-aware vocabulary; 0: off). Default: the profile's script_rows.")] = None,
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Evaluate prompts the head was trained or selected on, flagged.")] = False,
+    dtype: Dtype = None,
+    json_out: Annotated[bool, typer.Option("--json", help="The numbers as one JSON object on stdout.")] = False,
+) -> None:
+    """A head's greedy acceptance at draft steps 1..3 on prompts it never saw, per category."""
+    import json
+
+    from rich.console import Console
+
+    from specscope.core.errors import SpecScopeError
+    from specscope.frontends.loading import check_options, loading_progress, quiet_libraries
+    from specscope.profiles import load_profile
+    from specscope.prompts import SPLITS, parse_categories
+    from specscope.train.evaluate import EvalOptions, evaluate_head
+
+    if split != "all" and split not in SPLITS:
+        raise SpecScopeError(f"--split must be {', '.join(SPLITS)} or all, got '{split}'")
+    if limit is not None and limit < 0 or max_new_tokens < 1:
+        raise SpecScopeError("--limit must be >= 0 and --max-new-tokens >= 1")
+    if script_rows is not None and script_rows < 0:
+        raise SpecScopeError(f"--script-rows must be >= 0, got {script_rows}")
+    prof = load_profile(profile)
+    if prof.backend != "torch":
+        from dataclasses import replace
+
+        prof = replace(prof, backend="torch")
+    check_options(prof, None, dtype, None)
+    quiet_libraries()
+    console = Console(stderr=True)
+    options = EvalOptions(profile=prof, head=head, prompts=prompts,
+                          split=None if split == "all" else split,
+                          categories=parse_categories(categories), limit=limit or None,
+                          max_new_tokens=max_new_tokens, script_rows=script_rows,
+                          allow_overlap=allow_overlap, dtype=dtype)
+    with Bars(console) as bars:
+        rep = evaluate_head(options, bars, lambda: loading_progress(console, lines=True))
+
+    def row_dict(r) -> dict:
+        return {"prompts": r.prompts, "answer_tokens": r.tokens, "in_rows": round(r.cover, 4),
+                "acceptance": [round(a, 4) for a in r.acceptance],
+                "scripts": {str(k): v for k, v in r.scripts.items()}}
+
+    if json_out:
+        print(json.dumps({"head": str(rep.head), "target": rep.target, "dtype": rep.dtype,
+                          "k": rep.k, "script_rows": rep.script_rows, "flagged": rep.flagged,
+                          "answers_resumed": rep.answers_resumed,
+                          "overall": row_dict(rep.overall),
+                          "categories": {c: row_dict(r) for c, r in rep.by_category.items()},
+                          "trained": {key: rep.trained.get(key) for key in
+                                      ("seconds", "steps", "tokens", "n_train", "samples",
+                                       "estimate_acceptance")}}))
+        return
+    out = Console(highlight=False)
+    t = rep.trained
+    out.print(f"[bold]FastMTP head[/bold] {rep.head} ({rep.dtype}, {rep.k} ranked rows"
+              f"{f' + {rep.script_rows} script rows' if rep.script_rows else ''}): trained "
+              f"{t.get('seconds', 0):.0f} s on {t.get('n_train', '?')} answers; its own held-out "
+              f"estimate {_fmt(t.get('estimate_acceptance') or [])}")
+    width = max(len(c) for c in [*rep.by_category, "all"])
+    out.print(f"  {'category':<{width}}  prompts  tokens  in rows  acceptance at steps 1..3")
+    for name, r in [*rep.by_category.items(), ("all", rep.overall)]:
+        scripts = ", ".join(f"{k}" for k in r.scripts if k is not None)
+        out.print(f"  {name:<{width}}  {r.prompts:>7}  {r.tokens:>6}  {r.cover:>7.1%}  {_fmt(r.acceptance)}"
+                  f"{f'  ({scripts})' if scripts else ''}")
+    if rep.flagged:
+        out.print(f"  [yellow]flagged: the head was trained or selected on {len(rep.flagged)} of these "
+                  f"prompts ({', '.join(rep.flagged[:8])})[/yellow]")
+    if rep.skipped:
+        out.print(f"  {rep.skipped} prompts longer than 768 tokens skipped")

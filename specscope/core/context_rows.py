@@ -6,6 +6,10 @@ other answers misses. A head whose state stands in for the target's (FastMTP's) 
 row with the shared LM head, so those tokens are added as extra rows. The rows are fixed for a
 whole proposal (taken from the committed ids alone, before drafting); q is zero outside them, so
 rejection sampling stays exact.
+
+Script rows (core/scripts.py, FastMTP's language-aware vocabulary): where the committed tokens are
+mostly of one non-Latin script, the first m tokens of that script are rows too (after the
+context's own), so a Chinese or Russian answer has its common pieces to draft with.
 """
 from __future__ import annotations
 
@@ -17,12 +21,16 @@ from specscope.core.lm import CachedLM, apply_rows, common_prefix
 
 class ContextRows:
     """The first k ranked rows (k: `vocab_top_k`, set by the drafter), then the context's other
-    tokens in order of first appearance (when `on`)."""
+    tokens in order of first appearance (when `on`), then its script's rows (`scripts`, a
+    core/scripts.py ScriptRows, when given)."""
 
-    def __init__(self, target: CachedLM, ranked: RankedHead, on: bool = True) -> None:
+    def __init__(self, target: CachedLM, ranked: RankedHead, on: bool = True,
+                 scripts=None) -> None:
         self.target = target
         self.ranked = ranked
         self.on = on
+        self.scripts = scripts if scripts is not None and scripts.m > 0 else None
+        self.script: str | None = None  # the committed context's script (scripts.py), if any
         self.vocab_top_k = ranked.default_k
         ranking = ranked.ranking.cpu()
         self._rank_of = torch.empty_like(ranking)
@@ -32,11 +40,12 @@ class ContextRows:
     def reset(self) -> None:
         self._seen_ids: list[int] = []  # the committed ids the context rows were taken from
         self._seen: dict[int, None] = {}  # their distinct tokens, in order of first appearance
-        self._extra = None  # (k, how many seen) -> (extra rows, their ids, all ids)
+        self._extra = None  # (k, how many seen) -> (parts, all ids)
+        self._script_part = None  # (k, script) -> (rows, ids): kept while the script holds
 
     def see(self, ids: list[int]) -> None:
         """Take the tokens of the committed ids (a changed history starts over)."""
-        if not self.on:
+        if not self.on and self.scripts is None:
             return
         same = common_prefix(self._seen_ids, ids)
         if same < len(self._seen_ids):
@@ -46,30 +55,46 @@ class ContextRows:
         self._seen_ids = list(ids)
 
     def extras(self):
-        """(the LM head's rows of context tokens outside the first k ranked, their ids, every
-        row's id: ranked first, then these)."""
+        """(the extra row groups [(LM head rows, their ids)]: the script's rows outside the first
+        k ranked, then the context's other tokens; every row's id: ranked first, then these)."""
         k = self.vocab_top_k
         key = (k, len(self._seen))
         if self._extra is None or self._extra[0] != key:
             _, ranked = self.ranked.rows(k)
-            seen = torch.tensor(list(self._seen), dtype=torch.long, device=ranked.device)
-            extra = seen[self._rank_of.to(ranked.device)[seen] >= k] if len(seen) else seen
-            rows = self.target.head_rows(extra) if len(extra) else None
-            self._extra = (key, (rows, extra, torch.cat([ranked, extra])))
+            rank_of = self._rank_of.to(ranked.device)
+            parts = []
+            script_ids = ranked[:0]
+            if self.scripts is not None:
+                self.script = self.scripts.script(self._seen)
+                if self._script_part is None or self._script_part[0] != (k, self.script):
+                    more = self.scripts.rows(self.script).to(ranked.device)
+                    more = more[rank_of[more] >= k]
+                    rows = self.target.head_rows(more) if len(more) else None
+                    self._script_part = ((k, self.script), (rows, more))
+                if self._script_part[1][0] is not None:
+                    parts.append(self._script_part[1])
+                    script_ids = self._script_part[1][1]
+            if self.on and self._seen:
+                seen = torch.tensor(list(self._seen), dtype=torch.long, device=ranked.device)
+                seen = seen[rank_of[seen] >= k]
+                if len(script_ids):
+                    seen = seen[~torch.isin(seen, script_ids)]
+                if len(seen):
+                    parts.append((self.target.head_rows(seen), seen))
+            self._extra = (key, (parts, torch.cat([ranked] + [ids for _, ids in parts])))
         return self._extra[1]
 
     def row_ids(self) -> torch.Tensor:
         """The token id of every row q covers, in q's order."""
-        return self.extras()[2]
+        return self.extras()[1]
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """The shared LM head over the drafting rows: [..., d] -> [..., rows]."""
         weight, _ = self.ranked.rows(self.vocab_top_k)
-        out = apply_rows(states, weight)
-        extra, _, _ = self.extras()
-        if extra is not None:
-            out = torch.cat([out, apply_rows(states, extra)], -1)
-        return out
+        parts, _ = self.extras()
+        if not parts:
+            return apply_rows(states, weight)
+        return torch.cat([apply_rows(states, w) for w in [weight] + [rows for rows, _ in parts]], -1)
 
     def token_id(self, j: int) -> int:
         return int(self.row_ids()[j])

@@ -66,3 +66,43 @@ def test_a_corpus_holding_tuning_prompts_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path))
     r = runner.invoke(app, [*TRAIN, "--corpus", str(P.DEFAULT_PROMPTS)])
     assert_clean_error(r, "--corpus holds 48 prompts of the tuning split")
+
+
+def test_mtp_eval_measures_the_head_on_prompts_it_never_saw(cache, monkeypatch):
+    """`mtp eval`: the report split by default, per category and in all, the target's answers
+    cached (a second head or run reuses them); the calibration split is refused (trained on)
+    unless allowed, and then flagged."""
+    import json
+
+    folder, _ = cache
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(folder))
+    args = ["mtp", "eval", "-p", "tiny-random", "--categories", "writing,qa", "--max-new-tokens", "6"]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    report = {p.id for p in P.load_prompts(None, "writing,qa", 2, split="report")}
+    assert out["overall"]["prompts"] == len(report) == 4
+    assert set(out["categories"]) == {"writing", "qa"}
+    assert len(out["overall"]["acceptance"]) == 3 and 0 < out["overall"]["in_rows"] <= 1
+    assert out["answers_resumed"] == 0 and not out["flagged"]
+    again = json.loads(runner.invoke(app, [*args, "--json"]).stdout.strip().splitlines()[-1])
+    assert again["answers_resumed"] == 4 and again["overall"] == out["overall"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "acceptance at steps 1..3" in r.stdout and "all" in r.stdout
+    trained = ["mtp", "eval", "-p", "tiny-random", "--categories", "writing", "--max-new-tokens", "6",
+               "--split", "calibration", "--limit", "0"]  # writing's 2, one of them trained on
+    assert_clean_error(runner.invoke(app, trained), "used to fit or select the FastMTP head", "ids 89")
+    r = runner.invoke(app, [*trained, "--allow-overlap"])
+    assert r.exit_code == 0 and "flagged: the head was trained or selected on 1 of these" in " ".join(r.stdout.split())
+
+
+def test_mtp_eval_refuses_bad_input_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path))
+    assert_clean_error(runner.invoke(app, ["mtp", "eval", "-p", "tiny-random"]),
+                       "no trained FastMTP head for profile 'tiny-random'", "mtp train")
+    assert_clean_error(runner.invoke(app, ["mtp", "eval", "-p", "tiny-random", "--split", "x"]),
+                       "--split must be")
+    assert_clean_error(runner.invoke(app, ["mtp", "eval", "--head", str(tmp_path / "none.safetensors")]),
+                       "no FastMTP head at")
+    assert_clean_error(runner.invoke(app, ["mtp", "eval", "-p", "tiny-random", "--script-rows", "-1"]),
+                       "--script-rows must be >= 0")

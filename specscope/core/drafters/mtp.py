@@ -10,8 +10,9 @@ from the target's hidden states (handed over by the engine through observe_targe
 steps' entries are cropped away at the end of every proposal, and anything past the longest
 common prefix with the committed ids (or past a re-observed hidden state) is rolled back by
 position. Logits cover the first K rows of the artifact's ranking and (context rows, on by
-default) every other token already in the context (core/context_rows.py), fixed for a whole
-proposal (set in begin(), from the committed ids alone).
+default) every other token already in the context (core/context_rows.py), and (script rows,
+the profile's script_rows) the common tokens of the context's script (core/scripts.py), fixed for
+a whole proposal (set in begin(), from the committed ids alone).
 
 Tree drafting with the head: drafters/mtp_tree.py (a level at a time), or TreeDrafter
 (drafters/tree.py) over this drafter's begin/dist/end.
@@ -35,10 +36,13 @@ class MTPDrafter(DrafterBase):
     accepts_vocab_top_k = True
     needs_target_hidden = True
 
-    def __init__(self, target: CachedLM, artifact: MTPArtifact, context_rows: bool = True) -> None:
+    def __init__(self, target: CachedLM, artifact: MTPArtifact, context_rows: bool = True,
+                 scripts=None) -> None:
+        """scripts: a core/scripts.py ScriptRows (the context's script's rows), or None."""
         self.target = target
         self.head = artifact.head
-        self.rows = ContextRows(target, RankedHead(target, artifact.ranking, artifact.k), context_rows)
+        self.rows = ContextRows(target, RankedHead(target, artifact.ranking, artifact.k), context_rows,
+                                scripts)
         self.reset()
 
     # ---- the interface -------------------------------------------------------------------------

@@ -55,8 +55,9 @@ class MTPTreeDrafter(MTPDrafter):
 
     def __init__(self, target: CachedLM, artifact: MTPArtifact, width: int = 4, expand: int = 4,
                  max_nodes: int = 16, floor: float = 0.15, context_rows: bool = True,
-                 copy: bool = True, copy_ngram: tuple[int, int] = (3, 2), copy_len: int = 0) -> None:
-        super().__init__(target, artifact, context_rows)
+                 copy: bool = True, copy_ngram: tuple[int, int] = (3, 2), copy_len: int = 0,
+                 scripts=None) -> None:
+        super().__init__(target, artifact, context_rows, scripts)
         self.width, self.expand, self.max_nodes, self.floor = width, expand, max_nodes, floor
         self.copy, self.copy_ngram, self.copy_len = copy, copy_ngram, copy_len
 
