@@ -170,3 +170,19 @@ def test_negative_control_q_over_the_wrong_rows_fails_the_law():
     _, counts, expected = law_counts(WrongRows, 2000)
     stat, df = chi_square(counts, expected)
     assert stat > chi2_critical(df), f"chi2={stat:.1f} df={df}: the bug went unseen"
+
+
+def test_the_multilingual_set_is_in_its_languages_with_report_and_tuning_splits():
+    from collections import Counter
+
+    from specscope.prompts import load_prompts
+
+    prompts = load_prompts("multilingual", split=None)
+    script = {"chinese": {"han"}, "japanese": {"kana", "han"}, "korean": {"hangul"},
+              "russian": {"cyrillic"}, "arabic": {"arabic"}, "spanish": {"latin"}}
+    assert Counter(p.category for p in prompts) == {c: 5 for c in script}
+    assert Counter(p.split for p in prompts) == {"report": 18, "tuning": 12}
+    for p in prompts:
+        counts = Counter(char_script(ch) for ch in p.text if char_script(ch) != NONE)
+        assert SCRIPTS[counts.most_common(1)[0][0]] in script[p.category], p.text
+    assert len(load_prompts("multilingual", split="report")) == 18
