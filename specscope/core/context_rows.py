@@ -8,8 +8,9 @@ whole proposal (taken from the committed ids alone, before drafting); q is zero 
 rejection sampling stays exact.
 
 Script rows (core/scripts.py, FastMTP's language-aware vocabulary): where the committed tokens are
-mostly of one non-Latin script, the first m tokens of that script are rows too (after the
-context's own), so a Chinese or Russian answer has its common pieces to draft with.
+mostly of one non-Latin script, the first m tokens of that script are rows too (before the
+context's own, which they then leave out), so a Chinese or Russian answer has its common pieces
+to draft with.
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from specscope.core.lm import CachedLM, apply_rows, common_prefix
 
 
 class ContextRows:
-    """The first k ranked rows (k: `vocab_top_k`, set by the drafter), then the context's other
-    tokens in order of first appearance (when `on`), then its script's rows (`scripts`, a
-    core/scripts.py ScriptRows, when given)."""
+    """The first k ranked rows (k: `vocab_top_k`, set by the drafter), then the context's script's
+    rows (`scripts`, a core/scripts.py ScriptRows, when given), then the context's other tokens
+    in order of first appearance (when `on`)."""
 
     def __init__(self, target: CachedLM, ranked: RankedHead, on: bool = True,
                  scripts=None) -> None:
