@@ -353,4 +353,4 @@ def eval_head(
         out.print(f"  [yellow]flagged: the head was trained or selected on {len(rep.flagged)} of these "
                   f"prompts ({', '.join(rep.flagged[:8])})[/yellow]")
     if rep.skipped:
-        out.print(f"  {rep.skipped} prompts longer than 768 tokens skipped")
+        out.print(f"  {rep.skipped} prompts longer than {options.max_prompt_tokens} tokens skipped")
