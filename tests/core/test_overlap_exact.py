@@ -73,10 +73,10 @@ def test_auto_length_overlapped_drafts_several_sequences_where_unsure(big_worker
 
 @pytest.mark.parametrize("method", ["pool", "jacobi"])
 def test_pool_and_jacobi_drafting_ahead_is_plain_decoding(big_worker, method):
-    """Their main branch's passes drafted ahead: used after a verdict that accepted all and
-    guessed the bonus, thrown away otherwise; the output is the target's either way."""
+    """Their main branch's passes drafted ahead, then the hedges': used after a verdict that
+    committed their context, thrown away otherwise; the output is the target's either way."""
     decoder = tiny_decoder(extra=overlap_factories(big_worker, 1024, {}))
-    branches, reused = set(), 0
+    branches, reused, seen = set(), 0, set()
     for prompt in ([5, 17, 230], [9, 9, 9, 40], [300, 2]):
         _, base = run(decoder, prompt, method="ar", max_new_tokens=40)
         for k in (1, 3, 6):
@@ -86,7 +86,9 @@ def test_pool_and_jacobi_drafting_ahead_is_plain_decoding(big_worker, method):
             drafted = [d for d in drafted_of(events) if d.overlap is not None]
             branches |= {d.overlap.branch for d in drafted}
             reused += sum(d.overlap.reused for d in drafted)
-    assert {"main", ""} <= branches and reused > 0
+            seen |= coverage(drafted_of(events))
+    assert {"main", "hedge", ""} <= branches and reused > 0
+    assert cuts(seen, "hedge") and any(missed for *_, missed in seen)  # hedges hit and missed
 
 
 def test_serial_through_the_worker_is_plain_decoding(big_worker):
@@ -113,7 +115,10 @@ def law_coverage(drafted, draft_len):
 @pytest.mark.slow
 @pytest.mark.parametrize("method,draft_len,temperature", [
     ("draft", 3, 1.0), ("draft", 1, 1.0), ("draft", 2, 0.8), ("tree", 2, 1.0), ("tree", 1, 1.0),
-    ("inline-draft", 3, 1.0), ("pool", 1, 1.0)])
+    ("inline-draft", 3, 1.0), ("pool", 1, 1.0), ("pool", 3, 1.0),
+    # jacobi refines a block of one length: in 3-token runs only a 1-token draft is asked again
+    # at the length it was refined ahead at (the pool keeps q by context, at any length)
+    ("jacobi", 1, 1.0)])
 def test_sampling_keeps_the_target_law(small_worker, method, draft_len, temperature):
     decoder = tiny_decoder(vocab_size=VOCAB, seed=2, init=0.15, later_scale=0.5,
                            extra=overlap_factories(small_worker, VOCAB, TREE))
@@ -121,8 +126,7 @@ def test_sampling_keeps_the_target_law(small_worker, method, draft_len, temperat
     reset = (lambda seed: decoder.reset()) if method == "pool" else None
     drafted = assert_law(decoder, method, PROMPT, m=3, n=1500, draft_len=draft_len,
                          temperature=temperature, overlap=True, before_run=reset)
-    if method != "pool":  # the pool drafts its main branch's q ahead, no hedges
-        law_coverage(drafted, draft_len)
+    law_coverage(drafted, draft_len)
     assert sum(d.overlap.reused for d in drafted if d.overlap) > 100  # the law did rest on reused drafts
 
 

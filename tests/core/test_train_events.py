@@ -54,3 +54,32 @@ def test_a_step_that_runs_long_still_reports_from_the_timer():
     n = len(senders)
     threading.Event().wait(0.05)
     assert len(senders) == n  # stopped with the block
+
+
+def test_answer_batches_hold_similar_lengths_and_keep_the_lists_first_prompts_first(tmp_path, monkeypatch):
+    """A batch is as wide as its longest prompt: batches are cut by length (a short prompt never
+    waits on a long one's padding), and run in the order of their earliest prompt, so a deadline
+    leaves the list's first prompts (a spread of categories) answered."""
+    lengths = [700, 20, 650, 30, 25, 690, 35, 640, 22, 660, 28, 710]
+    prompts = [[i] * n for i, n in enumerate(lengths)]
+    ran = []
+
+    def record(model, batch, max_new_tokens, eos, pad, temperature, seed, on_step=None):
+        ran.append(sorted(len(p) for p in batch))
+        return [[1]] * len(batch)
+
+    monkeypatch.setattr(caches, "self_distill", record)
+    caches.self_distil_cached(None, prompts, 2, set(), 0, 3, tmp_path / "a.json")
+    # sorted: [20 22 25] [28 30 35] [640 650 660] [690 700 710]; prompt 0 (700) is in the last
+    assert ran == [[690, 700, 710], [20, 22, 25], [640, 650, 660], [28, 30, 35]]
+    # with a deadline: the required prompts (the first 2) first, then the rest's batches in the
+    # order of their earliest prompt (prompt 2, 650 tokens, is the rest's first)
+    ran.clear()
+    caches.self_distil_cached(None, prompts, 2, set(), 0, 3, tmp_path / "b.json",
+                              deadline=float("inf"), required=2)
+    assert ran == [[20, 700], [650, 660, 690], [30, 35, 640], [22, 25, 28], [710]]
+    # a deadline already past: only the required batch runs
+    ran.clear()
+    answers, _ = caches.self_distil_cached(None, prompts, 2, set(), 0, 3, tmp_path / "c.json",
+                                           deadline=0.0, required=2)
+    assert ran == [[20, 700]] and [a is not None for a in answers] == [True, True] + [False] * 10

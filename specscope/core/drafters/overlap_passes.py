@@ -9,6 +9,10 @@ the drafter's most likely next token), not tokens:
   jacobi  the refinement passes of the block that would be proposed after the main branch
           (the same initial guess, the same passes), kept by (context, block, kept prefix).
 
+After the main branch, the same passes for hedges (as drafters/overlap.py's): the contexts
+C + D[:i] + [c] for the likeliest corrections c the draft model gives at each position i,
+best estimate first (prod_{j<i} q_j(d_j) * q_i(c)), until the verdict or `max_branches`.
+
 A pass is a deterministic function of its context, so a kept pass is exactly the pass the
 drafter would run: the proposal is the one drafted after the verdict, token for token (greedy)
 and in law (sampling: every draw is still made after the verdict, from the same q, with the
@@ -24,7 +28,7 @@ import torch
 from specscope.core.drafters.base import Proposal
 from specscope.core.drafters.jacobi import MAX_BLOCK, CausalRefiner, JacobiDrafter
 from specscope.core.drafters.model import ModelDrafter, pick
-from specscope.core.drafters.overlap import Memo
+from specscope.core.drafters.overlap import HEDGES_PER_POSITION, Memo
 from specscope.core.drafters.pool import PoolDrafter
 from specscope.core.events import Overlap
 from specscope.core.lm import common_prefix
@@ -84,7 +88,10 @@ class PassSpeculator:
         self.tree = None
         self._last: tuple[list[int], Proposal] | None = None
         self._main: list[int] | None = None  # the main branch's context drafted ahead
-        self.matched = False
+        self._hedges: list[tuple[list[int], int]] = []  # (context, cut) of hedges drafted ahead
+        self.matched = ""  # the branch the verdict committed: "main", "hedge" or ""
+        self._committed: list[int] | None = None  # the context that verdict committed
+        self.missed_hedge = False
         self.spec_passes, self.spec_s = 0, 0.0
         self.spec_key = None
 
@@ -103,56 +110,110 @@ class PassSpeculator:
         self.new_run()
 
     def new_run(self) -> None:
-        self._last, self._main, self.matched = None, None, False
+        self._last, self._main, self.matched = None, None, ""
+        self._hedges, self.missed_hedge = [], False
         self.spec_passes, self.spec_s = 0, 0.0
 
     def propose(self, ids: list[int], k: int, shaping: Shaping,
                 generator: torch.Generator | None, overlap: bool) -> Proposal:
         key = (shaping, self.model.vocab_top_k)
         name = "first" if self._last is None else (
-            "main" if self.matched and self._main == list(ids) and self.spec_key == key else "")
-        if name != "main":  # nothing kept from ahead serves this context
+            self.matched if self.matched and self._committed == list(ids) and self.spec_key == key
+            else "")
+        if not name or name == "first":  # nothing kept from ahead serves this context
             self.memo.seen.clear()
             if self.refiner is not None:
                 self.refiner.kept.clear()
-        else:
+        else:  # the committed branch's passes (the others' contexts can never be asked again)
             self.memo.keep_only(list(ids))
+            if self.refiner is not None:
+                self.refiner.kept = {k: v for k, v in self.refiner.kept.items() if k[0] == tuple(ids)}
         before = self._hits()
         proposal = self.drafter.propose(list(ids), k, shaping, generator)
         if overlap:
             proposal.overlap = Overlap(predrafted=self.spec_passes, reused=self._hits() - before,
-                                       branch=name, hedges=0, hedge_missed=False,
-                                       spec_s=self.spec_s, draft_idle_s=0.0, target_wait_s=0.0)
+                                       branch=name, hedges=len(self._hedges),
+                                       hedge_missed=self.missed_hedge, spec_s=self.spec_s,
+                                       draft_idle_s=0.0, target_wait_s=0.0)
         self._last = (list(ids), proposal)
-        self._main, self.matched = None, False
+        self._main, self._hedges, self.matched, self.missed_hedge = None, [], "", False
         self.spec_passes, self.spec_s = 0, 0.0
         return proposal
 
     def speculate(self, shaping: Shaping, generator: torch.Generator | None, ahead: int,
                   max_branches: int, stop: Callable[[], bool]) -> None:
-        """The main branch's passes: q along its chain (pool), its block's refinement (jacobi)."""
+        """The main branch's passes: q along its chain (pool), its block's refinement (jacobi);
+        then the hedges' (module text), best first, until stop() or max_branches in all."""
         if self._last is None or ahead <= 0 or stop():
             return
         self.spec_key = (shaping, self.model.vocab_top_k)
         t = time.perf_counter()
         ids, proposal = self._last
+        tok = self.model.token_id
         try:
-            ctx = ids + list(proposal.tokens)
+            drafted = list(proposal.tokens)
+            ctx = ids + drafted
             q = self.memo.dist(ctx, shaping)
             self.spec_passes += 1
-            ctx = ctx + [self.model.token_id(int(q.argmax()))]
-            self._main = list(ctx)
-            if self.refiner is None:
-                for _ in range(ahead):
-                    if stop():
-                        return
-                    q = self.memo.dist(ctx, shaping)
-                    self.spec_passes += 1
-                    ctx = ctx + [self.model.token_id(pick(q, shaping, generator))]
-            else:
-                self._refine_ahead(ctx, ahead, stop)
+            bonus = tok(int(q.argmax()))
+            self._main = ctx + [bonus]
+            self._branch(self._main, ahead, shaping, generator, stop)
+            if max_branches <= 1 or stop():
+                return
+            for context, cut in self._hedge_contexts(ids, drafted, bonus, shaping, stop)[:max_branches - 1]:
+                if stop():
+                    return
+                self._hedges.append((context, cut))
+                self._branch(context, ahead, shaping, generator, stop)
         finally:
             self.spec_s += time.perf_counter() - t
+
+    def _branch(self, ctx: list[int], ahead: int, shaping: Shaping,
+                generator: torch.Generator | None, stop: Callable[[], bool]) -> None:
+        """The passes drafting would run after ctx: q along a chain drawn by the method's law
+        (pool), or the refinement of the block proposed there (jacobi)."""
+        if self.refiner is not None:
+            self._refine_ahead(list(ctx), ahead, stop)
+            return
+        ctx = list(ctx)
+        for _ in range(ahead):
+            if stop():
+                return
+            q = self.memo.dist(ctx, shaping)
+            self.spec_passes += 1
+            ctx.append(self.model.token_id(pick(q, shaping, generator)))
+
+    def _hedge_contexts(self, ids: list[int], drafted: list[int], bonus: int, shaping: Shaping,
+                        stop: Callable[[], bool]) -> list[tuple[list[int], int]]:
+        """(C + D[:i] + [c], i) for the likeliest corrections c at each position i, best
+        estimate first; the draft model's q at each prefix (kept passes where drafting ran
+        them; a pass each where it did not, as jacobi's refined block)."""
+        tok, row = self.model.token_id, self._row
+        out, reach = [], 1.0
+        for i in range(len(drafted) + 1):
+            if stop():
+                break
+            ctx = ids + drafted[:i]
+            known = tuple(ctx) in self.memo.seen
+            q = self.memo.dist(ctx, shaping)
+            self.spec_passes += not known
+            skip = {drafted[i] if i < len(drafted) else bonus}
+            top = torch.topk(q, min(len(q), HEDGES_PER_POSITION + 1))
+            alts = [(p, r) for p, r in zip(top.values.tolist(), top.indices.tolist())
+                    if tok(r) not in skip][:HEDGES_PER_POSITION]
+            out += [(reach * p, ctx + [tok(r)], i) for p, r in alts]
+            if i < len(drafted):
+                r = row(drafted[i])
+                reach *= float(q[r]) if r is not None else 0.0
+        out.sort(key=lambda e: -e[0])
+        return [(ctx, cut) for _, ctx, cut in out]
+
+    def _row(self, token: int) -> int | None:
+        _, rows = self.model.head_rows()
+        if rows is None:
+            return token
+        hit = (rows == token).nonzero()
+        return int(hit[0]) if len(hit) else None
 
     def _refine_ahead(self, ctx: list[int], k: int, stop) -> None:
         """The passes JacobiDrafter.propose would run on ctx (its initial guess, its rule)."""
@@ -170,7 +231,18 @@ class PassSpeculator:
                 return
 
     def settle(self, committed: list[int], n_accepted: int = 0, proposed: bool = True) -> None:
-        self.matched = self._main is not None and committed == self._main
+        hedges = [ctx for ctx, _ in self._hedges]
+        self._committed = list(committed)
+        self.matched = "main" if self._main is not None and committed == self._main else (
+            "hedge" if committed in hedges else "")
+        self.missed_hedge = False
+        if not self.matched and self._last is not None:  # a hedge ready at the cut, another token
+            ids, drafted = self._last[0], list(self._last[1].tokens)
+            cut = 0
+            while cut < len(drafted) and len(ids) + cut < len(committed) \
+                    and committed[len(ids) + cut] == drafted[cut]:
+                cut += 1
+            self.missed_hedge = cut < len(drafted) and any(c == cut for _, c in self._hedges)
         proposal = self._last[1] if proposed and self._last is not None else Proposal()
         self.drafter.feedback(list(committed), proposal, n_accepted)
 
