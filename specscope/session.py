@@ -116,7 +116,8 @@ def length_predictor(profile: Profile, target, drafter_lm, tokenizer) -> tuple:
 
 def head_facts(profile: Profile) -> dict | None:
     """What users want to know of the profile's head: its held-out estimate of acceptance at
-    draft steps 1..depth, its training time (all runs), when it was written; None without one."""
+    draft steps 1..depth, its training time (all runs), when it was written, and its last
+    `mtp eval` on the report split (None if never run); None without a head."""
     import datetime
 
     from specscope.core.mtp import read_meta
@@ -128,10 +129,13 @@ def head_facts(profile: Profile) -> dict | None:
         training = read_meta(path)[0].get("training", {})
     except SpecScopeError:
         return None
+    from specscope.train.eval_record import DEFAULT_EVAL, read_evals
+
     when = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
     return {"path": path, "acceptance": training.get("estimate_acceptance") or [],
             "seconds": training.get("seconds", 0.0), "runs": 1 + len(training.get("earlier", [])),
-            "written": when}
+            "written": when, "estimate_prompts": training.get("n_estimate"),
+            "eval": read_evals(path).get(DEFAULT_EVAL)}
 
 
 def measured_priors(profile: Profile) -> tuple[dict[int, float] | None, float | None]:

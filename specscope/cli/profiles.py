@@ -26,7 +26,12 @@ def profiles() -> None:
         else:
             acc = " ".join(f"{a:.2f}" for a in head["acceptance"]) or "-"
             runs = f" in {head['runs']} runs" if head["runs"] > 1 else ""
-            console.print(f"    FastMTP head: held-out acceptance {acc} (draft steps 1..{len(head['acceptance'])}), "
+            ev = head["eval"]
+            own = f", its own estimate on {head['estimate_prompts'] or '?'} prompts" if ev else ""
+            measured = (f"mtp eval {' '.join(f'{a:.2f}' for a in ev['acceptance'])} on "
+                        f"{ev['prompts']} report prompts ({ev['date']}); " if ev else "")
+            console.print(f"    FastMTP head: {measured}held-out acceptance {acc} (draft steps "
+                          f"1..{len(head['acceptance'])}{own}), "
                           f"trained {head['seconds'] / 60:.0f} min{runs}, {head['written']}  {head['path']}",
                           style="dim")
     console.print("\n[bold]methods[/bold]")

@@ -11,6 +11,11 @@ a head drafts over are those drafting uses: the first K of its ranking, the prom
 The target's greedy answers and hidden states are cached (per target, dtype and answer length)
 in the cache's mtp/ folder, shared by every head evaluated there: a second head costs seconds.
 Prompts a head was trained or selected on are refused (or, allowed, flagged), as in bench.
+
+Each clean evaluation (nothing flagged) is recorded beside the head (`eval_record`: HEAD.eval.json,
+one entry per set of prompts and settings, the latest kept), tied to the head's file by its size
+and modification time: `specscope profiles` shows the default one (the report split, 2 a
+category) before the head's own 4-prompt estimate, which is too noisy to rank heads by.
 """
 from __future__ import annotations
 
@@ -176,5 +181,13 @@ def evaluate_head(o: EvalOptions, on_event: OnEvent = ignore, loading=None) -> E
         on_event(Progress("eval", done[0]))
     finally:
         on_event(Ended("eval"))
-    return EvalReport(path, prof.target, dtype, art.k, m, overall, by_category,
-                      sorted(overlap.flagged), bool(overlap.unchecked), trained, skipped, resumed)
+    rep = EvalReport(path, prof.target, dtype, art.k, m, overall, by_category,
+                     sorted(overlap.flagged), bool(overlap.unchecked), trained, skipped, resumed)
+    if not rep.flagged and not rep.unchecked:
+        from specscope.train.eval_record import record_eval
+
+        try:
+            record_eval(o, rep)
+        except OSError as e:  # a head in a folder we may not write: the numbers are still printed
+            on_event(Note(f"could not record the evaluation beside the head: {e}", warning=True))
+    return rep

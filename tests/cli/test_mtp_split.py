@@ -106,3 +106,38 @@ def test_mtp_eval_refuses_bad_input_in_one_line(tmp_path, monkeypatch):
                        "no FastMTP head at")
     assert_clean_error(runner.invoke(app, ["mtp", "eval", "-p", "tiny-random", "--script-rows", "-1"]),
                        "--script-rows must be >= 0")
+
+
+def test_profiles_shows_the_heads_last_report_eval_until_the_head_changes(cache, monkeypatch):
+    """A clean `mtp eval` with the default settings is kept beside the head and `profiles` shows
+    it (before the head's own few-prompt estimate); a subset is kept but not shown as the
+    default; a head written again voids what was kept of the old one."""
+    import json
+    import os
+
+    from specscope.core.mtp import artifact_path
+    from specscope.train.eval_record import DEFAULT_EVAL, eval_record
+
+    folder, _ = cache
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(folder))
+
+    def tiny_head_line() -> str:
+        out = runner.invoke(app, ["profiles"]).stdout.splitlines()
+        start = next(i for i, line in enumerate(out) if line.startswith("tiny-random"))
+        return next(line for line in out[start:] if "FastMTP head" in line)
+
+    runner.invoke(app, ["mtp", "eval", "-p", "tiny-random", "--categories", "qa", "--max-new-tokens", "6"])
+    assert "mtp eval" not in tiny_head_line()  # a subset: not the default measure
+    r = runner.invoke(app, ["mtp", "eval", "-p", "tiny-random", "--max-new-tokens", "128", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    acc = " ".join(f"{a:.2f}" for a in out["overall"]["acceptance"])
+    line = tiny_head_line()
+    assert f"mtp eval {acc} on {out['overall']['prompts']} report prompts" in line, line
+    assert "its own estimate on" in line
+    head = artifact_path("tiny-random")
+    entries = json.loads(eval_record(head).read_text())["entries"]
+    assert {DEFAULT_EVAL, "spec-bench report 2/category qa 6 tokens"} <= set(entries)
+    st = head.stat()
+    os.utime(head, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the head written again
+    assert "mtp eval" not in tiny_head_line()
