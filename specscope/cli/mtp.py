@@ -112,6 +112,12 @@ def train(
     check_options(prof, None, dtype, None)
     quiet_libraries()
     console = Console(stderr=True)
+    if dtype is None:  # a head goes on in the dtype it was trained in (train/run.py)
+        from specscope.train.run import continued_dtype
+
+        dtype = continued_dtype(prof, out, resume)
+        if dtype is not None:
+            console.print(f"going on in {dtype}, the dtype the head was trained in (--dtype to change)")
     # `dtype: auto` (the embedded default): the dtype generate will run in on this machine
     prof, _ = resolve_auto(prof, dtype, None, None, console, say=False)
     options = TrainOptions(

@@ -105,6 +105,24 @@ class TrainReport:
     options: object = None  # the options as run (the plan's prompts and samples filled in)
 
 
+def continued_dtype(prof, out: Path | None, resume: bool | None) -> str | None:
+    """The dtype of the head already at `out` (default: the profile's head), when this run goes
+    on with it (not --new): without --dtype a head goes on in the dtype it was trained in, so its
+    cached answers and hidden states serve, and `dtype: auto` deciding otherwise on a later
+    measurement (bfloat16 and float32 run close on some CPUs) does not start its data over."""
+    from specscope.core.mtp import artifact_path, read_meta
+
+    if resume is False:
+        return None
+    path = Path(out or artifact_path(prof.name)).expanduser()
+    if not path.is_file():
+        return None
+    try:
+        return read_meta(path)[0].get("training", {}).get("dtype")
+    except SpecScopeError:
+        return None
+
+
 def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainReport:
     """Train a head as `o` says (options already checked for their own values); refusals that
     depend on the prompts, the profile or the artifact raise SpecScopeError."""

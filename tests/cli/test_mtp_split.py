@@ -141,3 +141,23 @@ def test_profiles_shows_the_heads_last_report_eval_until_the_head_changes(cache,
     st = head.stat()
     os.utime(head, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the head written again
     assert "mtp eval" not in tiny_head_line()
+
+
+def test_a_head_goes_on_in_the_dtype_it_was_trained_in(tmp_path, monkeypatch):
+    """Without --dtype the same command goes on in the head's own dtype (its cached answers and
+    hidden states serve), not the profile's, which `dtype: auto` may decide otherwise later."""
+    from specscope.core.mtp import artifact_path, read_meta
+    from specscope.profiles import load_profile
+
+    monkeypatch.setenv("SPECSCOPE_CACHE", str(tmp_path))
+    other = "bfloat16" if load_profile("tiny-random").dtype != "bfloat16" else "float32"
+    r = runner.invoke(app, [*TRAIN, "--dtype", other])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, TRAIN)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert f"going on in {other}, the dtype the head was trained in" in text
+    assert "answers from" in text  # the first run's answers served
+    assert read_meta(artifact_path("tiny-random"))[0]["training"]["dtype"] == other
+    r = runner.invoke(app, [*TRAIN, "--new"])  # a new head: the profile's dtype
+    assert r.exit_code == 0 and "going on in" not in r.output
