@@ -150,8 +150,7 @@ class Speculator:
         self._last = (list(ids), rows, tried)
 
     def _row(self, token: int) -> int:
-        _, ids = self.model.head_rows()
-        return token if ids is None else int((ids == token).nonzero()[0])
+        return row_of(self.model, token)
 
     def speculate(self, shaping: Shaping, generator: torch.Generator | None, ahead: int,
                   max_branches: int, stop: Callable[[], bool]) -> None:
@@ -213,12 +212,26 @@ class Speculator:
         self.matched = next((b for b in self.branches if b.context == committed), None)
         if self._last is not None and self.matched is None:
             ids, rows, _ = self._last
-            main = ids + [self.model.token_id(r) for r in rows]
-            cut = 0  # main-path tokens the verdict kept
-            while cut < len(rows) and cut + len(ids) < len(committed) \
-                    and committed[len(ids) + cut] == main[len(ids) + cut]:
-                cut += 1
+            cut = kept_of(ids, [self.model.token_id(r) for r in rows], committed)
             self.missed_hedge = cut < len(rows) and any(b.cut == cut for b in self.branches)
+
+
+def row_of(model: ModelDrafter, token: int) -> int | None:
+    """The drafter's row of a token id (its head may be trimmed to a ranking); None outside it."""
+    _, rows = model.head_rows()
+    if rows is None:
+        return token
+    hit = (rows == token).nonzero()
+    return int(hit[0]) if len(hit) else None
+
+
+def kept_of(ids: list[int], drafted: list[int], committed: list[int]) -> int:
+    """How many of the tokens drafted after `ids` the verdict that committed `committed` kept."""
+    cut = 0
+    while cut < len(drafted) and len(ids) + cut < len(committed) \
+            and committed[len(ids) + cut] == drafted[cut]:
+        cut += 1
+    return cut
 
 
 def _main_path(parents: list[int]) -> list[int]:

@@ -28,7 +28,7 @@ import torch
 from specscope.core.drafters.base import Proposal
 from specscope.core.drafters.jacobi import MAX_BLOCK, CausalRefiner, JacobiDrafter
 from specscope.core.drafters.model import ModelDrafter, pick
-from specscope.core.drafters.overlap import HEDGES_PER_POSITION, Memo
+from specscope.core.drafters.overlap import HEDGES_PER_POSITION, Memo, kept_of, row_of
 from specscope.core.drafters.pool import PoolDrafter
 from specscope.core.events import Overlap
 from specscope.core.lm import common_prefix
@@ -188,7 +188,7 @@ class PassSpeculator:
         """(C + D[:i] + [c], i) for the likeliest corrections c at each position i, best
         estimate first; the draft model's q at each prefix (kept passes where drafting ran
         them; a pass each where it did not, as jacobi's refined block)."""
-        tok, row = self.model.token_id, self._row
+        tok = self.model.token_id
         out, reach = [], 1.0
         for i in range(len(drafted) + 1):
             if stop():
@@ -203,17 +203,10 @@ class PassSpeculator:
                     if tok(r) not in skip][:HEDGES_PER_POSITION]
             out += [(reach * p, ctx + [tok(r)], i) for p, r in alts]
             if i < len(drafted):
-                r = row(drafted[i])
+                r = row_of(self.model, drafted[i])
                 reach *= float(q[r]) if r is not None else 0.0
         out.sort(key=lambda e: -e[0])
         return [(ctx, cut) for _, ctx, cut in out]
-
-    def _row(self, token: int) -> int | None:
-        _, rows = self.model.head_rows()
-        if rows is None:
-            return token
-        hit = (rows == token).nonzero()
-        return int(hit[0]) if len(hit) else None
 
     def _refine_ahead(self, ctx: list[int], k: int, stop) -> None:
         """The passes JacobiDrafter.propose would run on ctx (its initial guess, its rule)."""
@@ -237,11 +230,8 @@ class PassSpeculator:
             "hedge" if committed in hedges else "")
         self.missed_hedge = False
         if not self.matched and self._last is not None:  # a hedge ready at the cut, another token
-            ids, drafted = self._last[0], list(self._last[1].tokens)
-            cut = 0
-            while cut < len(drafted) and len(ids) + cut < len(committed) \
-                    and committed[len(ids) + cut] == drafted[cut]:
-                cut += 1
+            drafted = list(self._last[1].tokens)
+            cut = kept_of(self._last[0], drafted, committed)
             self.missed_hedge = cut < len(drafted) and any(c == cut for _, c in self._hedges)
         proposal = self._last[1] if proposed and self._last is not None else Proposal()
         self.drafter.feedback(list(committed), proposal, n_accepted)
