@@ -121,6 +121,22 @@ def choose_for(profile: Profile, report: MachineReport) -> Choice:
                   measured=last_bench.load(profile.name, head))
 
 
+def training_dtype(profile: Profile, report: MachineReport, batch: int, new_tokens: int = 256,
+                   prompt_tokens: int = 256) -> tuple[str, dict[str, float]]:
+    """`mtp train`'s dtype under `dtype: auto`: where a batch of answers (its prompts read, then
+    `new_tokens` decoding steps of `batch` rows, the bulk of a plan besides training itself) is
+    predicted fastest on the report's costs; with each dtype's predicted seconds. Not generate's
+    choice: that one weighs one-row passes and short verifications, and on a CPU without native
+    bfloat16 those can favour bfloat16 while its batched passes and prompt reading run several
+    times slower than float32's (docs/measurements/README.md, 2026-12-08)."""
+    costs = report.costs(read_config(profile.target))
+    seconds = {d: batch * prompt_tokens / c.prefill_tps + new_tokens * c.t(batch)
+               for (d, q), c in costs.items() if q == profile.quant and d != GGUF}
+    if not seconds:
+        raise ValueError("nothing measured to choose from")
+    return min(seconds, key=seconds.get), seconds
+
+
 def gguf_type(source: str) -> str:
     """A GGUF source's weight type, from its file's header ("q4_k_m")."""
     from specscope.core.llamacpp_load import gguf_file

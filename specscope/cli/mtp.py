@@ -17,6 +17,7 @@ refuses to measure.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -106,8 +107,6 @@ def train(
         raise SpecScopeError("--minutes and --lr must be > 0, --tokens >= 1, --beta in (0, 1]")
     prof = load_profile(profile)
     if prof.backend == "auto":  # a FastMTP head trains on torch's hidden states
-        from dataclasses import replace
-
         prof = replace(prof, backend="torch")
     check_options(prof, None, dtype, None)
     quiet_libraries()
@@ -118,8 +117,23 @@ def train(
         dtype = continued_dtype(prof, out, resume)
         if dtype is not None:
             console.print(f"going on in {dtype}, the dtype the head was trained in (--dtype to change)")
-    # `dtype: auto` (the embedded default): the dtype generate will run in on this machine
-    prof, _ = resolve_auto(prof, dtype, None, None, console, say=False)
+    # `dtype: auto` (the embedded default): generate's choice for the rest of the profile, and
+    # for the dtype the one where a batch of answers runs fastest here (auto.training_dtype)
+    chosen = dtype
+    resolved, _ = resolve_auto(prof, dtype, None, None, console, say=False)
+    if chosen is None and prof.dtype == "auto":
+        from specscope.auto import machine_report, training_dtype
+
+        report = machine_report(prof)  # measured and cached by resolve_auto just now
+        if report is not None:
+            best, seconds = training_dtype(prof, report, batch, max_new_tokens)
+            if best != resolved.dtype:
+                console.print(f"training in {best}: a batch of {batch} answers is predicted "
+                              f"{seconds[resolved.dtype] / seconds[best]:.1f}x faster here than in "
+                              f"{resolved.dtype}, the dtype generate runs in (the head serves "
+                              f"either; --dtype to choose)", highlight=False)
+                resolved = replace(resolved, dtype=best)
+    prof = resolved
     options = TrainOptions(
         profile=prof, prompts=prompts, limit=limit, keep_apart=keep_apart, held=held,
         max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, batch=batch,
@@ -314,8 +328,6 @@ def eval_head(
         raise SpecScopeError(f"--script-rows must be >= 0, got {script_rows}")
     prof = load_profile(profile)
     if prof.backend != "torch":
-        from dataclasses import replace
-
         prof = replace(prof, backend="torch")
     check_options(prof, None, dtype, None)
     quiet_libraries()

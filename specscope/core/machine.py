@@ -113,11 +113,15 @@ def memory_bandwidth_gbs(mb: int = 256, repeats: int = 5) -> float:
 
 # ---- what a model's pass costs --------------------------------------------------------------
 def shape_key(config) -> str:
-    """The shapes that decide a pass's cost (not the weights)."""
+    """The shapes that decide a pass's cost (not the weights). Not whether the output matrix is
+    the input embedding's: a pass reads one output matrix either way, and the embedded pair's
+    config before its first conversion (model_config.EMBEDDED_SHAPES) and after it (the GGUF
+    converted, with an output matrix of its own) differ there, which had every command after
+    the first measure the machine again."""
     c = getattr(config, "get_text_config", lambda: config)()
     parts = [type(c).__name__] + [getattr(c, a, None) for a in (
         "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-        "num_key_value_heads", "vocab_size", "tie_word_embeddings")]
+        "num_key_value_heads", "vocab_size")]
     return "-".join(str(p) for p in parts)
 
 

@@ -16,7 +16,8 @@ ignored, so a Ctrl-C is the parent's to handle, which then closes the pipe).
 Requests (parent -> worker): ("read", seq, method, ids) answered by ("reading", seq, done,
 total)... ("done", seq); ("propose", seq, method, ids, k, shaping, settings, seed, overlap)
 answered by ("proposal", seq, {...}); ("settle", method, committed_ids, n_accepted, proposed) and ("reset",) and
-("quit",), not answered. Any failure is answered ("error", seq, message).
+("quit",), not answered. Any failure is answered ("error", seq, message); a failure in a
+request with no answer is ("error", -1, message), raised at the parent's next request.
 """
 from __future__ import annotations
 
@@ -129,7 +130,10 @@ class _Worker:
                 from specscope.core.errors import SpecScopeError
 
                 text = str(e) if isinstance(e, SpecScopeError) else f"{type(e).__name__}: {e}"
-                self.conn.send(("error", msg[1] if len(msg) > 1 and isinstance(msg[1], int) else -1, text))
+                seq = msg[1] if len(msg) > 1 and isinstance(msg[1], int) else -1
+                if seq == -1:  # a request with no answer (settle, reset): the next answer raises it
+                    text = f"{msg[0]} failed: {text}"
+                self.conn.send(("error", seq, text))
 
     def handle(self, msg) -> None:
         kind = msg[0]

@@ -85,8 +85,10 @@ class Plan:
     samples: int  # answers per training prompt (greedy + sampled)
 
     def line(self) -> str:
-        """'answers 9 min, hidden states 4 min, training 17 min' (the stages that take time)."""
-        parts = [f"{LABELS[s]} {_minutes(self.seconds[s])}" for s in STAGES if self.seconds[s] >= 0.5]
+        """'loading and rates 95 s, answers 9 min, hidden states 4 min, training 17 min' (the
+        stages that take time; loading always: the budget counts from launch)."""
+        parts = [f"{LABELS[s]} {_minutes(self.seconds[s])}" for s in STAGES
+                 if self.seconds[s] >= 0.5 or s == "start"]
         return ", ".join(parts)
 
     def end_of(self, stage: str) -> float:

@@ -2,8 +2,8 @@
 loaded pair in a few seconds, and cached beside the machine's pass costs (core/machine.py's
 cache folder), per machine, models, dtype and batch: a second run plans at once.
 
-- answers: one batch of `batch` real prompts through the same generator the self-distillation
-  uses (core/greedy.py), a few decoding steps: its first step is the prompt read (prefill
+- answers: one batch of `batch` real prompts (their last RATE_PROMPT_TOKENS tokens) through the
+  same generator the self-distillation uses (core/greedy.py), a few decoding steps: its first step is the prompt read (prefill
   tokens a second), the rest the decoding step of a full batch;
 - the same for the drafter, when sampled answers are drafted by it;
 - hidden states: one teacher-forced pass over the longest prompt and its measured answer;
@@ -22,6 +22,10 @@ import torch
 from specscope.train.plan import Rates
 
 STEPS = 6  # decoding steps a rate measurement runs
+# each measured prompt's last tokens only: a batch of 16 whole prompts (up to 768 tokens each)
+# took over 15 minutes to read in bfloat16 on an AVX2 CPU, most of a 30-minute budget; the
+# rates are per token, and the first stage's real time corrects them (budget.corrected)
+RATE_PROMPT_TOKENS = 64
 
 
 def rates_path(key: list) -> Path:
@@ -66,7 +70,7 @@ def measure_rates(model, drafter, prompts: list[list[int]], pad: int, batch: int
     from specscope.core.mtp import MTPHead
     from specscope.core.mtp_train import Sample, label_rows, sequence_loss, teacher_hidden
 
-    batch_prompts = prompts[:batch]
+    batch_prompts = [p[-RATE_PROMPT_TOKENS:] for p in prompts[:batch]]
     prefill, step, answers = _generation(model, batch_prompts, pad, 0.0)
     d_prefill = d_step = None
     if drafter is not None:

@@ -33,6 +33,21 @@ def test_measures_every_format_and_reads_it_back(cache):
     assert all(c.prefill_tps > 0 for c in drafter.values())
 
 
+def test_the_embedded_pairs_shapes_before_conversion_find_the_report_made_after_it():
+    # before its first conversion an embedded model's config comes from model_config's table
+    # (tied output matrix); the converted config.json has an output matrix of its own: the two
+    # must name the same measurements, or every command after the first measures the machine again
+    from transformers import Qwen2Config
+
+    from specscope.core.model_config import EMBEDDED_SHAPES
+
+    for shapes in EMBEDDED_SHAPES.values():
+        before = Qwen2Config(vocab_size=151936, tie_word_embeddings=True, **shapes)
+        after = Qwen2Config(vocab_size=151936, tie_word_embeddings=False, **shapes)
+        assert machine.shape_key(before) == machine.shape_key(after)
+    assert machine.shape_key(tiny_config("target")) != machine.shape_key(tiny_config("draft"))
+
+
 def test_another_cpu_or_torch_is_measured_again(cache):
     report = machine.measure_machine(configs(), reps=1)
     info = report.info

@@ -67,6 +67,19 @@ def test_a_failure_in_the_worker_is_one_line_and_the_worker_goes_on():
         worker.close()
 
 
+def test_a_failure_in_a_request_with_no_answer_is_raised_at_the_next_one():
+    # settle and reset are not answered; a failure there (a drafter's state gone wrong) used to
+    # be sent with no request number and dropped by the parent, so the run went on silently
+    worker = DraftWorker(SPEC)
+    try:
+        worker.send(("settle", "no-such-method", [5, 17], 0, True))
+        with pytest.raises(SpecScopeError, match="draft worker: settle failed: KeyError"):
+            list(worker.request("read", "draft", [5, 17, 230]))
+        assert list(worker.request("read", "draft", [5, 17, 230]))[-1][0] == "done"  # goes on
+    finally:
+        worker.close()
+
+
 def test_a_worker_that_cannot_load_says_why_and_is_gone():
     with pytest.raises(SpecScopeError, match="could not start"):
         DraftWorker(WorkerSpec("/nonexistent/model-dir", 1024))

@@ -111,6 +111,8 @@ class DraftWorker:
         self.send((kind, seq, *args))
         while True:
             msg = self._recv()
+            if msg[0] == "error" and msg[1] == -1:  # a settle or reset that failed: not silent
+                raise SpecScopeError(f"draft worker: {msg[2]}")
             if msg[1] != seq:  # the answer to a request given up (an interrupted step)
                 continue
             if msg[0] == "error":
