@@ -129,7 +129,7 @@ def evaluate_head(o: EvalOptions, on_event: OnEvent = ignore, loading=None) -> E
     m = prof.script_rows if o.script_rows is None else o.script_rows
 
     with loading() as progress:
-        tokenizer = load_tokenizer(prof.target, progress)
+        tokenizer = load_tokenizer(prof.target, progress, dtype)
         model = load_causal_lm(prof.target, dtype, prof.device, progress)
     target = CachedLM(model)
     art = load_artifact(path, target, prof.target, tokenizer)

@@ -71,7 +71,7 @@ def run_hrad(o: HradOptions, on_event: OnEvent = ignore, loading=None) -> dict:
     out = Path(o.out or artifact_path(prof.name)).expanduser()
 
     with loading() as progress:
-        tokenizer = load_tokenizer(prof.target, progress)
+        tokenizer = load_tokenizer(prof.target, progress, dtype)
         model = load_causal_lm(prof.target, dtype, prof.device, progress)
         drafter = load_causal_lm(prof.drafter, dtype, prof.device, progress)
     target, draft_lm = CachedLM(model), CachedLM(drafter)

@@ -6,7 +6,8 @@ cache folder), per machine, models, dtype and batch: a second run plans at once.
   same generator the self-distillation uses (core/greedy.py), a few decoding steps: its first step is the prompt read (prefill
   tokens a second), the rest the decoding step of a full batch;
 - the same for the drafter, when sampled answers are drafted by it;
-- hidden states: one teacher-forced pass over the longest prompt and its measured answer;
+- hidden states: one teacher-forced pass over the longest prompt (its last RATE_SEQUENCE_TOKENS)
+  and its measured answer;
 - training: two steps of a fresh head over that sequence (forward, backward, optimizer).
 """
 from __future__ import annotations
@@ -26,6 +27,9 @@ STEPS = 6  # decoding steps a rate measurement runs
 # took over 15 minutes to read in bfloat16 on an AVX2 CPU, most of a 30-minute budget; the
 # rates are per token, and the first stage's real time corrects them (budget.corrected)
 RATE_PROMPT_TOKENS = 64
+# the teacher-forced pass and the training steps over a longer sequence: per token they cost
+# less the longer it is (fixed costs a pass), and 64 tokens measured them at half their rate
+RATE_SEQUENCE_TOKENS = 256
 
 
 def rates_path(key: list) -> Path:
@@ -75,8 +79,9 @@ def measure_rates(model, drafter, prompts: list[list[int]], pad: int, batch: int
     d_prefill = d_step = None
     if drafter is not None:
         d_prefill, d_step, _ = _generation(drafter, batch_prompts, pad, temperature)
-    longest = max(range(len(batch_prompts)), key=lambda i: len(batch_prompts[i]))
-    ids = batch_prompts[longest] + answers[longest]
+    longest = max(range(len(batch_prompts)), key=lambda i: len(prompts[i]))
+    prompt = prompts[longest][-RATE_SEQUENCE_TOKENS:]
+    ids = prompt + answers[longest]
     t0 = time.perf_counter()
     hidden = teacher_hidden(model, ids)
     hidden_tps = len(ids) / max(time.perf_counter() - t0, 1e-6)
@@ -90,7 +95,7 @@ def measure_rates(model, drafter, prompts: list[list[int]], pad: int, batch: int
     embed = model.get_input_embeddings()
     opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=1e-6)
     amp = torch.autocast(hidden.device.type, dtype=model.dtype, enabled=dtype != "float32")
-    sample = Sample(ids, len(batch_prompts[longest]), hidden)
+    sample = Sample(ids, len(prompt), hidden)
     best = float("inf")
     for _ in range(2):
         t0 = time.perf_counter()

@@ -174,7 +174,7 @@ def run(o: TrainOptions, on_event: OnEvent = ignore, loading=None) -> TrainRepor
     torch.manual_seed(o.seed)
 
     with loading() as progress:
-        tokenizer = load_tokenizer(prof.target, progress)
+        tokenizer = load_tokenizer(prof.target, progress, dtype)
         model = load_causal_lm(prof.target, dtype, prof.device, progress)
     target = CachedLM(model)
     previous = load_artifact(out, target, prof.target, tokenizer) if o.resume else None
