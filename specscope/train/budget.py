@@ -10,12 +10,14 @@ budget; an option the user gives is kept as given.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from specscope.core.errors import SpecScopeError
 from specscope.train.caches import answer_key, ids_digest, read_answers
 from specscope.train.events import Beat, Note, OnEvent
-from specscope.train.plan import DEFAULT_MINUTES, RECIPE, RECIPE_SAMPLES, BudgetTooShort, Plan, Rates, Work, plan_budget
+from specscope.train.plan import (DEFAULT_MINUTES, RECIPE, RECIPE_SAMPLES, BudgetTooShort, Plan, Rates,
+                                  Work, longer_budget, plan_budget)
 
 
 RATES_BEAT_S = 20.0  # a line at least this often while the rates are measured
@@ -65,8 +67,6 @@ def corrected(rates: Rates, predicted_s: float, took_s: float) -> Rates:
     (the measurement's few decoding steps, at a short context, underestimate a 256-token
     answer's): a factor within 0.5..4 per run, so a few runs converge and one odd run cannot
     throw the plan far off."""
-    from dataclasses import replace
-
     if predicted_s <= 0 or took_s <= 0:
         return rates
     f = min(4.0, max(0.5, took_s / predicted_s))
@@ -118,7 +118,8 @@ def make_plan(o, rates: Rates, t_launch: float, held_ids: list[list[int]], train
     finish_s = 5.0 + evaluated / (3 * rates.train_tps)
     spent = time.perf_counter() - t_launch
     try:
-        return plan_budget(o.minutes * 60, spent, rates, work, finish_s)
+        plan = plan_budget(o.minutes * 60, spent, rates, work, finish_s)
+        return replace(plan, longer=longer_budget(plan, spent, rates, work, finish_s))
     except BudgetTooShort as e:
         raise SpecScopeError(f"--minutes {o.minutes:g} is too short on this machine: the "
                              f"held-apart prompts' answers and hidden states alone need about "
@@ -127,8 +128,14 @@ def make_plan(o, rates: Rates, t_launch: float, held_ids: list[list[int]], train
 
 
 def plan_note(plan: Plan, o) -> Note:
-    return Note(f"plan for {o.minutes:g} min: {plan.line()} ({plan.train_prompts} training prompts"
-                f"{f' x {plan.samples} answers' if plan.samples > 1 else ''})")
+    more = ""
+    if plan.longer is not None:  # a slow machine or a short budget: say what more time buys
+        minutes, n = plan.longer
+        more = (f"; few training prompts fit in {o.minutes:g} min on this machine: --minutes "
+                f"{minutes:g} would train on {n} (or run the same command again: it goes on)")
+    prompts = "prompt" if plan.train_prompts == 1 else "prompts"
+    return Note(f"plan for {o.minutes:g} min: {plan.line()} ({plan.train_prompts} training {prompts}"
+                f"{f' x {plan.samples} answers' if plan.samples > 1 else ''}){more}")
 
 
 def cached_rates(prof) -> Rates | None:

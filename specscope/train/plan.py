@@ -83,6 +83,7 @@ class Plan:
     seconds: dict  # stage -> planned seconds (STAGES order); sums to budget_s
     train_prompts: int  # training prompts with a greedy answer
     samples: int  # answers per training prompt (greedy + sampled)
+    longer: tuple[float, int] | None = None  # few prompts: (minutes, prompts) of a longer budget
 
     def line(self) -> str:
         """'loading and rates 95 s, answers 9 min, hidden states 4 min, training 17 min' (the
@@ -162,6 +163,27 @@ def plan_budget(budget_s: float, spent_s: float, rates: Rates, work: Work,
     seconds = {"start": spent_s, "answers": a, "sampled": d, "hidden": h,
                "train": max(0.0, left - a - d - h), "finish": finish_s}
     return Plan(budget_s, seconds, n, s)
+
+
+FEW_PROMPTS = 8  # fewer training prompts than this: the plan line says what a longer budget buys
+
+
+def longer_budget(plan: Plan, spent_s: float, rates: Rates, work: Work, finish_s: float = 0.0,
+                  factors: tuple[float, ...] = (2.0, 3.0, 4.0)) -> tuple[float, int] | None:
+    """Where a plan affords fewer than FEW_PROMPTS training prompts (a slow machine, a short
+    budget): (minutes, training prompts) of the first longer budget (`factors` times this one)
+    that affords FEW_PROMPTS, or the longest tried; None where this plan has enough, or the
+    prompts are fixed, or no longer budget buys more."""
+    if work.fixed_prompts or plan.train_prompts >= min(FEW_PROMPTS, work.train_available):
+        return None
+    best = None
+    for f in factors:
+        n = plan_budget(plan.budget_s * f, spent_s, rates, work, finish_s).train_prompts
+        if n > plan.train_prompts:
+            best = (plan.budget_s * f / 60, n)
+            if n >= FEW_PROMPTS:
+                break
+    return best
 
 
 def replan(plan: Plan, actual: dict) -> Plan:

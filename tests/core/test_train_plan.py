@@ -91,3 +91,23 @@ def test_rates_corrected_by_what_the_answers_took_predict_it_next_time():
         assert (fixed.hidden_tps, fixed.train_tps, fixed.drafter_step_s) == (
             RATES.hidden_tps, RATES.train_tps, RATES.drafter_step_s)
     assert corrected(RATES, 0.0, 5.0) == RATES
+
+
+def test_a_plan_with_few_training_prompts_says_what_a_longer_budget_buys():
+    # a slow machine (the rates measured on a 2-core AVX2 CPU in float32 on 2026-12-08: 16-row
+    # decoding steps of 1.9 s): 30 minutes after 7 of loading afford a few training prompts; the plan
+    # names a budget that affords more
+    from specscope.train.plan import FEW_PROMPTS, longer_budget
+
+    slow = Rates(prefill_tps=35.0, step_s=1.92, hidden_tps=28.7, train_tps=34.2, batch=16,
+                 drafter_prefill_tps=124.0, drafter_step_s=0.69)
+    work = Work(**{**WORK.__dict__, "held": 8, "prompt_tokens": 179})  # the default --held 4, twice
+    plan = plan_budget(30 * 60, 420.0, slow, work, finish_s=30.0)
+    assert plan.train_prompts < FEW_PROMPTS
+    minutes, n = longer_budget(plan, 420.0, slow, work, 30.0)
+    assert minutes in (60, 90, 120) and n > plan.train_prompts
+    assert n == plan_budget(minutes * 60, 420.0, slow, work, 30.0).train_prompts
+    fast = plan_budget(30 * 60, 20.0, RATES, WORK, finish_s=10.0)  # enough prompts: nothing said
+    assert fast.train_prompts >= FEW_PROMPTS and longer_budget(fast, 20.0, RATES, WORK, 10.0) is None
+    fixed = Work(**{**work.__dict__, "fixed_prompts": True})  # --limit given: the user's choice
+    assert longer_budget(plan_budget(30 * 60, 420.0, slow, fixed, 30.0), 420.0, slow, fixed, 30.0) is None
