@@ -119,9 +119,8 @@ def train(
             console.print(f"going on in {dtype}, the dtype the head was trained in (--dtype to change)")
     # `dtype: auto` (the embedded default): generate's choice for the rest of the profile, and
     # for the dtype the one where a batch of answers runs fastest here (auto.training_dtype)
-    chosen = dtype
     resolved, _ = resolve_auto(prof, dtype, None, None, console, say=False)
-    if chosen is None and prof.dtype == "auto":
+    if dtype is None and prof.dtype == "auto":
         from specscope.auto import machine_report, training_dtype
 
         report = machine_report(prof)  # measured and cached by resolve_auto just now
@@ -130,8 +129,8 @@ def train(
             if best != resolved.dtype:
                 console.print(f"training in {best}: a batch of {batch} answers is predicted "
                               f"{seconds[resolved.dtype] / seconds[best]:.1f}x faster here than in "
-                              f"{resolved.dtype}, the dtype generate runs in (the head serves "
-                              f"either; --dtype to choose)", highlight=False)
+                              f"{resolved.dtype}, the dtype generate runs in (which uses the "
+                              f"head in either; --dtype to choose)", highlight=False)
                 resolved = replace(resolved, dtype=best)
     prof = resolved
     options = TrainOptions(
