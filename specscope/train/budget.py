@@ -39,7 +39,7 @@ def spread(pairs: list) -> list:
 def rates_for(prof, model, dtype: str, batch: int, temperature: float, prompts: list[list[int]],
               pad: int, want_drafter: bool, loading, on_event: OnEvent):
     """(Rates, the drafter if it was loaded to measure it): from the cache, else measured now
-    (a few seconds of decoding, one teacher-forced pass, two training steps) and cached."""
+    (six decoding steps, one teacher-forced pass, two training steps: about a minute) and cached."""
     from specscope.core.models import load_causal_lm
     from specscope.train.rates import load_rates, measure_rates, rates_path, save_rates
 
