@@ -1,6 +1,7 @@
 """The rates `mtp train --minutes` plans with (train/plan.py), measured on this machine on the
-loaded pair in about a minute (78 s on a 2-core AVX2 CPU), and cached beside the machine's pass costs (core/machine.py's
-cache folder), per machine, models, dtype and batch: a second run plans at once.
+loaded pair in about a minute (78 s on a 2-core AVX2 CPU), and cached beside the machine's pass
+costs (core/machine.py's cache folder), per machine, models, dtype and batch: a second run plans
+at once.
 
 - answers: one batch of `batch` real prompts (their last RATE_PROMPT_TOKENS tokens) through the
   same generator the self-distillation uses (core/greedy.py), a few decoding steps: its first step is the prompt read (prefill
